@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka (KRaft, broker+controller) for loglabel's demo and tests.
+#
+#   deploy/kafka/kafka.sh fetch     resolve the broker jars from Maven Central into the cache
+#   deploy/kafka/kafka.sh start     fetch, format storage (once), start, wait for a metadata answer
+#   deploy/kafka/kafka.sh stop      stop the broker by its PID
+#   deploy/kafka/kafka.sh status    say whether it runs and answers
+#
+# Every step is idempotent. Settings (environment):
+#   LOGLABEL_KAFKA_PORT   client port on 127.0.0.1             (default 9092)
+#   LOGLABEL_KAFKA_HOME   state: data, pid, logs              (default ~/.cache/loglabel/kafka-run-$PORT)
+#   LOGLABEL_KAFKA_CACHE  where the jars are copied            (default ~/.cache/loglabel)
+#   LOGLABEL_KAFKA_HEAP   JVM heap                             (default 512m)
+#   PYTHON                interpreter with kafka-python, for the readiness probe (default python3)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+port=${LOGLABEL_KAFKA_PORT:-9092}
+controller_port=$((port + 1))
+cache=${LOGLABEL_KAFKA_CACHE:-$HOME/.cache/loglabel}
+home=${LOGLABEL_KAFKA_HOME:-$cache/kafka-run-$port}
+heap=${LOGLABEL_KAFKA_HEAP:-512m}
+python=${PYTHON:-python3}
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+libs=$cache/kafka-$kafka_version/libs
+pidfile=$home/kafka.pid
+logdir=$home/logs
+
+say() { printf 'kafka: %s\n' "$*" >&2; }
+
+fetch() {
+  if [ -f "$libs/.complete" ]; then return 0; fi
+  say "resolving org.apache.kafka:kafka_2.13:$kafka_version from Maven Central"
+  rm -rf "$libs"
+  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+  touch "$libs/.complete"
+}
+
+java_cmd() {
+  java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xshare:auto \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logdir" \
+    -cp "$libs/*" "$@"
+}
+
+write_config() {
+  mkdir -p "$home/data" "$logdir"
+  cat > "$home/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$home/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.consumer.min.session.timeout.ms=3000
+group.classic.min.session.timeout.ms=3000
+log.retention.hours=24
+PROPS
+}
+
+running() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+answers() {
+  "$python" "$here/probe.py" "127.0.0.1:$port" "${1:-2}"
+}
+
+start() {
+  fetch
+  if running; then
+    if answers 10; then say "already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"; return 0; fi
+    say "pid $(cat "$pidfile") runs but does not answer; restarting"; stop
+  fi
+  write_config
+  if [ ! -f "$home/data/meta.properties" ]; then
+    cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+      -c "$home/server.properties" >> "$logdir/format.log" 2>&1
+    say "formatted KRaft storage in $home/data (cluster $cluster_id)"
+  fi
+  t0=$(date +%s%N)
+  java_cmd kafka.Kafka "$home/server.properties" > "$logdir/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$pidfile"
+  if answers 90; then
+    t1=$(date +%s%N)
+    say "started (pid $(cat "$pidfile")) on 127.0.0.1:$port; answered metadata after $(( (t1 - t0) / 1000000 )) ms; log $logdir/server.log"
+  else
+    say "did not answer within 90 s; see $logdir/server.log and $logdir/stdout.log"
+    tail -n 30 "$logdir/stdout.log" >&2 || true
+    stop
+    return 1
+  fi
+}
+
+stop() {
+  if ! running; then say "not running"; rm -f "$pidfile"; return 0; fi
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; say "stopped (pid $pid)"; return 0; }
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  say "killed (pid $pid) after 30 s"
+}
+
+status() {
+  if running; then
+    if answers 3; then say "running (pid $(cat "$pidfile")) on 127.0.0.1:$port, answering"; return 0; fi
+    say "running (pid $(cat "$pidfile")) on 127.0.0.1:$port, NOT answering"; return 1
+  fi
+  say "not running"; return 3
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+esac
