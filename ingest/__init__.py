@@ -5,13 +5,17 @@ into dead letters, Kafka I/O helpers and the emitter SDK. It imports nothing
 from the other loglabel packages.
 """
 
-from ingest.decode import Decoder
-from ingest.envelope import Envelope, unwrap
+from ingest.decode import DEAD_LETTER_REASONS, Decoder
+from ingest.envelope import FORMATS, Envelope, unwrap
 from ingest.errors import IngestError, LoglabelError, RejectedMessage
 from ingest.mapping import FieldMap
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
+from ingest.schema import Schema, SchemaEnforcer
+from ingest.timeparse import parse_time
 
 __all__ = [
+    "DEAD_LETTER_REASONS",
+    "FORMATS",
     "DeadLetter",
     "Decoder",
     "Envelope",
@@ -21,6 +25,9 @@ __all__ = [
     "Outcome",
     "Prediction",
     "RejectedMessage",
+    "Schema",
+    "SchemaEnforcer",
     "SourceRef",
+    "parse_time",
     "unwrap",
 ]

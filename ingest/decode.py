@@ -1,45 +1,93 @@
-"""Decoding one Kafka message into a canonical record or a dead letter. Never raises."""
+"""Decoding one Kafka message into a canonical record or a dead letter. Never raises.
+
+The steps are ``ingest.envelope.unwrap`` (bytes -> record and envelope time),
+``ingest.mapping`` (record -> Prediction/Outcome) and, for predictions, an
+optional ``ingest.schema.SchemaEnforcer``. Each rule lives in its module's
+docstring; ``DEAD_LETTER_REASONS`` lists every reason a message can be
+dead-lettered with.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Literal
 
-from ingest.envelope import unwrap
+from ingest.envelope import FORMATS, unwrap
 from ingest.errors import RejectedMessage
 from ingest.mapping import FieldMap, to_outcome, to_prediction
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
+from ingest.schema import SchemaEnforcer
 
 Kind = Literal["prediction", "outcome"]
+
+DEAD_LETTER_REASONS: Mapping[str, str] = {
+    "empty": "the message has no value (a tombstone) or an empty one",
+    "logstash_plain_codec": "Logstash's plain codec output, not JSON: set codec => json",
+    "not_json": "the value is not JSON (or not UTF-8, or nested deeper than 1024)",
+    "not_object": "the value is JSON but not an object",
+    "bad_time": "a time field is present but not a valid time",
+    "missing_time": "neither the record nor its envelope has an event time",
+    "missing_id": "a join id part is missing, null or empty",
+    "bad_id": "a join id part (or the outcome id) is not a string or int, or holds \\x1f",
+    "missing_prediction": "none of the configured prediction fields is present",
+    "bad_type": "a value has the wrong type (object/array for a scalar, or a schema type change)",
+    "non_finite": "a feature, prediction or outcome value is +-infinity",
+    "out_of_range": "an int is outside the signed 64-bit range",
+    "missing_required": "a feature the schema requires is missing or null",
+    "internal_error": "a decoder bug: the message is kept and the stream goes on",
+}
+"""Every dead-letter reason code, with its meaning (also the counter suffixes)."""
 
 
 class Decoder:
     """Turns raw message values of one stream into records, counting every message.
 
-    ``counters`` receives ``decoded`` or ``dead_letter.<reason>`` for each call,
-    so that decoded + dead-lettered always equals the messages seen.
+    ``counters`` receives exactly one of ``<kind>.decoded`` or
+    ``<kind>.dead_letter.<reason>`` per call, so decoded + dead-lettered always
+    equals the messages seen; a ``schema`` adds its ``schema_skew.*`` counts
+    to the same counter. ``fmt`` is one of ``ingest.envelope.FORMATS``.
+    Raises ``ValueError`` at construction for an unknown format, or a schema
+    given to an outcome decoder.
     """
 
     def __init__(self, kind: Kind, fields: FieldMap, fmt: str = "auto",
-                 counters: Counter[str] | None = None) -> None:
+                 counters: Counter[str] | None = None, *,
+                 schema: SchemaEnforcer | None = None) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown envelope format {fmt!r}; expected one of {FORMATS}")
+        if kind not in ("prediction", "outcome"):
+            raise ValueError(f"unknown kind {kind!r}")
+        if schema is not None and kind != "prediction":
+            raise ValueError("a schema applies to predictions only")
         self.kind = kind
         self.fields = fields
         self.fmt = fmt
+        self.schema = schema
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self._time_key = fields.event_time or "time"
+        self._record_key = fields.join_id[0]
         self._to_record = to_prediction if kind == "prediction" else to_outcome
+        self._decoded = f"{kind}.decoded"
+        self._dead = f"{kind}.dead_letter."
 
     def decode(self, raw: bytes | None, source: SourceRef | None = None
                ) -> Prediction | Outcome | DeadLetter:
+        """The record in ``raw``, or a ``DeadLetter`` with its reason and the original bytes."""
         try:
-            if raw is None:
-                raise RejectedMessage("empty", "message has no value (tombstone)")
-            record = self._to_record(unwrap(raw, self.fmt, self._time_key), self.fields)
+            if not raw:
+                raise RejectedMessage("empty", "message has no value (tombstone)"
+                                      if raw is None else "message value is empty")
+            envelope = unwrap(raw, self.fmt, self._time_key, record_key=self._record_key)
+            record = self._to_record(envelope, self.fields)
+            if self.schema is not None and isinstance(record, Prediction):
+                record = self.schema.check(record, self.counters)
         except RejectedMessage as exc:
-            self.counters[f"{self.kind}.dead_letter.{exc.reason}"] += 1
-            return DeadLetter(exc.reason, exc.detail, raw or b"", source)
+            self.counters[self._dead + exc.reason] += 1
+            return DeadLetter(exc.reason, exc.detail, bytes(raw or b""), source)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stream
-            self.counters[f"{self.kind}.dead_letter.internal_error"] += 1
-            return DeadLetter("internal_error", f"{type(exc).__name__}: {exc}", raw or b"", source)
-        self.counters[f"{self.kind}.decoded"] += 1
+            self.counters[self._dead + "internal_error"] += 1
+            return DeadLetter("internal_error", f"{type(exc).__name__}: {exc}",
+                              bytes(raw or b""), source)
+        self.counters[self._decoded] += 1
         return record

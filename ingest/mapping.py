@@ -1,25 +1,49 @@
 """Field mapping: from a forwarded record (a dict) to a canonical Prediction or Outcome.
 
-Which field holds what is configuration (``FieldMap``). The mapping keeps
-*missing* (key absent), *null* (``None``) and *zero* distinct, and never turns a
-string into a number unless the schema says so (see ``ingest.schema``).
+Which field holds what is configuration (``FieldMap``). Paths are dotted
+(``"ctx.user.id"``); a key that itself contains dots is matched first.
+
+Rules, each enforced here and turned into a ``RejectedMessage`` reason:
+
+- **Missing, null and zero stay distinct.** A feature whose key is absent is
+  absent from ``Prediction.features``; a JSON ``null`` is kept as ``None``;
+  ``0``, ``0.0``, ``false`` and ``""`` are values.
+- **No coercion.** Strings stay strings (``"0"`` is not zero) and ints stay
+  ints; only a schema that declares a field numeric converts it (``ingest.schema``).
+- **NaN is null, infinity is rejected.** JSON has neither, but Python's
+  ``json.dumps`` writes ``NaN``/``Infinity`` and the envelope parses them. A NaN
+  feature, prediction or outcome value becomes ``None`` (the usual meaning of
+  NaN in logged features: no value). ``+-inf`` there rejects the message
+  (``non_finite``): no finite statistic survives it.
+- **Values are scalars** (str, int, float, bool, null). An object or array
+  where a feature, prediction or outcome value is expected is ``bad_type``; an
+  int outside the signed 64-bit range is ``out_of_range`` (Parquet's int64).
+- **The join id** is one or more paths (``("request_id", "position")`` for a
+  ranked list, ``("request_id", "item_id")`` for one item of a request). Each
+  part must be a non-empty string or an int (``missing_id`` if absent, null
+  or ``""``; ``bad_id`` if of another type or if it holds the separator).
+  Parts are joined with ``JOIN_ID_SEPARATOR``.
+- **The event time** is the record's ``event_time`` field when present and
+  not null, else the envelope's time (``missing_time`` if neither).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.envelope import Envelope
 from ingest.errors import RejectedMessage
 from ingest.records import Outcome, Prediction
 from ingest.timeparse import parse_time
 
+if TYPE_CHECKING:
+    from ingest.envelope import Envelope
+
 JOIN_ID_SEPARATOR = "\x1f"
 """Joins the parts of a composite id (ASCII unit separator: never in ordinary ids)."""
 
-_MISSING = object()
+_MISSING: Any = object()
+_I64 = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +53,8 @@ class FieldMap:
     Paths are dotted (``"ctx.user.id"``). ``features`` is either one path to a
     nested object whose keys are the feature names, or a tuple of dotted paths
     (each path's last part names the feature). ``event_time = None`` takes the
-    envelope's time only.
+    envelope's time only. Raises ``ValueError`` for a map that cannot work
+    (no join id path, no prediction path, two feature paths with one name).
     """
 
     join_id: tuple[str, ...] = ("request_id",)
@@ -44,6 +69,16 @@ class FieldMap:
     outcome_value: str | None = "value"
     outcome_id: str | None = "outcome_id"
 
+    def __post_init__(self) -> None:
+        if not self.join_id or not all(self.join_id):
+            raise ValueError("join_id needs at least one non-empty path")
+        if not self.prediction:
+            raise ValueError("prediction needs at least one path")
+        if not isinstance(self.features, str):
+            names = [_leaf(path) for path in self.features]
+            if len(set(names)) != len(names):
+                raise ValueError(f"feature paths {list(self.features)} repeat a feature name")
+
 
 def lookup(record: dict[str, Any], path: str) -> Any:
     """Return the value at dotted ``path``, or the module's missing sentinel."""
@@ -51,30 +86,43 @@ def lookup(record: dict[str, Any], path: str) -> Any:
         return record[path]
     node: Any = record
     for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if type(node) is not dict or part not in node:
             return _MISSING
         node = node[part]
     return node
 
 
 def is_missing(value: object) -> bool:
+    """True for ``lookup``'s answer when the path is absent (as opposed to null)."""
     return value is _MISSING
 
 
 def join_id_of(record: dict[str, Any], paths: tuple[str, ...]) -> str:
+    """The join id: each path's value as text, joined with ``JOIN_ID_SEPARATOR``."""
     parts = []
     for path in paths:
         value = lookup(record, path)
-        if value is _MISSING or value is None or value == "":
-            raise RejectedMessage("missing_id", f"join id field {path!r} is missing or empty")
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise RejectedMessage("bad_id", f"join id field {path!r} is a {type(value).__name__}")
-        parts.append(str(value))
-    return JOIN_ID_SEPARATOR.join(parts)
+        kind = type(value)
+        if kind is str:
+            if not value:
+                raise RejectedMessage("missing_id", f"join id field {path!r} is empty")
+            if JOIN_ID_SEPARATOR in value:
+                raise RejectedMessage("bad_id", f"join id field {path!r} holds \\x1f")
+            parts.append(value)
+        elif kind is int:
+            parts.append(str(value))
+        elif value is _MISSING or value is None:
+            raise RejectedMessage("missing_id", f"join id field {path!r} is missing or null")
+        else:
+            raise RejectedMessage("bad_id", f"join id field {path!r} is a {kind.__name__}")
+    return parts[0] if len(parts) == 1 else JOIN_ID_SEPARATOR.join(parts)
 
 
 def event_time_of(envelope: Envelope, path: str | None) -> float:
+    """The record's time at ``path`` if present and not null, else the envelope's."""
     if path is not None:
+        if path == envelope.time_key and envelope.time is not None:
+            return envelope.time  # unwrap already parsed this very field
         value = lookup(envelope.record, path)
         if value is not _MISSING and value is not None:
             return parse_time(value)
@@ -83,34 +131,62 @@ def event_time_of(envelope: Envelope, path: str | None) -> float:
     raise RejectedMessage("missing_time", "no event time in the record or its envelope")
 
 
-def _scalar(name: str, value: Any) -> Any:
-    """Validate one feature/prediction value; nested objects and lists are rejected."""
-    if value is None or isinstance(value, bool | str | int):
+def scalar(name: str, value: Any) -> Any:
+    """Validate one feature/prediction value by the module rules; NaN becomes ``None``."""
+    kind = type(value)
+    if kind is float:
+        if value - value == 0.0:
+            return value
+        if value != value:
+            return None
+        raise RejectedMessage("non_finite", f"field {name!r} is {value}")
+    if kind is int:
+        if -_I64 <= value < _I64:
+            return value
+        raise RejectedMessage("out_of_range", f"field {name!r} is outside the 64-bit int range")
+    if value is None or kind is str or kind is bool:
         return value
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None  # NaN is "no value", never a number that poisons statistics
-        if math.isinf(value):
-            raise RejectedMessage("non_finite", f"field {name!r} is infinite")
-        return value
-    raise RejectedMessage("bad_type", f"field {name!r} is a {type(value).__name__}")
+    raise RejectedMessage("bad_type", f"field {name!r} is a {_type_name(value)}, not a scalar")
+
+
+def checked(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with every value validated by ``scalar``; the same dict if none changed.
+
+    This runs once per feature of every message, so the common cases are
+    tested inline and a copy is made only when a NaN has to become ``None``.
+    """
+    out = values
+    for name, value in values.items():
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is float:
+            if value - value == 0.0:
+                continue
+        elif kind is int and -_I64 <= value < _I64:
+            continue
+        replacement = scalar(name, value)
+        if out is values:
+            out = dict(values)
+        out[name] = replacement
+    return out
 
 
 def features_of(record: dict[str, Any], spec: str | tuple[str, ...]) -> dict[str, Any]:
+    """The validated features named by ``spec`` (see ``FieldMap.features``)."""
     if isinstance(spec, str):
         nested = lookup(record, spec)
         if nested is _MISSING or nested is None:
             return {}
-        if not isinstance(nested, dict):
+        if type(nested) is not dict:
             raise RejectedMessage("bad_type", f"features field {spec!r} is not an object")
-        return {str(k): _scalar(str(k), v) for k, v in nested.items()}
+        return checked(nested)
     out = {}
     for path in spec:
         value = lookup(record, path)
         if value is not _MISSING:
-            name = path.rsplit(".", 1)[-1]
-            out[name] = _scalar(name, value)
-    return out
+            out[_leaf(path)] = value
+    return checked(out)
 
 
 def to_prediction(envelope: Envelope, fields: FieldMap) -> Prediction:
@@ -118,25 +194,21 @@ def to_prediction(envelope: Envelope, fields: FieldMap) -> Prediction:
     record = envelope.record
     join_id = join_id_of(record, fields.join_id)
     event_time = event_time_of(envelope, fields.event_time)
-    model = lookup(record, fields.model)
-    if model is _MISSING or model is None:
-        model = fields.default_model
-    version = None if fields.model_version is None else lookup(record, fields.model_version)
     prediction = {}
     for path in fields.prediction:
         value = lookup(record, path)
         if value is not _MISSING:
-            name = path.rsplit(".", 1)[-1]
-            prediction[name] = _scalar(name, value)
+            prediction[_leaf(path)] = value
     if not prediction:
         raise RejectedMessage("missing_prediction", f"none of {list(fields.prediction)} present")
+    version = None if fields.model_version is None else lookup(record, fields.model_version)
     return Prediction(
         join_id=join_id,
         event_time=event_time,
-        model=str(model),
-        model_version=None if version is _MISSING or version is None else str(version),
+        model=_label(record, fields.model, fields.default_model, "model"),
+        model_version=_optional_text(version, "model_version"),
         features=features_of(record, fields.features),
-        prediction=prediction,
+        prediction=checked(prediction),
     )
 
 
@@ -145,23 +217,52 @@ def to_outcome(envelope: Envelope, fields: FieldMap) -> Outcome:
     record = envelope.record
     join_id = join_id_of(record, fields.join_id)
     event_time = event_time_of(envelope, fields.event_time)
-    kind = lookup(record, fields.outcome_type)
-    if kind is _MISSING or kind is None:
-        kind = fields.default_outcome_type
     value: float | None = None
     if fields.outcome_value is not None:
         raw_value = lookup(record, fields.outcome_value)
         if raw_value is not _MISSING and raw_value is not None:
-            if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
-                raise RejectedMessage("bad_type", f"outcome value is a {type(raw_value).__name__}")
-            if not math.isfinite(raw_value):
-                raise RejectedMessage("non_finite", "outcome value is not finite")
-            value = float(raw_value)
+            kind = type(raw_value)
+            if kind is not int and kind is not float:
+                raise RejectedMessage(
+                    "bad_type", f"outcome value is a {_type_name(raw_value)}, not a number")
+            checked_value = scalar(fields.outcome_value, raw_value)
+            value = None if checked_value is None else float(checked_value)
     outcome_id = None if fields.outcome_id is None else lookup(record, fields.outcome_id)
+    if outcome_id is not _MISSING and outcome_id is not None and type(outcome_id) not in (str, int):
+        raise RejectedMessage("bad_id", f"outcome id is a {_type_name(outcome_id)}")
     return Outcome(
         join_id=join_id,
         event_time=event_time,
-        outcome_type=str(kind),
+        outcome_type=_label(record, fields.outcome_type, fields.default_outcome_type, "type"),
         value=value,
-        outcome_id=None if outcome_id is _MISSING or outcome_id is None else str(outcome_id),
+        outcome_id=_optional_text(outcome_id, "outcome_id"),
     )
+
+
+def _label(record: dict[str, Any], path: str, default: str, what: str) -> str:
+    value = lookup(record, path)
+    if value is _MISSING or value is None:
+        return default
+    if type(value) is str:
+        return value if value else default
+    if type(value) is int:
+        return str(value)
+    raise RejectedMessage("bad_type", f"{what} field {path!r} is a {_type_name(value)}")
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    if value is _MISSING or value is None:
+        return None
+    kind = type(value)
+    if kind is str or kind is int or (kind is float and value - value == 0.0):
+        return str(value)
+    raise RejectedMessage("bad_type", f"{what} is a {_type_name(value)}")
+
+
+def _leaf(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

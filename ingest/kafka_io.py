@@ -1,0 +1,82 @@
+"""Kafka at the edges: topic creation and the dead-letter sink.
+
+Consumers are built by the worker; values are always read as raw bytes and
+decoded in our code (never in kafka-python's ``value_deserializer``, where one
+bad message would make every later ``poll()`` raise).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from ingest.records import DeadLetter
+
+
+def ensure_topics(client_options: Mapping[str, Any], topics: Iterable[str], partitions: int,
+                  replication: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = KafkaAdminClient(**client_options)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                     for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created it meanwhile
+        return missing
+    finally:
+        admin.close()
+
+
+def partition_counts(client_options: Mapping[str, Any], topics: Iterable[str]) -> dict[str, int]:
+    """Partition count of each existing topic (absent topics are left out)."""
+    admin = KafkaAdminClient(**client_options)
+    try:
+        described = admin.describe_topics(list(topics))
+    finally:
+        admin.close()
+    return {
+        d["name"]: len(d["partitions"]) for d in described if not d.get("error_code")
+    }
+
+
+class DeadLetterSink:
+    """Publishes dead letters: the original bytes, the reason in headers.
+
+    Headers: ``loglabel.reason``, ``loglabel.detail``, ``loglabel.source.topic``,
+    ``loglabel.source.partition``, ``loglabel.source.offset``. The caller must
+    ``flush()`` before committing the offsets that the dead letters cover.
+    """
+
+    def __init__(self, producer: KafkaProducer, topic: str,
+                 counters: Counter[str] | None = None) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+
+    def send(self, letter: DeadLetter, key: bytes | None = None) -> None:
+        headers = [
+            ("loglabel.reason", letter.reason.encode()),
+            ("loglabel.detail", letter.detail[:1000].encode()),
+        ]
+        if letter.source is not None:
+            headers += [
+                ("loglabel.source.topic", letter.source.topic.encode()),
+                ("loglabel.source.partition", str(letter.source.partition).encode()),
+                ("loglabel.source.offset", str(letter.source.offset).encode()),
+            ]
+        self.producer.send(self.topic, value=letter.raw, key=key, headers=headers)
+        self.counters["dead_letters_sent"] += 1
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        self.producer.flush(timeout=timeout)

@@ -1,0 +1,144 @@
+"""Checkpoints and the commit order: the one place where durability is decided.
+
+Per input partition the labeler keeps, beside the shards, a checkpoint with
+the next offsets to read from both topics, the whole pending join state, and
+the shard files of its epoch. ``commit`` runs the steps in this order:
+
+1. **Flush the producer** (dead letters, drift events): the caller's
+   ``before`` hook, so every produced record the offsets cover is acked.
+2. **Stage** each new shard file under ``_staging/`` (fsynced, invisible to
+   readers: pyarrow, pandas, DuckDB and Spark skip ``_``-prefixed paths).
+3. **Write the checkpoint** atomically (temp, fsync, rename). This is the
+   commit point: offsets, join state and the epoch's shard list change together.
+4. **Publish**: rename each staged file to its final name in the dataset.
+5. **Commit the offsets to Kafka** (the caller, afterwards). They are advisory:
+   for lag monitoring, and for a restart that has no checkpoint.
+
+Recovery (``recover``) undoes a torn commit: staged files named by the
+checkpoint are published (a crash between 3 and 4), every other staged file of
+the partition is deleted (a crash before 3). Input after the checkpoint's
+offsets is then read again and produces its rows again, so each label is
+written exactly once. Shard names are deterministic (partition, first offset,
+epoch), so publishing twice writes the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import msgpack
+
+from labeler.errors import CheckpointError
+from labeler.shards import ShardFile
+from labeler.storage import Storage
+
+CHECKPOINT_DIR = "_checkpoints"
+STAGING_DIR = "_staging"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a partition has durably done: the commit point of one epoch."""
+
+    stream: str
+    partition: int
+    epoch: int
+    offsets: dict[str, int]  # topic -> next offset to read (last processed + 1)
+    state: dict[str, Any]  # PartitionJoin.snapshot()
+    shards: list[tuple[str, str]] = field(default_factory=list)  # (staged, final)
+
+
+def shard_name(partition: int, first_offset: int, epoch: int) -> str:
+    return f"part-{partition:04d}-{first_offset:012d}-{epoch:08d}"
+
+
+class CheckpointStore:
+    """Checkpoints of one stream (a pair of prediction and outcome topics)."""
+
+    def __init__(self, storage: Storage, stream: str) -> None:
+        self.storage = storage
+        self.stream = stream
+        self._dir = f"{CHECKPOINT_DIR}/{quote(stream, safe='')}"
+        self._staging = f"{STAGING_DIR}/{quote(stream, safe='')}"
+
+    def _checkpoint_path(self, partition: int) -> str:
+        return f"{self._dir}/p{partition:04d}.ckpt"
+
+    def _staging_dir(self, partition: int) -> str:
+        return f"{self._staging}/p{partition:04d}"
+
+    def load(self, partition: int) -> Checkpoint | None:
+        raw = self.storage.read(self._checkpoint_path(partition))
+        if raw is None:
+            return None
+        try:
+            doc = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise CheckpointError(f"checkpoint of partition {partition} is corrupt: {exc}") from exc
+        if doc.get("version") != FORMAT_VERSION or doc.get("stream") != self.stream:
+            raise CheckpointError(
+                f"checkpoint {self._checkpoint_path(partition)} is not version {FORMAT_VERSION} "
+                f"of stream {self.stream!r}"
+            )
+        return Checkpoint(
+            stream=doc["stream"], partition=doc["partition"], epoch=doc["epoch"],
+            offsets=doc["offsets"], state=doc["state"],
+            shards=[(s, f) for s, f in doc["shards"]],
+        )
+
+    def recover(self, partition: int) -> Checkpoint | None:
+        """Load the partition's checkpoint and repair a commit torn by a crash."""
+        checkpoint = self.load(partition)
+        named = set()
+        if checkpoint is not None:
+            for staged, final in checkpoint.shards:
+                named.add(staged)
+                if self.storage.exists(staged):
+                    self.storage.move(staged, final)
+        staging = self._staging_dir(partition)
+        for name in self.storage.list(staging):
+            if f"{staging}/{name}" not in named:
+                self.storage.delete(f"{staging}/{name}")
+        return checkpoint
+
+    def commit(
+        self,
+        partition: int,
+        epoch: int,
+        offsets: dict[str, int],
+        state: dict[str, Any],
+        files: Sequence[ShardFile],
+        before: Callable[[], None] | None = None,
+    ) -> Checkpoint:
+        """Make one epoch of one partition durable, in the order of the module docstring."""
+        if before is not None:
+            before()  # 1
+        staged = []
+        for i, shard in enumerate(files):
+            staging_path = f"{self._staging_dir(partition)}/{epoch:08d}-{i:04d}.parquet"
+            self.storage.write(staging_path, shard.data)  # 2
+            staged.append((staging_path, shard.path))
+        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged)
+        self.storage.write_atomic(self._checkpoint_path(partition), _encode(checkpoint))  # 3
+        for staging_path, final in staged:
+            self.storage.move(staging_path, final)  # 4
+        return checkpoint
+
+
+def _encode(checkpoint: Checkpoint) -> bytes:
+    return msgpack.packb(
+        {
+            "version": FORMAT_VERSION,
+            "stream": checkpoint.stream,
+            "partition": checkpoint.partition,
+            "epoch": checkpoint.epoch,
+            "offsets": checkpoint.offsets,
+            "state": checkpoint.state,
+            "shards": checkpoint.shards,
+        },
+        use_bin_type=True,
+    )

@@ -1,0 +1,104 @@
+"""The ``loglabel`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from labeler.config import Config, load_config
+from labeler.errors import ConfigError
+from labeler.labels import LabelSpec
+from labeler.logs import log, setup
+from labeler.simulate import ENVELOPES, TrafficSpec
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loglabel")
+def cli() -> None:
+    """loglabel: prediction logs in Kafka to training labels and drift alerts."""
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="TOML config file (environment LOGLABEL_SECTION__KEY overrides it).")
+@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
+              help="Exit cleanly after this many seconds without input.")
+@click.option("--drain", is_flag=True, help="Close every window at exit (backfills, tests).")
+def run(config_path: str | None, until_idle: float | None, drain: bool) -> None:
+    """Consume, label, write Parquet shards and watch drift until stopped."""
+    from labeler.pipeline import run_pipeline
+
+    config = _load(config_path)
+    setup(config.logging.level)
+    counters = run_pipeline(config, until_idle=until_idle, drain=drain)
+    log("worker.stopped", labeled=counters["labeled"], rows_written=counters["rows_written"])
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="Config whose kafka, topics and join.window_s are used.")
+@click.option("--count", type=int, default=10_000, show_default=True,
+              help="Number of predictions.")
+@click.option("--rate", type=float, default=0.0, show_default=True,
+              help="Messages per second (0: as fast as possible).")
+@click.option("--duration", type=float, default=None,
+              help="Seconds to run at --rate (sets --count).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--envelope", type=click.Choice(ENVELOPES), default="fluentd", show_default=True)
+@click.option("--partitions", type=int, default=4, show_default=True,
+              help="Partitions of the raw topics if they must be created.")
+@click.option("--partitioner", type=click.Choice(["murmur2", "crc32", "none"]),
+              default="murmur2", show_default=True,
+              help="Key hashing: murmur2 (Java clients), crc32 (Fluentd default), none (no key).")
+@click.option("--click-rate", type=float, default=0.1, show_default=True)
+@click.option("--spacing", type=float, default=0.01, show_default=True,
+              help="Event-time seconds between predictions.")
+@click.option("--drift-at", type=float, default=None,
+              help="Fraction of the run where f00 shifts and the click rate changes.")
+@click.option("--truth", type=click.Path(dir_okay=False), default=None,
+              help="Write the exact expected labels (CSV, or Parquet by suffix).")
+def simulate(config_path: str | None, count: int, rate: float, duration: float | None, seed: int,
+             envelope: str, partitions: int, partitioner: str, click_rate: float,
+             spacing: float, drift_at: float | None, truth: str | None) -> None:
+    """Send realistic prediction and click traffic into the raw topics."""
+    from labeler.produce import send_traffic
+    from labeler.worker import join_rules
+
+    config = _load(config_path)
+    if duration is not None:
+        if rate <= 0:
+            raise click.UsageError("--duration needs a --rate")
+        count = int(duration * rate / (1 + click_rate))
+    spec = TrafficSpec(count=count, seed=seed, spacing=spacing, click_rate=click_rate,
+                       window=config.join.window_s, early_tolerance=config.join.early_tolerance_s,
+                       max_disorder=min(2.0, config.join.allowed_lateness_s / 2),
+                       drift_at=drift_at)
+    rules = join_rules(config)
+    sent = send_traffic(config.kafka.client_options(), spec, config.topics.predictions,
+                        config.topics.outcomes, envelope=envelope, rate=rate,
+                        partitions=partitions, partitioner=partitioner, truth=truth,
+                        labels=rules.labels)
+    click.echo(f"sent {sent['prediction']} predictions and {sent['outcome']} outcomes"
+               + (f"; truth in {truth}" if truth else ""))
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+_ = (Path, LabelSpec)
+
+if __name__ == "__main__":
+    main()

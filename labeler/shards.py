@@ -1,0 +1,122 @@
+"""Parquet shards: labeled examples to hive-partitioned, zstd-compressed files.
+
+Layout under the output root::
+
+    model=<model>/date=<YYYY-MM-DD>/hour=<HH>/part-<partition>-<first offset>-<epoch>.parquet
+
+(``model``, ``date`` and ``hour`` are partition keys, in the path only). The
+date and hour are the prediction's event time in UTC. Names are deterministic:
+the input partition, the first input offset the shard covers and the
+checkpoint epoch, so a replay writes the same name again instead of a
+duplicate. Columns are described in the README ("Output schema").
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from labeler.labels import LabelSpec
+from labeler.records import LabeledExample
+
+FEATURE_PREFIX = "feat_"
+PREDICTION_PREFIX = "pred_"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardFile:
+    """One Parquet file, encoded and ready to be staged."""
+
+    path: str  # relative final path in the dataset
+    data: bytes
+    rows: int
+
+
+class ColumnTypes:
+    """Keeps each model's column types stable from one shard to the next.
+
+    A column's type is fixed the first time it has a value; an int column that
+    later meets a float widens to float64, and values that fit neither are
+    written as strings rather than lost.
+    """
+
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, str], pa.DataType] = {}
+
+    def array(self, model: str, column: str, values: list[Any]) -> pa.Array:
+        key = (model, column)
+        known = self._types.get(key)
+        if known is not None:
+            try:
+                return pa.array(values, type=known)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                if pa.types.is_integer(known):
+                    self._types[key] = pa.float64()
+                    return self.array(model, column, values)
+                return pa.array([None if v is None else str(v) for v in values], pa.string())
+        try:
+            arr = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array([None if v is None else str(v) for v in values], pa.string())
+        if pa.types.is_null(arr.type):
+            return pa.array(values, type=pa.float64())  # no value yet: keep numeric-friendly
+        self._types[key] = arr.type
+        return arr
+
+
+class ShardEncoder:
+    """Turns a batch of labeled examples into Parquet files, one per (model, date, hour)."""
+
+    def __init__(self, labels: Sequence[LabelSpec], compression: str = "zstd") -> None:
+        self.labels = tuple(labels)
+        self.compression = compression
+        self.types = ColumnTypes()
+
+    def encode(self, rows: Iterable[LabeledExample], name: str) -> list[ShardFile]:
+        groups: dict[tuple[str, str, str], list[LabeledExample]] = defaultdict(list)
+        for row in rows:
+            t = time.gmtime(row.prediction.event_time)
+            day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            groups[(row.prediction.model, day, f"{t.tm_hour:02d}")].append(row)
+        files = []
+        for (model, day, hour), group in sorted(groups.items()):
+            table = self.table(model, group)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, compression=self.compression)
+            path = f"model={quote(model, safe='')}/date={day}/hour={hour}/{name}.parquet"
+            files.append(ShardFile(path, sink.getvalue().to_pybytes(), len(group)))
+        return files
+
+    def table(self, model: str, rows: Sequence[LabeledExample]) -> pa.Table:
+        """The Arrow table of one model's rows (column order: ids, features, predictions,
+        labels, metadata)."""
+        preds = [r.prediction for r in rows]
+        columns: dict[str, pa.Array] = {
+            "prediction_id": pa.array([p.join_id for p in preds], pa.string()),
+            "model_version": pa.array([p.model_version for p in preds], pa.string()),
+            "event_time": pa.array(
+                [round(p.event_time * 1_000_000) for p in preds], pa.int64()
+            ).cast(pa.timestamp("us", tz="UTC")),
+        }
+        for prefix, attr in ((FEATURE_PREFIX, "features"), (PREDICTION_PREFIX, "prediction")):
+            names: dict[str, None] = {}
+            for p in preds:
+                names.update(dict.fromkeys(getattr(p, attr)))
+            for name in names:
+                column = prefix + name
+                values = [getattr(p, attr).get(name) for p in preds]
+                columns[column] = self.types.array(model, column, values)
+        for i, spec in enumerate(self.labels):
+            columns[spec.column] = pa.array([r.labels[i] for r in rows], spec.arrow_type)
+        columns["outcome_count"] = pa.array([r.outcome_count for r in rows], pa.int32())
+        columns["first_outcome_delay_s"] = pa.array(
+            [r.first_outcome_delay for r in rows], pa.float64()
+        )
+        return pa.table(columns)

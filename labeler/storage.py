@@ -1,0 +1,94 @@
+"""A directory tree for shards and checkpoints, with durable, atomic writes.
+
+The root is a local path or any pyarrow filesystem URI (``s3://``, ``gs://``,
+``hdfs://``, ``file://``). On a local filesystem a write is: temp file, fsync,
+rename, fsync of the directory. Object stores have no fsync and no atomic
+rename; there ``move`` is what the store offers (documented in the README).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+class Storage:
+    """Relative paths (``a/b/c``) under one root."""
+
+    def __init__(self, root: str) -> None:
+        if "://" in root:
+            fs, path = pafs.FileSystem.from_uri(root)
+        else:
+            fs, path = pafs.LocalFileSystem(), str(Path(root).absolute())
+        self.fs = fs
+        self.root = path.rstrip("/")
+        self.local = isinstance(fs, pafs.LocalFileSystem)
+        self.uri = root
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Write ``data`` at ``rel`` and make it durable (not atomic: use for staging)."""
+        target = self.path(rel)
+        if self.local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(target) as out:
+            out.write(data)
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        """Replace ``rel`` with ``data`` atomically and durably."""
+        head, _, name = rel.rpartition("/")
+        temp = f"{head}/.{name}.{uuid.uuid4().hex}.tmp" if head else f".{name}.tmp"
+        self.write(temp, data)
+        self.move(temp, rel)
+
+    def move(self, src: str, dst: str) -> None:
+        """Rename ``src`` to ``dst`` (replacing it) and make the rename durable."""
+        source, target = self.path(src), self.path(dst)
+        if self.local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(source, target)
+            _fsync_dir(os.path.dirname(target))
+            return
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(source, target)
+
+    def read(self, rel: str) -> bytes | None:
+        """The bytes at ``rel``, or ``None`` when there is no such file."""
+        try:
+            with self.fs.open_input_stream(self.path(rel)) as src:
+                return bytes(src.read())
+        except FileNotFoundError:
+            return None
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def list(self, rel: str) -> list[str]:
+        """Names of the files directly under ``rel`` (empty if it does not exist)."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
+
+    def delete(self, rel: str) -> None:
+        try:
+            self.fs.delete_file(self.path(rel))
+        except FileNotFoundError:
+            pass
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,364 @@
+"""The worker loop: consume, decode, join, write shards, checkpoint, commit.
+
+One ``Worker`` consumes the prediction and outcome topics in one consumer
+group. The range assignor gives it partition *i* of both topics together (the
+topics must have the same partition count: co-partitioned). Each assigned
+partition index has its own ``PartitionJoin``, rows buffer and checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from ingest.decode import Decoder
+from ingest.kafka_io import DeadLetterSink
+from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
+from labeler.checkpoint import CheckpointStore, shard_name
+from labeler.config import Config
+from labeler.join import JoinRules, PartitionJoin
+from labeler.labels import LabelSpec
+from labeler.logs import log
+from labeler.records import LabeledExample
+from labeler.shards import ShardEncoder
+from labeler.storage import Storage
+
+
+class DriftObserver(Protocol):
+    """What the worker needs from a drift monitor (``drift.DriftMonitor`` satisfies it)."""
+
+    def observe_prediction(self, prediction: Prediction, source: SourceRef | None) -> Any: ...
+
+    def observe_labeled(self, example: LabeledExample) -> Any: ...
+
+
+def join_rules(config: Config) -> JoinRules:
+    j = config.join
+    labels = tuple(
+        LabelSpec(lc.name, lc.outcome, lc.agg)
+        if lc.default is None
+        else LabelSpec(lc.name, lc.outcome, lc.agg, lc.default)
+        for lc in config.labels
+    )
+    return JoinRules(
+        window=j.window_s, grace=j.grace_s, early_tolerance=j.early_tolerance_s,
+        lateness=j.allowed_lateness_s, idle_after=j.idle_after_s,
+        dedupe_horizon=j.dedupe_horizon_s, labels=labels,
+        keep_late_outcomes=j.keep_late_outcomes,
+    )
+
+
+class _Partition:
+    """Everything the worker holds for one assigned partition index."""
+
+    __slots__ = ("index", "join", "rows", "epoch", "offsets", "first_offset", "dirty")
+
+    def __init__(self, index: int, join: PartitionJoin, epoch: int, offsets: dict[str, int]):
+        self.index = index
+        self.join = join
+        self.rows: list[LabeledExample] = []
+        self.epoch = epoch
+        self.offsets = offsets  # topic -> next offset to read
+        self.first_offset = 0
+        self.dirty = False
+
+
+class Worker:
+    """Runs the labeling pipeline until stopped, idle, or signalled."""
+
+    def __init__(self, config: Config, drift: DriftObserver | None = None,
+                 on_rows: Callable[[list[LabeledExample]], None] | None = None) -> None:
+        self.config = config
+        self.rules = join_rules(config)
+        self.counters: Counter[str] = Counter()
+        self.storage = Storage(config.output.path)
+        topics = config.topics
+        self.topics = (topics.predictions, topics.outcomes)
+        self.checkpoints = CheckpointStore(self.storage, f"{topics.predictions}+{topics.outcomes}")
+        self.encoder = ShardEncoder(self.rules.labels, config.output.compression)
+        self.decoders = {
+            topics.predictions: Decoder("prediction", config.fields,
+                                        config.ingest.prediction_format, self.counters),
+            topics.outcomes: Decoder("outcome", config.fields,
+                                     config.ingest.outcome_format, self.counters),
+        }
+        self.drift = drift
+        self.on_rows = on_rows
+        self.partitions: dict[int, _Partition] = {}
+        self._stop = False
+        self._last_commit = time.monotonic()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self.dead_letters: DeadLetterSink | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to finish: it stops polling, commits and returns."""
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, until_idle: float | None = None, drain: bool = False) -> Counter[str]:
+        """Consume until ``stop()``, or ``until_idle`` seconds without input.
+
+        With ``drain`` every pending window is closed before the final commit.
+        Returns the counters.
+        """
+        kafka = self.config.kafka
+        options = kafka.client_options()
+        self._producer = KafkaProducer(**options, linger_ms=20, acks="all")
+        self.dead_letters = DeadLetterSink(self._producer, self.config.topics.dead_letter,
+                                           self.counters)
+        consumer_options: dict[str, Any] = {
+            "group_id": kafka.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": kafka.auto_offset_reset,
+            "partition_assignment_strategy": (RangePartitionAssignor,),
+            "session_timeout_ms": kafka.session_timeout_ms,
+            "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+            "max_poll_interval_ms": kafka.max_poll_interval_ms,
+            "max_poll_records": kafka.max_poll_records,
+            "fetch_max_bytes": 64 * 1024 * 1024,
+            "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        }
+        if kafka.group_instance_id:
+            consumer_options["group_instance_id"] = kafka.group_instance_id
+        self._consumer = KafkaConsumer(**options, **consumer_options)
+        self._consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        log("worker.started", topics=list(self.topics), group=kafka.group_id,
+            output=self.storage.uri)
+        status_every = self.config.logging.status_interval_s
+        flush_every = self.config.output.flush_interval_s
+        last_input = last_status = time.monotonic()
+        started = last_input
+        try:
+            while not self._stop:
+                batch = self._consumer.poll(timeout_ms=200)
+                wall = time.time()
+                mono = time.monotonic()
+                if batch:
+                    last_input = mono
+                    self._process(batch, wall)
+                self._advance(wall)
+                if mono - self._last_commit >= flush_every or self._full():
+                    self.commit()
+                if mono - last_status >= status_every:
+                    self.log_status(mono - started)
+                    last_status = mono
+                if until_idle is not None and mono - last_input >= until_idle:
+                    log("worker.idle", seconds=round(mono - last_input, 1))
+                    break
+            if drain:
+                for part in self.partitions.values():
+                    rows = part.join.drain()
+                    self._emit(part, rows)
+            self.commit()
+            self.log_status(time.monotonic() - started)
+        finally:
+            self._consumer.close(autocommit=False)
+            self._producer.close(timeout=10)
+        return self.counters
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def _process(self, batch: dict[TopicPartition, list[Any]], wall: float) -> None:
+        drift = self.drift
+        for tp, messages in batch.items():
+            part = self.partitions.get(tp.partition)
+            if part is None:
+                continue  # revoked during this poll: the next owner reads it again
+            decode = self.decoders[tp.topic].decode
+            is_prediction = tp.topic == self.topics[0]
+            join = part.join
+            add = join.add_prediction if is_prediction else join.add_outcome
+            for message in messages:
+                record = decode(message.value)
+                if type(record) is DeadLetter:
+                    self._dead_letter(record, SourceRef(tp.topic, tp.partition, message.offset),
+                                      message.key)
+                    continue
+                add(record, wall)  # type: ignore[arg-type]
+                if drift is not None and is_prediction:
+                    drift.observe_prediction(
+                        record, SourceRef(tp.topic, tp.partition, message.offset)  # type: ignore[arg-type]
+                    )
+            part.offsets[tp.topic] = messages[-1].offset + 1
+            part.dirty = True
+        self.counters["messages"] += sum(len(m) for m in batch.values())
+
+    def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
+        letter = replace(letter, source=source)
+        assert self.dead_letters is not None
+        self.dead_letters.send(letter, key)
+        log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
+            source=str(source))
+
+    def _advance(self, wall: float) -> None:
+        for part in self.partitions.values():
+            rows = part.join.advance(wall, (self._behind(part, 0), self._behind(part, 1)))
+            if rows:
+                self._emit(part, rows)
+
+    def _behind(self, part: _Partition, stream: int) -> bool:
+        """Whether input ``stream`` of ``part`` has unread messages in Kafka (unknown
+        counts as behind, so the watermark waits rather than closing too early)."""
+        assert self._consumer is not None
+        topic = self.topics[stream]
+        tp = TopicPartition(topic, part.index)
+        try:
+            highwater = self._consumer.highwater(tp)
+            offset = part.offsets.get(topic)
+            if offset is None and highwater is not None:
+                offset = self._consumer.position(tp, timeout_ms=1000)
+                if offset is not None:
+                    part.offsets[topic] = offset
+        except KafkaError:
+            return True  # e.g. revoked meanwhile
+        return highwater is None or offset is None or offset < highwater
+
+    def _emit(self, part: _Partition, rows: list[LabeledExample]) -> None:
+        part.rows.extend(rows)
+        part.dirty = True
+        if self.drift is not None:
+            for row in rows:
+                self.drift.observe_labeled(row)
+        if self.on_rows is not None:
+            self.on_rows(rows)
+
+    def _full(self) -> bool:
+        limit = self.config.output.max_rows
+        return any(len(p.rows) >= limit for p in self.partitions.values())
+
+    # -- commit ------------------------------------------------------------------------
+
+    def commit(self, indexes: list[int] | None = None, to_kafka: bool = True) -> None:
+        """Checkpoint the given partitions (default: all dirty ones), then commit offsets.
+
+        ``to_kafka=False`` inside rebalance callbacks: they run on the consumer's
+        IO loop, where a blocking commit is not allowed; Kafka's offsets are
+        advisory (the checkpoint is the truth), so skipping them loses nothing.
+        """
+        chosen = [self.partitions[i] for i in (indexes or list(self.partitions))]
+        kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        flushed = False
+
+        def flush_producer() -> None:
+            nonlocal flushed
+            if not flushed and self._producer is not None:
+                self._producer.flush(timeout=60)
+                flushed = True
+
+        for part in chosen:
+            if not part.dirty:
+                continue
+            part.epoch += 1
+            files = self.encoder.encode(
+                part.rows, shard_name(part.index, part.first_offset, part.epoch)
+            )
+            self.checkpoints.commit(part.index, part.epoch, part.offsets, part.join.snapshot(),
+                                    files, before=flush_producer)
+            self.counters["shards_written"] += len(files)
+            self.counters["shard_bytes"] += sum(len(f.data) for f in files)
+            self.counters["rows_written"] += len(part.rows)
+            part.rows = []
+            part.dirty = False
+            part.first_offset = part.offsets.get(self.topics[0], 0)
+            for topic, offset in part.offsets.items():
+                kafka_offsets[TopicPartition(topic, part.index)] = OffsetAndMetadata(offset, "", -1)
+        if kafka_offsets and to_kafka and self._consumer is not None:
+            try:
+                self._consumer.commit(kafka_offsets)
+            except Exception as exc:  # noqa: BLE001 - advisory: the checkpoint is the truth
+                log("kafka_commit_failed", logging.WARNING, error=str(exc))
+        self._last_commit = time.monotonic()
+
+    # -- assignment --------------------------------------------------------------------
+
+    def assign(self, indexes: set[int]) -> None:
+        """Take partitions over from their checkpoints (runs on the consumer's IO loop:
+        ``seek`` only; no blocking consumer call)."""
+        assert self._consumer is not None
+        wall = time.time()
+        for index in sorted(indexes - set(self.partitions)):
+            checkpoint = self.checkpoints.recover(index)
+            if checkpoint is None:
+                # No checkpoint: start where Kafka's committed offset (or the reset
+                # policy) says; offsets become known with the first message read.
+                join = PartitionJoin(self.rules, self.counters)
+                part = _Partition(index, join, 0, {})
+            else:
+                join = PartitionJoin.restore(self.rules, checkpoint.state, wall, self.counters)
+                for topic, offset in checkpoint.offsets.items():
+                    self._consumer.seek(TopicPartition(topic, index), offset)
+                part = _Partition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
+            part.first_offset = part.offsets.get(self.topics[0], 0)
+            self.partitions[index] = part
+            log("partition.assigned", partition=index, offsets=part.offsets,
+                pending=join.pending_count, epoch=part.epoch)
+
+    def revoke(self, indexes: set[int]) -> None:
+        mine = sorted(indexes & set(self.partitions))
+        if mine:
+            self.commit(mine, to_kafka=False)
+        for index in mine:
+            del self.partitions[index]
+            log("partition.revoked", partition=index)
+
+    def lose(self, indexes: set[int]) -> None:
+        """Partitions taken away after this member was evicted: another member may
+        own them already, so their state is dropped without a checkpoint."""
+        for index in sorted(indexes & set(self.partitions)):
+            del self.partitions[index]
+            log("partition.lost", logging.WARNING, partition=index)
+
+    # -- status ------------------------------------------------------------------------
+
+    def log_status(self, elapsed: float) -> None:
+        wall = time.time()
+        c = self.counters
+        log(
+            "status",
+            elapsed_s=round(elapsed, 1),
+            messages=c["messages"],
+            rate_per_s=round(c["messages"] / elapsed, 1) if elapsed > 0 else None,
+            labeled=c["labeled"], positives=c["positives"],
+            negatives=c["labeled"] - c["positives"],
+            late_outcomes=c["late_outcomes"], early_expired=c["early_expired"],
+            duplicate_predictions=c["duplicate_predictions"],
+            duplicate_outcomes=c["duplicate_outcomes"],
+            dead_letters=sum(v for k, v in c.items() if ".dead_letter." in k),
+            pending=sum(p.join.pending_count for p in self.partitions.values()),
+            watermark_lag_s={
+                p.index: round(wall - p.join.watermark.last_value, 1)
+                for p in self.partitions.values()
+                if p.join.watermark.last_value > float("-inf")
+            },
+            shards_written=c["shards_written"], rows_written=c["rows_written"],
+        )
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.worker.revoke({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.worker.assign({tp.partition for tp in assigned})
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.worker.lose({tp.partition for tp in lost})
