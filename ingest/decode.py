@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
-from ingest.envelope import FORMATS, unwrap
+from ingest.envelope import FORMATS, unwrap_record
 from ingest.errors import RejectedMessage
-from ingest.mapping import FieldMap, to_outcome, to_prediction
+from ingest.mapping import FieldMap, outcome_of, prediction_of
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
 from ingest.schema import SchemaEnforcer
 
@@ -67,7 +67,7 @@ class Decoder:
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self._time_key = fields.event_time or "time"
         self._record_key = fields.join_id[0]
-        self._to_record = to_prediction if kind == "prediction" else to_outcome
+        self._to_record = prediction_of if kind == "prediction" else outcome_of
         self._decoded = f"{kind}.decoded"
         self._dead = f"{kind}.dead_letter."
 
@@ -78,8 +78,8 @@ class Decoder:
             if not raw:
                 raise RejectedMessage("empty", "message has no value (tombstone)"
                                       if raw is None else "message value is empty")
-            envelope = unwrap(raw, self.fmt, self._time_key, record_key=self._record_key)
-            record = self._to_record(envelope, self.fields)
+            doc, time, time_key = unwrap_record(raw, self.fmt, self._time_key, self._record_key)
+            record = self._to_record(doc, time, time_key, self.fields)
             if self.schema is not None and isinstance(record, Prediction):
                 record = self.schema.check(record, self.counters)
         except RejectedMessage as exc:

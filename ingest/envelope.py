@@ -94,30 +94,54 @@ def unwrap(raw: bytes, fmt: str = "auto", time_key: str = "time", *,
     Raises ``ValueError`` for an ``fmt`` not in ``FORMATS`` (a configuration
     error, not a bad message).
     """
-    doc = _loads(raw)
-    if type(doc) is not dict:
-        raise RejectedMessage("not_object", f"JSON value is a {_json_type(doc)}, not an object")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown envelope format {fmt!r}; expected one of {FORMATS}")
+    doc = _object(raw)
     if fmt == "auto":
         fmt = detect(doc)
-    elif fmt not in FORMATS:
-        raise ValueError(f"unknown envelope format {fmt!r}; expected one of {FORMATS}")
-    if fmt == "json" or fmt == "fluentd":
-        value = doc.get(time_key)
-        return Envelope(doc, None if value is None else parse_time(value), fmt, time_key)
-    value = doc.pop(ENVELOPE_TIME_KEY, None)
-    time = None if value is None else parse_time(value)
-    if fmt == "fluent-bit":
-        return Envelope(doc, time, fmt)
-    return Envelope(_logstash_record(doc, record_key), time, fmt)
+    record, time, used_key = _open(doc, fmt, time_key, record_key)
+    return Envelope(record, time, fmt, used_key)
+
+
+def unwrap_record(raw: bytes, fmt: str, time_key: str, record_key: str | None
+                  ) -> tuple[dict[str, Any], float | None, str | None]:
+    """``unwrap`` without building an ``Envelope``: ``(record, time, time_key)``.
+
+    The decoder's hot path; same rules and errors, but ``fmt`` must already be
+    known to be in ``FORMATS``.
+    """
+    doc = _object(raw)
+    if fmt == "auto":
+        fmt = detect(doc)
+    return _open(doc, fmt, time_key, record_key)
 
 
 def detect(doc: dict[str, Any]) -> str:
     """The envelope format of a parsed message, by the auto-detection rules above."""
-    if ENVELOPE_TIME_KEY not in doc and "@version" not in doc:
-        return "json"
     if "@version" in doc:
         return "logstash"
+    if ENVELOPE_TIME_KEY not in doc:
+        return "json"
     return "fluent-bit" if next(iter(doc)) == ENVELOPE_TIME_KEY else "logstash"
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    doc = _loads(raw)
+    if type(doc) is not dict:
+        raise RejectedMessage("not_object", f"JSON value is a {_json_type(doc)}, not an object")
+    return doc
+
+
+def _open(doc: dict[str, Any], fmt: str, time_key: str, record_key: str | None
+          ) -> tuple[dict[str, Any], float | None, str | None]:
+    if fmt == "json" or fmt == "fluentd":
+        value = doc.get(time_key)
+        return doc, None if value is None else parse_time(value), time_key
+    value = doc.pop(ENVELOPE_TIME_KEY, None)
+    time = None if value is None else parse_time(value)
+    if fmt == "fluent-bit":
+        return doc, time, None
+    return _logstash_record(doc, record_key), time, None
 
 
 def _loads(raw: bytes) -> Any:

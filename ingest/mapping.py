@@ -82,8 +82,9 @@ class FieldMap:
 
 def lookup(record: dict[str, Any], path: str) -> Any:
     """Return the value at dotted ``path``, or the module's missing sentinel."""
-    if path in record:
-        return record[path]
+    value = record.get(path, _MISSING)
+    if value is not _MISSING or "." not in path:
+        return value
     node: Any = record
     for part in path.split("."):
         if type(node) is not dict or part not in node:
@@ -120,14 +121,19 @@ def join_id_of(record: dict[str, Any], paths: tuple[str, ...]) -> str:
 
 def event_time_of(envelope: Envelope, path: str | None) -> float:
     """The record's time at ``path`` if present and not null, else the envelope's."""
+    return _event_time(envelope.record, envelope.time, envelope.time_key, path)
+
+
+def _event_time(record: dict[str, Any], envelope_time: float | None, time_key: str | None,
+                path: str | None) -> float:
     if path is not None:
-        if path == envelope.time_key and envelope.time is not None:
-            return envelope.time  # unwrap already parsed this very field
-        value = lookup(envelope.record, path)
+        if path == time_key and envelope_time is not None:
+            return envelope_time  # unwrap already parsed this very field
+        value = lookup(record, path)
         if value is not _MISSING and value is not None:
             return parse_time(value)
-    if envelope.time is not None:
-        return envelope.time
+    if envelope_time is not None:
+        return envelope_time
     raise RejectedMessage("missing_time", "no event time in the record or its envelope")
 
 
@@ -152,24 +158,21 @@ def scalar(name: str, value: Any) -> Any:
 def checked(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` with every value validated by ``scalar``; the same dict if none changed.
 
-    This runs once per feature of every message, so the common cases are
-    tested inline and a copy is made only when a NaN has to become ``None``.
+    This runs over every feature of every message, so the common cases are
+    tested inline (floats first: most features are) and a copy is made only
+    when a NaN has to become ``None``.
     """
-    out = values
-    for name, value in values.items():
+    for value in values.values():
         kind = type(value)
-        if kind is str or kind is bool or value is None:
-            continue
         if kind is float:
             if value - value == 0.0:
                 continue
+        elif kind is str or kind is bool or value is None:
+            continue
         elif kind is int and -_I64 <= value < _I64:
             continue
-        replacement = scalar(name, value)
-        if out is values:
-            out = dict(values)
-        out[name] = replacement
-    return out
+        return {name: scalar(name, value) for name, value in values.items()}
+    return values
 
 
 def features_of(record: dict[str, Any], spec: str | tuple[str, ...]) -> dict[str, Any]:
@@ -191,9 +194,19 @@ def features_of(record: dict[str, Any], spec: str | tuple[str, ...]) -> dict[str
 
 def to_prediction(envelope: Envelope, fields: FieldMap) -> Prediction:
     """Map a decoded record to a ``Prediction``; raise ``RejectedMessage`` if it can't be one."""
-    record = envelope.record
+    return prediction_of(envelope.record, envelope.time, envelope.time_key, fields)
+
+
+def to_outcome(envelope: Envelope, fields: FieldMap) -> Outcome:
+    """Map a decoded record to an ``Outcome``; raise ``RejectedMessage`` if it can't be one."""
+    return outcome_of(envelope.record, envelope.time, envelope.time_key, fields)
+
+
+def prediction_of(record: dict[str, Any], envelope_time: float | None, time_key: str | None,
+                  fields: FieldMap) -> Prediction:
+    """``to_prediction`` on an envelope's parts (the decoder's hot path)."""
     join_id = join_id_of(record, fields.join_id)
-    event_time = event_time_of(envelope, fields.event_time)
+    event_time = _event_time(record, envelope_time, time_key, fields.event_time)
     prediction = {}
     for path in fields.prediction:
         value = lookup(record, path)
@@ -203,20 +216,20 @@ def to_prediction(envelope: Envelope, fields: FieldMap) -> Prediction:
         raise RejectedMessage("missing_prediction", f"none of {list(fields.prediction)} present")
     version = None if fields.model_version is None else lookup(record, fields.model_version)
     return Prediction(
-        join_id=join_id,
-        event_time=event_time,
-        model=_label(record, fields.model, fields.default_model, "model"),
-        model_version=_optional_text(version, "model_version"),
-        features=features_of(record, fields.features),
-        prediction=checked(prediction),
+        join_id,
+        event_time,
+        _label(record, fields.model, fields.default_model, "model"),
+        _optional_text(version, "model_version"),
+        features_of(record, fields.features),
+        checked(prediction),
     )
 
 
-def to_outcome(envelope: Envelope, fields: FieldMap) -> Outcome:
-    """Map a decoded record to an ``Outcome``; raise ``RejectedMessage`` if it can't be one."""
-    record = envelope.record
+def outcome_of(record: dict[str, Any], envelope_time: float | None, time_key: str | None,
+               fields: FieldMap) -> Outcome:
+    """``to_outcome`` on an envelope's parts (the decoder's hot path)."""
     join_id = join_id_of(record, fields.join_id)
-    event_time = event_time_of(envelope, fields.event_time)
+    event_time = _event_time(record, envelope_time, time_key, fields.event_time)
     value: float | None = None
     if fields.outcome_value is not None:
         raw_value = lookup(record, fields.outcome_value)
@@ -231,11 +244,11 @@ def to_outcome(envelope: Envelope, fields: FieldMap) -> Outcome:
     if outcome_id is not _MISSING and outcome_id is not None and type(outcome_id) not in (str, int):
         raise RejectedMessage("bad_id", f"outcome id is a {_type_name(outcome_id)}")
     return Outcome(
-        join_id=join_id,
-        event_time=event_time,
-        outcome_type=_label(record, fields.outcome_type, fields.default_outcome_type, "type"),
-        value=value,
-        outcome_id=_optional_text(outcome_id, "outcome_id"),
+        join_id,
+        event_time,
+        _label(record, fields.outcome_type, fields.default_outcome_type, "type"),
+        value,
+        _optional_text(outcome_id, "outcome_id"),
     )
 
 

@@ -210,9 +210,10 @@ class SchemaEnforcer:
 def _conform(values: Mapping[str, Any], types: Mapping[str, type], model: str,
              counters: Counter[str]) -> Mapping[str, Any]:
     out = values
+    expected_type = types.get
     for name, value in values.items():
-        expected = types.get(name)
-        if expected is None or value is None or type(value) is expected:
+        expected = expected_type(name)
+        if type(value) is expected or expected is None or value is None:
             continue
         converted = _convert(name, value, expected)
         if type(value) is str:

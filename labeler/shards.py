@@ -54,6 +54,8 @@ class ColumnTypes:
         key = (model, column)
         known = self._types.get(key)
         if known is not None:
+            if pa.types.is_integer(known) and any(type(v) is float for v in values):
+                known = self._types[key] = pa.float64()  # pyarrow would truncate 2.5 to 2
             try:
                 return pa.array(values, type=known)
             except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -1,0 +1,90 @@
+"""The commit protocol and crash recovery on a local directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ingest.records import Prediction
+from labeler.checkpoint import CheckpointStore, shard_name
+from labeler.errors import CheckpointError
+from labeler.labels import LabelSpec
+from labeler.records import LabeledExample
+from labeler.shards import ShardEncoder
+from labeler.storage import Storage
+
+
+def rows(n: int, start: int = 0) -> list[LabeledExample]:
+    return [
+        LabeledExample(Prediction(f"id{i}", 1718000000.0 + i, "m", "1", {"x": float(i)},
+                                  {"score": 0.5}), (i % 2 == 0,), i % 2, None)
+        for i in range(start, start + n)
+    ]
+
+
+def visible(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.parquet")
+                  if not any(s.startswith(("_", ".")) for s in p.relative_to(root).parts))
+
+
+def test_commit_publishes_shards_and_records_offsets(tmp_path: Path) -> None:
+    store = CheckpointStore(Storage(str(tmp_path)), "p+o")
+    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(10), shard_name(3, 0, 1))
+    store.commit(3, 1, {"p": 10, "o": 4}, {"state": 1}, files)
+    assert len(visible(tmp_path)) == 1
+    assert pd.read_parquet(tmp_path).prediction_id.tolist() == [f"id{i}" for i in range(10)]
+    loaded = store.recover(3)
+    assert loaded is not None and loaded.offsets == {"p": 10, "o": 4} and loaded.epoch == 1
+
+
+def test_crash_before_the_checkpoint_rolls_back(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "p+o")
+    encoder = ShardEncoder((LabelSpec("clicked"),))
+    store.commit(0, 1, {"p": 5}, {}, encoder.encode(rows(5), shard_name(0, 0, 1)))
+    # a crash after staging epoch 2 but before its checkpoint: the staged file is an orphan
+    storage.write("_staging/p%2Bo/p0000/00000002-0000.parquet", b"partial")
+    checkpoint = store.recover(0)
+    assert checkpoint is not None and checkpoint.epoch == 1
+    assert storage.list("_staging/p%2Bo/p0000") == []
+    assert len(pd.read_parquet(tmp_path)) == 5
+
+
+def test_crash_after_the_checkpoint_rolls_forward(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "p+o")
+    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(4), shard_name(0, 0, 1))
+    checkpoint = store.commit(0, 1, {"p": 4}, {}, files)
+    staged, final = checkpoint.shards[0]
+    storage.move(final, staged)  # as if the process died between checkpoint and publish
+    assert visible(tmp_path) == []
+    store.recover(0)
+    assert len(pd.read_parquet(tmp_path)) == 4
+
+
+def test_a_checkpoint_of_another_stream_is_refused(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    CheckpointStore(storage, "a+b").commit(0, 1, {"a": 1}, {}, [])
+    other = CheckpointStore(storage, "a+b")
+    other.stream = "x+y"
+    with pytest.raises(CheckpointError):
+        other.load(0)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "s")
+    storage.write("_checkpoints/s/p0000.ckpt", b"\xc1garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        store.load(0)
+
+
+def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    storage.write_atomic("a/b.bin", b"one")
+    storage.write_atomic("a/b.bin", b"two")
+    assert storage.read("a/b.bin") == b"two"
+    assert storage.list("a") == ["b.bin"]
+    assert storage.read("a/missing") is None
