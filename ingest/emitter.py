@@ -10,13 +10,12 @@ forwarder configured as in ``deploy/`` needs no field mapping at all::
 time of the same message is that instant as an EventTime (nanoseconds), so a
 forwarder that injects or re-stamps the time keeps the sub-second part too.
 
-The loggers never raise from ``log()`` and never block longer than the
-configured socket timeout: a Fluentd outage costs events, counted in
-``stats``, never requests. Synchronous mode (``asynchronous=False``) writes in
-the caller's thread and may wait up to ``timeout`` per call while Fluentd is
-unreachable (at most once per ``retry_interval``). Asynchronous mode (the
-default) only enqueues: a bounded circular queue drops the oldest event when
-full, and a background thread does the network I/O.
+``log()`` never raises, and a Fluentd outage costs events (counted in
+``stats``), never requests. Asynchronous mode (the default) only enqueues: a
+bounded circular queue drops the oldest event when full, and a background
+thread does the network I/O. Synchronous mode writes in the caller's thread;
+while Fluentd is unreachable a call may wait up to ``timeout``, at most once
+per ``retry_interval``.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat, TypeVar
 
 import msgpack
 from fluent import asyncsender, sender
@@ -106,7 +105,7 @@ class EmitterStats:
         return self.overflowed + self.dropped + self.rejected
 
 
-def count_packets(data: bytes) -> int:
+def _count_packets(data: bytes) -> int:
     """Number of msgpack objects (forward-protocol messages) in ``data``."""
     unpacker = msgpack.Unpacker()
     unpacker.feed(data)
@@ -169,7 +168,7 @@ class _Tally:
 
     def discarded(self, data: bytes, *, overflow: bool) -> None:
         if overflow:
-            self.add(overflowed=count_packets(data), overflowed_bytes=len(data))
+            self.add(overflowed=_count_packets(data), overflowed_bytes=len(data))
         else:
             self.add(dropped=1, dropped_bytes=len(data))
         if self._on_discard is not None:
@@ -199,7 +198,7 @@ class _ObservedSend:
             if isinstance(exc, OSError):
                 raise
             raise OSError(str(exc)) from exc  # keep fluent-logger's buffering in charge
-        self._tally.add(sent=count_packets(bytes_), sent_bytes=len(bytes_))
+        self._tally.add(sent=_count_packets(bytes_), sent_bytes=len(bytes_))
 
 
 class _SyncSender(_ObservedSend, sender.FluentSender):
@@ -347,7 +346,30 @@ def _merge(record: dict[str, Any], fields: Mapping[str, Any] | None,
     return record
 
 
-class PredictionLogger:
+_L = TypeVar("_L", bound="_Logger")
+
+
+class _Logger:
+    """What both loggers share: their emitter, its stats, and closing."""
+
+    emitter: FluentEmitter
+
+    @property
+    def stats(self) -> EmitterStats:
+        return self.emitter.stats
+
+    def close(self, flush: bool = True) -> EmitterStats:
+        """See ``FluentEmitter.close``."""
+        return self.emitter.close(flush)
+
+    def __enter__(self: _L) -> _L:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class PredictionLogger(_Logger):
     """Logs one prediction per call, tag ``ml.prediction`` by default.
 
     ``score`` is either the single prediction value (written as ``"score"``)
@@ -377,7 +399,7 @@ class PredictionLogger:
         self.emitter = FluentEmitter(label, config)
 
     def log(self, request_id: str | int, features: Mapping[str, Any],
-            score: float | Mapping[str, Any], *, event_time: float | None = None,
+            score: SupportsFloat | Mapping[str, Any], *, event_time: float | None = None,
             extra: Mapping[str, Any] | None = None) -> bool:
         """Emit one prediction; never raises (see ``FluentEmitter.emit``)."""
         try:
@@ -395,21 +417,8 @@ class PredictionLogger:
             return False
         return self.emitter.emit(record, event_time)
 
-    @property
-    def stats(self) -> EmitterStats:
-        return self.emitter.stats
 
-    def close(self, flush: bool = True) -> EmitterStats:
-        return self.emitter.close(flush)
-
-    def __enter__(self) -> PredictionLogger:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class OutcomeLogger:
+class OutcomeLogger(_Logger):
     """Logs one outcome (click, purchase, dwell, ...) per call, tag ``ml.outcome`` by default.
 
     ``value`` and ``outcome_id`` are left out when ``None``. ``outcome_id``
@@ -420,7 +429,8 @@ class OutcomeLogger:
     def __init__(self, config: EmitterConfig | None = None, label: str = OUTCOME_LABEL) -> None:
         self.emitter = FluentEmitter(label, config)
 
-    def log(self, request_id: str | int, outcome_type: str, value: float | None = None, *,
+    def log(self, request_id: str | int, outcome_type: str,
+            value: SupportsFloat | None = None, *,
             outcome_id: str | None = None, event_time: float | None = None,
             extra: Mapping[str, Any] | None = None) -> bool:
         """Emit one outcome; never raises (see ``FluentEmitter.emit``)."""
@@ -435,16 +445,3 @@ class OutcomeLogger:
             self.emitter.reject(exc)
             return False
         return self.emitter.emit(record, event_time)
-
-    @property
-    def stats(self) -> EmitterStats:
-        return self.emitter.stats
-
-    def close(self, flush: bool = True) -> EmitterStats:
-        return self.emitter.close(flush)
-
-    def __enter__(self) -> OutcomeLogger:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -91,6 +91,15 @@ def simulate(config_path: str | None, count: int, rate: float, duration: float |
                + (f"; truth in {truth}" if truth else ""))
 
 
+def _register() -> None:
+    from labeler.bench import bench_command
+
+    cli.add_command(bench_command)
+
+
+_register()
+
+
 def main() -> None:
     try:
         cli()

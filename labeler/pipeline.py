@@ -13,6 +13,14 @@ from labeler.worker import Worker
 def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = False,
                  install_signals: bool = True) -> Counter[str]:
     """Run the labeling worker (with drift monitoring) until stopped or idle."""
+    worker = build_worker(config)
+    if install_signals:
+        worker.install_signal_handlers()
+    return worker.run(until_idle=until_idle, drain=drain)
+
+
+def build_worker(config: Config) -> Worker:
+    """Check the topics, create loglabel's own, and build the worker and its monitors."""
     options = config.kafka.client_options()
     topics = config.topics
     counts = partition_counts(options, [topics.predictions, topics.outcomes])
@@ -26,7 +34,4 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
             "set ingest.repartition = \"always\""
         )
     ensure_topics(options, [topics.dead_letter, topics.drift], counts[topics.predictions])
-    worker = Worker(config)
-    if install_signals:
-        worker.install_signal_handlers()
-    return worker.run(until_idle=until_idle, drain=drain)
+    return Worker(config)

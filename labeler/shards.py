@@ -50,6 +50,23 @@ class ColumnTypes:
     def __init__(self) -> None:
         self._types: dict[tuple[str, str], pa.DataType] = {}
 
+    def cast(self, model: str, column: str, arr: pa.Array) -> pa.Array:
+        """Bring an inferred column to the model's stable type (widening where needed)."""
+        key = (model, column)
+        known = self._types.get(key)
+        if known is None or arr.type == known:
+            if known is None and not pa.types.is_null(arr.type):
+                self._types[key] = arr.type
+            return arr if not pa.types.is_null(arr.type) else arr.cast(known or pa.float64())
+        if pa.types.is_null(arr.type):
+            return arr.cast(known)
+        if pa.types.is_integer(known) and pa.types.is_floating(arr.type):
+            self._types[key] = pa.float64()
+            return arr
+        if pa.types.is_floating(known) and pa.types.is_integer(arr.type):
+            return arr.cast(known)
+        return self.array(model, column, arr.to_pylist())
+
     def array(self, model: str, column: str, values: list[Any]) -> pa.Array:
         key = (model, column)
         known = self._types.get(key)
@@ -71,6 +88,32 @@ class ColumnTypes:
             return pa.array(values, type=pa.float64())  # no value yet: keep numeric-friendly
         self._types[key] = arr.type
         return arr
+
+
+def _columns(records: list[Any]) -> list[tuple[str, pa.Array]]:
+    """Columns of a list of flat dicts (missing keys become nulls), built by Arrow in C++.
+
+    Values whose types clash within the batch (a schema violation ingest let
+    through) fall back to strings rather than being lost.
+    """
+    try:
+        struct = pa.array(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        names: dict[str, None] = {}
+        for r in records:
+            names.update(dict.fromkeys(r))
+        out = []
+        for name in names:
+            values = [r.get(name) for r in records]
+            try:
+                out.append((name, pa.array(values)))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                out.append((name, pa.array([None if v is None else str(v) for v in values],
+                                           pa.string())))
+        return out
+    if not pa.types.is_struct(struct.type):
+        return []  # every record empty
+    return [(struct.type.field(i).name, struct.field(i)) for i in range(struct.type.num_fields)]
 
 
 class ShardEncoder:
@@ -108,13 +151,8 @@ class ShardEncoder:
             ).cast(pa.timestamp("us", tz="UTC")),
         }
         for prefix, attr in ((FEATURE_PREFIX, "features"), (PREDICTION_PREFIX, "prediction")):
-            names: dict[str, None] = {}
-            for p in preds:
-                names.update(dict.fromkeys(getattr(p, attr)))
-            for name in names:
-                column = prefix + name
-                values = [getattr(p, attr).get(name) for p in preds]
-                columns[column] = self.types.array(model, column, values)
+            for name, values in _columns([getattr(p, attr) for p in preds]):
+                columns[prefix + name] = self.types.cast(model, prefix + name, values)
         for i, spec in enumerate(self.labels):
             columns[spec.column] = pa.array([r.labels[i] for r in rows], spec.arrow_type)
         columns["outcome_count"] = pa.array([r.outcome_count for r in rows], pa.int32())

@@ -9,11 +9,12 @@ partition index has its own ``PartitionJoin``, rows buffer and checkpoint.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -32,6 +33,24 @@ from labeler.logs import log
 from labeler.records import LabeledExample
 from labeler.shards import ShardEncoder
 from labeler.storage import Storage
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStatus:
+    pending: int
+    early_buffered: int
+    watermark: float  # epoch seconds; -inf before any input
+    watermark_lag_s: float  # wall clock minus watermark
+    offsets: dict[str, int]  # topic -> next offset to read
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    counters: dict[str, int]
+    partitions: dict[int, PartitionStatus]
+    last_input_at: float | None  # monotonic seconds
+    running: bool
 
 
 class DriftObserver(Protocol):
@@ -100,6 +119,8 @@ class Worker:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterSink | None = None
+        self.first_input_at: float | None = None  # monotonic, for throughput figures
+        self.last_input_at: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -151,7 +172,10 @@ class Worker:
                 mono = time.monotonic()
                 if batch:
                     last_input = mono
+                    if self.first_input_at is None:
+                        self.first_input_at = mono
                     self._process(batch, wall)
+                    self.last_input_at = time.monotonic()
                 self._advance(wall)
                 if mono - self._last_commit >= flush_every or self._full():
                     self.commit()
@@ -326,8 +350,28 @@ class Worker:
 
     # -- status ------------------------------------------------------------------------
 
-    def log_status(self, elapsed: float) -> None:
+    def status(self) -> WorkerStatus:
+        """A plain snapshot of the worker's state, for logs, metrics and health checks."""
         wall = time.time()
+        return WorkerStatus(
+            counters=dict(self.counters),
+            partitions={
+                p.index: PartitionStatus(
+                    pending=p.join.pending_count,
+                    early_buffered=sum(len(v) for v in p.join.early.values()),
+                    watermark=p.join.watermark.last_value,
+                    watermark_lag_s=wall - p.join.watermark.last_value,
+                    offsets=dict(p.offsets),
+                    epoch=p.epoch,
+                )
+                for p in list(self.partitions.values())
+            },
+            last_input_at=self.last_input_at,
+            running=self._consumer is not None and not self._stop,
+        )
+
+    def log_status(self, elapsed: float) -> None:
+        status = self.status()
         c = self.counters
         log(
             "status",
@@ -337,14 +381,14 @@ class Worker:
             labeled=c["labeled"], positives=c["positives"],
             negatives=c["labeled"] - c["positives"],
             late_outcomes=c["late_outcomes"], early_expired=c["early_expired"],
+            outside_window=c["outside_window"],
             duplicate_predictions=c["duplicate_predictions"],
             duplicate_outcomes=c["duplicate_outcomes"],
             dead_letters=sum(v for k, v in c.items() if ".dead_letter." in k),
-            pending=sum(p.join.pending_count for p in self.partitions.values()),
+            pending=sum(p.pending for p in status.partitions.values()),
             watermark_lag_s={
-                p.index: round(wall - p.join.watermark.last_value, 1)
-                for p in self.partitions.values()
-                if p.join.watermark.last_value > float("-inf")
+                i: round(p.watermark_lag_s, 1)
+                for i, p in status.partitions.items() if math.isfinite(p.watermark_lag_s)
             },
             shards_written=c["shards_written"], rows_written=c["rows_written"],
         )

@@ -193,7 +193,8 @@ def fluent_bit_message(out: dict[str, str], record: dict[str, Any]) -> tuple[byt
     """(key, value, timestamp) as out_kafka writes them: the timestamp key comes first."""
     fmt = out.get("timestamp_format", "double")
     when = SECONDS + NANOS / 1e9
-    stamp: float | str = {"double": when, "iso8601": iso(6), "iso8601_ns": iso(9)}[fmt]
+    stamps: dict[str, float | str] = {"double": when, "iso8601": iso(6), "iso8601_ns": iso(9)}
+    stamp = stamps[fmt]
     value = {out.get("timestamp_key", "@timestamp"): stamp, **record}
     return str(record[out["message_key_field"]]).encode(), compact_json(value), when
 
@@ -336,7 +337,10 @@ class LogstashParser:
         return word
 
 
-def walk(items: list[Any], guards: tuple[str, ...] = ()) -> Iterator[tuple[Plugin, tuple[str, ...]]]:
+Guarded = Iterator[tuple["Plugin", tuple[str, ...]]]
+
+
+def walk(items: list[Any], guards: tuple[str, ...] = ()) -> Guarded:
     """Every plugin with the conditions that guard it."""
     for item in items:
         if isinstance(item, Plugin):
@@ -348,6 +352,7 @@ def walk(items: list[Any], guards: tuple[str, ...] = ()) -> Iterator[tuple[Plugi
 
 LOGSTASH = LogstashParser((DEPLOY / "logstash" / "pipeline.conf").read_text()).config()
 LOGSTASH_KAFKA = [(p, g) for p, g in walk(LOGSTASH["output"]) if p.name == "kafka"]
+KAFKA_PLUGINS = [plugin for plugin, _ in LOGSTASH_KAFKA]
 
 
 def test_logstash_inputs_take_fluent_logger_and_http_json() -> None:
@@ -360,8 +365,8 @@ def test_logstash_inputs_take_fluent_logger_and_http_json() -> None:
 
 def test_logstash_tags_http_posts_by_path() -> None:
     tagged = {guards[-1]: plugin.settings["add_tag"] for plugin, guards in walk(LOGSTASH["filter"])}
-    assert tagged == {f'[url][path] == "/ml/{PREDICTION_LABEL}"': [f"{DEFAULT_TAG_PREFIX}.{PREDICTION_LABEL}"],
-                      f'[url][path] == "/ml/{OUTCOME_LABEL}"': [f"{DEFAULT_TAG_PREFIX}.{OUTCOME_LABEL}"]}
+    assert tagged == {f'[url][path] == "/ml/{label}"': [f"{DEFAULT_TAG_PREFIX}.{label}"]
+                      for label in (PREDICTION_LABEL, OUTCOME_LABEL)}
 
 
 def test_logstash_routes_each_tag_to_its_topic() -> None:
@@ -369,7 +374,7 @@ def test_logstash_routes_each_tag_to_its_topic() -> None:
     assert routes == {f'"{tag}" in [tags]': topic for tag, topic in TOPICS.items()}
 
 
-@pytest.mark.parametrize("plugin", [p for p, _ in LOGSTASH_KAFKA], ids=lambda p: p.settings["topic_id"])
+@pytest.mark.parametrize("plugin", KAFKA_PLUGINS, ids=lambda p: p.settings["topic_id"])
 def test_logstash_kafka_writes_keyed_json(plugin: Plugin) -> None:
     settings = plugin.settings
     assert settings["codec"] == "json", "the default plain codec is not JSON"
@@ -391,7 +396,7 @@ def logstash_message(plugin: Plugin, event: dict[str, Any]) -> tuple[bytes, byte
 def http_event(kind: str, body: dict[str, Any], *, parsed: bool) -> dict[str, Any]:
     """An ECS-mode http input event for a POST of ``body`` to /ml/<kind>."""
     raw = json.dumps(body)
-    event = dict(body) if parsed else {"message": raw}
+    event: dict[str, Any] = dict(body) if parsed else {"message": raw}
     event.update({
         "event": {"original": raw},
         "host": {"ip": "10.0.0.7"},
@@ -404,16 +409,17 @@ def http_event(kind: str, body: dict[str, Any], *, parsed: bool) -> dict[str, An
     return event
 
 
-@pytest.mark.parametrize("plugin", [p for p, _ in LOGSTASH_KAFKA], ids=lambda p: p.settings["topic_id"])
+@pytest.mark.parametrize("plugin", KAFKA_PLUGINS, ids=lambda p: p.settings["topic_id"])
 def test_logstash_fluent_input_output_decodes(plugin: Plugin) -> None:
     kind = KIND[plugin.settings["topic_id"]]
-    event = {**RECORDS[kind], "tags": [f"{DEFAULT_TAG_PREFIX}.{kind}"]}  # codec fluent: the tag goes to tags
+    # codec fluent puts the forward-protocol tag into "tags".
+    event = {**RECORDS[kind], "tags": [f"{DEFAULT_TAG_PREFIX}.{kind}"]}
     key, value = logstash_message(plugin, event)
     assert key == b"r1"
     assert_decodes(kind, value, SECONDS + NANOS / 1e9)
 
 
-@pytest.mark.parametrize("plugin", [p for p, _ in LOGSTASH_KAFKA], ids=lambda p: p.settings["topic_id"])
+@pytest.mark.parametrize("plugin", KAFKA_PLUGINS, ids=lambda p: p.settings["topic_id"])
 def test_logstash_http_json_body_output_decodes(plugin: Plugin) -> None:
     kind = KIND[plugin.settings["topic_id"]]
     key, value = logstash_message(plugin, http_event(kind, RECORDS[kind], parsed=True))
@@ -421,7 +427,7 @@ def test_logstash_http_json_body_output_decodes(plugin: Plugin) -> None:
     assert_decodes(kind, value, SECONDS + NANOS / 1e9)
 
 
-@pytest.mark.parametrize("plugin", [p for p, _ in LOGSTASH_KAFKA], ids=lambda p: p.settings["topic_id"])
+@pytest.mark.parametrize("plugin", KAFKA_PLUGINS, ids=lambda p: p.settings["topic_id"])
 def test_logstash_timestamp_is_the_event_time_of_a_body_without_one(plugin: Plugin) -> None:
     kind = KIND[plugin.settings["topic_id"]]
     body = {k: v for k, v in RECORDS[kind].items() if k != TIME_KEY}
@@ -429,7 +435,7 @@ def test_logstash_timestamp_is_the_event_time_of_a_body_without_one(plugin: Plug
     assert_decodes(kind, value, SECONDS + (NANOS // 1_000_000) / 1000)  # @timestamp: ms
 
 
-@pytest.mark.parametrize("plugin", [p for p, _ in LOGSTASH_KAFKA], ids=lambda p: p.settings["topic_id"])
+@pytest.mark.parametrize("plugin", KAFKA_PLUGINS, ids=lambda p: p.settings["topic_id"])
 def test_logstash_unparsed_body_is_recovered_from_event_original(plugin: Plugin) -> None:
     kind = KIND[plugin.settings["topic_id"]]
     key, value = logstash_message(plugin, http_event(kind, RECORDS[kind], parsed=False))

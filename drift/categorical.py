@@ -1,0 +1,231 @@
+"""Categorical drift: a sliding window of shares against a reference.
+
+The distance is L-infinity, the largest change in any category's share (the
+measure TFDV uses for categorical skew). A raw threshold on a sliding window
+is either slow (the window must fill with the new distribution) or noisy (a
+small window), so detection has two parts:
+
+1. *when*: the reference's top categories, plus one bucket for everything
+   else (new categories included), each get a detector fed with the
+   category's block share as a z-score against its reference share;
+2. *how much*: once a detector fires, the alarm is raised as soon as the
+   L-infinity distance between the last ``window`` events and the reference
+   reaches ``threshold`` (within ``window`` events; otherwise it was a change
+   too small to matter).
+
+With a warm-up reference the stream relearns its reference after an alarm;
+with a baseline (training) reference it keeps it, and the restarted detectors
+see the shifted shares as the new level, so a lasting shift is one alarm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from drift.detectors import Detector, make_detector
+from drift.events import top_summary
+
+OTHER = "__other__"
+"""The bucket of every category outside the tracked ones."""
+
+
+def linf_distance(
+    p: Mapping[Hashable, float], q: Mapping[Hashable, float]
+) -> tuple[float, Hashable | None]:
+    """Largest |p(c) - q(c)| over the union of categories, and the category.
+
+    A category absent from one side has share 0 there.
+
+    >>> linf_distance({"a": 0.5, "b": 0.5}, {"a": 0.4, "b": 0.5, "c": 0.1})
+    (0.09999999999999998, 'a')
+    """
+    best, arg = 0.0, None
+    for key, share in p.items():
+        d = abs(share - q.get(key, 0.0))
+        if d > best:
+            best, arg = d, key
+    for key, share in q.items():
+        if key not in p and share > best:
+            best, arg = share, key
+    return best, arg
+
+
+def shares(counts: Mapping[Hashable, float]) -> dict[Hashable, float]:
+    """Counts to shares (empty if the total is 0)."""
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total else {}
+
+
+def top(shares_: Mapping[Hashable, float], k: int) -> list[tuple[Hashable, float]]:
+    """The ``k`` largest shares, largest first."""
+    return sorted(shares_.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalAlarm:
+    """A categorical stream whose distribution moved by at least the threshold."""
+
+    detector: str
+    category: str
+    distance: float
+    threshold: float
+    reference: Mapping[str, Any]
+    current: Mapping[str, Any]
+
+
+class CategoricalDrift:
+    """Drift of one categorical stream, updated a block of counts at a time.
+
+    ``reference`` (shares, e.g. from a training profile) fixes the reference;
+    without it the first ``warmup`` events are the reference.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: str,
+        params: Mapping[str, Any],
+        window: int,
+        threshold: float,
+        z_scale: float,
+        max_categories: int,
+        min_share: float,
+        top_k: int,
+        warmup: int,
+        min_samples: int,
+        cooldown: int,
+        reference: Mapping[Hashable, float] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.params = dict(params)
+        make_detector(detector, self.params)
+        self.threshold = threshold
+        self._window = window
+        self._z_scale = z_scale
+        self._max_categories = max_categories
+        self._min_share = min_share
+        self._top_k = top_k
+        self._warmup = warmup
+        self._min_samples = min_samples
+        self._cooldown = cooldown
+        self._fixed = reference is not None
+        self._learn = 0 if reference is not None else warmup
+        self._warm: Counter[Hashable] = Counter()
+        self._blocks: deque[tuple[Counter[Hashable], int]] = deque()
+        self._counts: Counter[Hashable] = Counter()
+        self._n = 0
+        self._fed = 0
+        self._since = math.inf
+        self._pending = 0
+        self._ref: dict[Hashable, float] = {}
+        self._bucket: dict[Hashable, int] = {}
+        self._p: list[float] = []
+        self._sd: list[float] = []
+        self._detectors: list[Detector] = []
+        self._ref_n = 0.0
+        if reference is not None:
+            self._set_reference(dict(reference), n=math.inf)
+
+    @property
+    def reference(self) -> dict[Hashable, float]:
+        """The reference shares (empty while learning)."""
+        return dict(self._ref)
+
+    def window_shares(self) -> dict[Hashable, float]:
+        """Shares over the last ``window`` events."""
+        return shares(self._counts)
+
+    def distance(self) -> tuple[float, Hashable | None]:
+        """L-infinity distance between the window and the reference."""
+        return linf_distance(self.window_shares(), self._ref)
+
+    def update(self, values: Iterable[Hashable]) -> CategoricalAlarm | None:
+        """Count one block of values (``None`` is a category of its own)."""
+        block = Counter(values)
+        n = sum(block.values())
+        if not n:
+            return None
+        self._slide(block, n)
+        self._since += n
+        if self._learn > 0:
+            self._warm.update(block)
+            self._learn -= n
+            if self._learn <= 0:
+                self._set_reference(shares(self._warm), n=sum(self._warm.values()))
+                self._warm = Counter()
+            return None
+        self._fed += n
+        fired = self._feed(block, n)
+        if fired and self._fed >= self._min_samples and self._since >= self._cooldown:
+            self._pending = self._window
+        if self._pending > 0:
+            self._pending -= n
+            dist, category = self.distance()
+            if dist >= self.threshold:
+                return self._alarm(dist, category)
+        return None
+
+    def _slide(self, block: Counter[Hashable], n: int) -> None:
+        self._blocks.append((block, n))
+        self._counts.update(block)
+        self._n += n
+        while self._n - self._blocks[0][1] >= self._window:
+            old, m = self._blocks.popleft()
+            self._counts.subtract(old)
+            self._n -= m
+            for key in old:
+                if self._counts[key] <= 0:
+                    del self._counts[key]
+
+    def _feed(self, block: Counter[Hashable], n: int) -> bool:
+        other = len(self._p) - 1
+        bucket_counts = [0] * len(self._p)
+        get = self._bucket.get
+        for key, c in block.items():
+            bucket_counts[get(key, other)] += c
+        root = math.sqrt(n) * self._z_scale
+        fired = False
+        for b, det in enumerate(self._detectors):
+            z = (bucket_counts[b] / n - self._p[b]) * root / self._sd[b]
+            fired = det.update(z) or fired
+        return fired
+
+    def _set_reference(self, ref: dict[Hashable, float], n: float) -> None:
+        self._ref = ref
+        self._ref_n = n
+        tracked = [k for k, s in top(ref, self._max_categories) if s >= self._min_share]
+        self._bucket = {k: i for i, k in enumerate(tracked)}
+        p = [ref[k] for k in tracked]
+        p.append(max(0.0, 1.0 - sum(p)))
+        # A share of 0 (or 1) would make every block infinitely surprising.
+        floor = 0.5 / n if math.isfinite(n) and n > 0 else 1e-3
+        self._p = p
+        clamped = [min(max(s, floor), 1.0 - floor) for s in p]
+        self._sd = [math.sqrt(s * (1.0 - s)) for s in clamped]
+        self._detectors = [make_detector(self.detector, self.params) for _ in p]
+        self._fed = 0
+        self._pending = 0
+
+    def _alarm(self, dist: float, category: Hashable | None) -> CategoricalAlarm:
+        alarm = CategoricalAlarm(
+            detector=self.detector,
+            category=str(category),
+            distance=dist,
+            threshold=self.threshold,
+            reference=top_summary(top(self._ref, self._top_k), self._ref_n),
+            current=top_summary(top(self.window_shares(), self._top_k), self._n),
+        )
+        self._since = 0.0
+        self._pending = 0
+        if self._fixed:
+            for det in self._detectors:
+                det.reset()
+            self._fed = 0
+        else:
+            self._learn = self._warmup
+            self._ref, self._detectors = {}, []
+        return alarm

@@ -1,0 +1,154 @@
+"""``loglabel bench``: pipeline throughput as a ratio to a bare consumer, in one run.
+
+Both phases run in their own child process over the same freshly produced
+raw events, so CPU time and peak RSS are each phase's own:
+
+(a) **bare**: a kafka-python consumer that reads both raw topics and
+    ``orjson.loads`` every value, nothing else;
+(b) **pipeline**: ``loglabel run`` over the same topics until idle (decode,
+    map, join, Parquet shards, checkpoints, drift monitoring).
+
+Rates are events per second from the first message received to the last
+one processed (group join and the idle wait are left out of both). The
+figures are printed, never asserted: the machines are shared and noisy, so
+the ratio (b)/(a) is the number to read.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import click
+import orjson
+from kafka import KafkaConsumer
+
+from labeler.config import validate
+from labeler.produce import send_traffic
+from labeler.simulate import TrafficSpec
+
+
+def _bare(bootstrap: str, topics: list[str], expected: int) -> dict[str, Any]:
+    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024,
+                             max_partition_fetch_bytes=8 * 1024 * 1024)
+    seen = 0
+    first = last = None
+    cpu0 = time.process_time()
+    deadline = time.monotonic() + 300
+    while seen < expected and time.monotonic() < deadline:
+        batch = consumer.poll(timeout_ms=500)
+        for messages in batch.values():
+            if first is None:
+                first = time.monotonic()
+            for m in messages:
+                orjson.loads(m.value)
+            seen += len(messages)
+        if batch:
+            last = time.monotonic()
+    cpu = time.process_time() - cpu0
+    consumer.close()
+    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu}
+
+
+def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
+    from labeler.logs import setup
+    from labeler.pipeline import build_worker
+
+    config = validate(json.loads(config_json))
+    setup("WARNING")
+    worker = build_worker(config)
+    cpu0 = time.process_time()
+    counters = worker.run(until_idle=3.0, drain=True)
+    cpu = time.process_time() - cpu0
+    seconds = (worker.last_input_at or 0) - (worker.first_input_at or 0)
+    return {"events": counters["messages"], "seconds": seconds, "cpu_s": cpu,
+            "labeled": counters["labeled"], "rows_written": counters["rows_written"]}
+
+
+def _child(phase: str, args: dict[str, Any]) -> dict[str, Any]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        [sys.executable, "-m", "labeler.bench", phase, json.dumps(args)],
+        check=True, capture_output=True, text=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = after.ru_maxrss / 1024  # the largest child so far (Linux: KiB)
+    result["child_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result
+
+
+def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluentd",
+              partitions: int = 4) -> dict[str, Any]:
+    """Produce ``count`` predictions (plus clicks) into fresh topics and measure (a), (b)."""
+    run = uuid.uuid4().hex[:8]
+    topics = {"predictions": f"bench-predictions-{run}", "outcomes": f"bench-outcomes-{run}",
+              "dead_letter": f"bench-dlq-{run}", "drift": f"bench-drift-{run}"}
+    spec = TrafficSpec(count=count, seed=seed, spacing=0.005, click_rate=0.1, window=60.0,
+                       early_tolerance=5.0, max_disorder=2.0)
+    sent = send_traffic({"bootstrap_servers": [bootstrap]}, spec, topics["predictions"],
+                        topics["outcomes"], envelope=envelope, partitions=partitions)
+    total = sent["prediction"] + sent["outcome"]
+    with tempfile.TemporaryDirectory(prefix="loglabel-bench-") as out:
+        config = {
+            "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{run}"},
+            "topics": topics,
+            "join": {"window_s": 60.0, "early_tolerance_s": 5.0, "allowed_lateness_s": 5.0},
+            "output": {"path": out},
+        }
+        bare = _child("bare", {"bootstrap": bootstrap,
+                               "topics": [topics["predictions"], topics["outcomes"]],
+                               "expected": total})
+        pipeline = _child("pipeline", {"config": json.dumps(config), "expected": total})
+    return {"events": total, "bare": bare, "pipeline": pipeline}
+
+
+def format_report(result: dict[str, Any]) -> str:
+    bare, pipe = result["bare"], result["pipeline"]
+
+    def rate(r: dict[str, Any]) -> float:
+        return r["events"] / r["seconds"] if r["seconds"] > 0 else float("nan")
+
+    lines = [
+        f"events: {result['events']}",
+        f"{'phase':<12}{'events/s':>12}{'cpu µs/event':>15}{'peak RSS MB':>14}",
+    ]
+    for name, r in (("(a) bare", bare), ("(b) pipeline", pipe)):
+        lines.append(f"{name:<12}{rate(r):>12,.0f}{1e6 * r['cpu_s'] / max(r['events'], 1):>15.1f}"
+                     f"{r['peak_rss_mb']:>14.0f}")
+    lines.append(f"ratio (b)/(a): {rate(pipe) / rate(bare):.2f}  (budget: >= 0.5)")
+    lines.append(f"rows written by (b): {pipe.get('rows_written')}")
+    return "\n".join(lines)
+
+
+@click.command("bench")
+@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
+@click.option("--count", type=int, default=200_000, show_default=True,
+              help="Predictions to simulate (clicks come on top).")
+@click.option("--envelope", default="fluentd", show_default=True)
+def bench_command(bootstrap: str, count: int, envelope: str) -> None:
+    """Measure pipeline throughput against a bare consumer of the same events."""
+    result = run_bench(bootstrap, count, envelope=envelope)
+    click.echo(format_report(result))
+
+
+def _main(argv: list[str]) -> None:
+    phase, args = argv[0], json.loads(argv[1])
+    if phase == "bare":
+        print(json.dumps(_bare(args["bootstrap"], args["topics"], args["expected"])))
+    elif phase == "pipeline":
+        print(json.dumps(_pipeline(args["config"], args["expected"])))
+    else:
+        raise SystemExit(f"unknown phase {phase}")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
