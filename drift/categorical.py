@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,9 @@ from drift.events import top_summary
 
 OTHER = "__other__"
 """The bucket of every category outside the tracked ones."""
+
+MISSING = "__missing__"
+"""The category of a missing or null value."""
 
 
 def linf_distance(
@@ -58,6 +61,17 @@ def shares(counts: Mapping[Hashable, float]) -> dict[Hashable, float]:
     """Counts to shares (empty if the total is 0)."""
     total = sum(counts.values())
     return {k: v / total for k, v in counts.items()} if total else {}
+
+
+def pool(current: Mapping[Hashable, float], ref: Mapping[Hashable, float]) -> dict:
+    """Fold the categories unknown to ``ref`` into OTHER, if ``ref`` has an OTHER share."""
+    if OTHER not in ref:
+        return dict(current)
+    pooled: dict[Hashable, float] = {}
+    for key, share in current.items():
+        k = key if key in ref else OTHER
+        pooled[k] = pooled.get(k, 0.0) + share
+    return pooled
 
 
 def top(shares_: Mapping[Hashable, float], k: int) -> list[tuple[Hashable, float]]:
@@ -104,7 +118,7 @@ class CategoricalDrift:
         self.params = dict(params)
         make_detector(detector, self.params)
         self.threshold = threshold
-        self._window = window
+        self.window = window
         self._z_scale = z_scale
         self._max_categories = max_categories
         self._min_share = min_share
@@ -140,12 +154,15 @@ class CategoricalDrift:
         return shares(self._counts)
 
     def distance(self) -> tuple[float, Hashable | None]:
-        """L-infinity distance between the window and the reference."""
-        return linf_distance(self.window_shares(), self._ref)
+        """L-infinity distance between the window and the reference.
 
-    def update(self, values: Iterable[Hashable]) -> CategoricalAlarm | None:
-        """Count one block of values (``None`` is a category of its own)."""
-        block = Counter(values)
+        A reference with an :data:`OTHER` share (a training profile that kept
+        only its top values) is compared with the window pooled the same way.
+        """
+        return linf_distance(pool(self.window_shares(), self._ref), self._ref)
+
+    def update(self, block: Counter[Hashable]) -> CategoricalAlarm | None:
+        """Count one block of values, given as counts per category."""
         n = sum(block.values())
         if not n:
             return None
@@ -161,7 +178,7 @@ class CategoricalDrift:
         self._fed += n
         fired = self._feed(block, n)
         if fired and self._fed >= self._min_samples and self._since >= self._cooldown:
-            self._pending = self._window
+            self._pending = self.window
         if self._pending > 0:
             self._pending -= n
             dist, category = self.distance()
@@ -173,7 +190,7 @@ class CategoricalDrift:
         self._blocks.append((block, n))
         self._counts.update(block)
         self._n += n
-        while self._n - self._blocks[0][1] >= self._window:
+        while self._n - self._blocks[0][1] >= self.window:
             old, m = self._blocks.popleft()
             self._counts.subtract(old)
             self._n -= m
@@ -197,7 +214,8 @@ class CategoricalDrift:
     def _set_reference(self, ref: dict[Hashable, float], n: float) -> None:
         self._ref = ref
         self._ref_n = n
-        tracked = [k for k, s in top(ref, self._max_categories) if s >= self._min_share]
+        ranked = top({k: v for k, v in ref.items() if k != OTHER}, self._max_categories)
+        tracked = [k for k, s in ranked if s >= self._min_share]
         self._bucket = {k: i for i, k in enumerate(tracked)}
         p = [ref[k] for k in tracked]
         p.append(max(0.0, 1.0 - sum(p)))

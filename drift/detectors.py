@@ -82,8 +82,10 @@ class Detector:
         "fired",
         "last_firing",
         "_river",
+        "_fast",
         "_recent",
         "_sum",
+        "_sumsq",
         "_invert",
     )
 
@@ -97,45 +99,65 @@ class Detector:
             self._river = factory(**self.params)
         except (TypeError, ValueError) as exc:
             raise DriftConfigError(f"bad parameters for {name}: {exc}") from exc
-        self.n = 0
         self.fired = 0
         self.last_firing: Firing | None = None
-        self._sum = 0.0
         # ADWIN's cut point is not exposed; the recent inputs let us report it.
         self._recent: deque[float] | None = deque(maxlen=64) if name == "ADWIN" else None
         # River's FHDDM fires when the rate of 1s falls (MOA's accuracy input),
         # although its docstring says 1 is an error; we feed it 1 - x so that
         # every binary detector here fires when the rate of 1s rises.
         self._invert = name == "FHDDM"
+        self._start()
+
+    def _start(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+        self._sumsq = 0.0
+        if self._recent is not None:
+            self._recent.clear()
+        # River's ADWIN.update is a thin Python layer over a Rust window whose
+        # update returns the verdict; calling it directly halves the cost.
+        # Since we restart on every detection, the layer's only job (resetting
+        # on the next update) is ours anyway. Fall back if River changes.
+        helper = getattr(self._river, "_helper", None)
+        self._fast = getattr(helper, "update", None) if self.name == "ADWIN" else None
 
     def update(self, x: float) -> bool:
         """Feed one value; True if a change was detected on this value."""
-        river = self._river
-        if self._recent is not None:
-            width, total, var = river.width, river.total, river.variance
-            self._recent.append(x)
-        river.update(1 - x if self._invert else x)
         self.n += 1
         self._sum += x
-        if not river.drift_detected:
-            return False
-        if self._recent is not None:
-            stat, threshold = _adwin_cut(self._recent, width, total, var, self.params)
-            name = "mean_gap"
+        self._sumsq += x * x
+        if self._fast is not None:
+            self._recent.append(x)  # type: ignore[union-attr]
+            if not self._fast(x):
+                return False
         else:
-            name, stat, threshold = _probe(self.name, river, self._sum / self.n)
-        self.last_firing = Firing(self.name, name, stat, threshold, self.n)
-        self.fired += 1
+            if self._recent is not None:
+                self._recent.append(x)
+            river = self._river
+            river.update(1 - x if self._invert else x)
+            if not river.drift_detected:
+                return False
+        self._record()
         self.reset()
         return True
+
+    def _record(self) -> None:
+        if self._recent is not None:
+            # Until it fires, ADWIN's window is everything since the (re)start.
+            stat, threshold = _adwin_cut(
+                list(self._recent), self.n, self._sum, self._sumsq, self.params
+            )
+            name = "mean_gap"
+        else:
+            name, stat, threshold = _probe(self.name, self._river, self.mean)
+        self.last_firing = Firing(self.name, name, stat, threshold, self.n)
+        self.fired += 1
 
     def reset(self) -> None:
         """Restart with fresh state and the same parameters."""
         self._river = self._river.clone()
-        self.n = 0
-        self._sum = 0.0
-        if self._recent is not None:
-            self._recent.clear()
+        self._start()
 
     @property
     def mean(self) -> float:
@@ -149,29 +171,28 @@ def make_detector(name: str, params: Mapping[str, Any] | None = None) -> Detecto
 
 
 def _adwin_cut(
-    recent: deque[float], width: float, total: float, var: float, params: Mapping[str, Any]
+    recent: list[float], n: int, total: float, sumsq: float, params: Mapping[str, Any]
 ) -> tuple[float, float]:
-    """The most significant split between the last n1 inputs and the rest.
+    """The most significant split of the window between its last n1 values and the rest.
 
-    Same bound as ADWIN (Bifet & Gavalda, 2007) over the window that was in
-    place before the firing update, tried at power-of-two recent lengths.
+    Same bound as ADWIN (Bifet & Gavalda, 2007), tried at power-of-two recent
+    lengths: returns (|mean gap|, bound) of the split that exceeds its bound most.
     """
     delta = float(params.get("delta", 0.002))
     mwl = int(params.get("min_window_length", 5))
-    n = width + 1
     if n < 3:
         return math.nan, math.nan
-    per_item_var = var / width if width else 0.0
+    mean = total / n
+    var = max(sumsq / n - mean * mean, 0.0)
     dd = math.log(2.0 * math.log(n) / delta)
-    values = list(recent)
     best = (-math.inf, math.nan, math.nan)
     n1 = 1
-    while n1 <= len(values) and n1 < n:
-        tail = values[-n1:]
+    while n1 <= len(recent) and n1 < n:
+        tail = sum(recent[-n1:])
         n0 = n - n1
-        gap = abs((total + values[-1] - sum(tail)) / n0 - sum(tail) / n1)
+        gap = abs((total - tail) / n0 - tail / n1)
         m_recip = 1.0 / max(n0 - mwl + 1, 1) + 1.0 / max(n1 - mwl + 1, 1)
-        eps = math.sqrt(2.0 * m_recip * per_item_var * dd) + 2.0 / 3.0 * dd * m_recip
+        eps = math.sqrt(2.0 * m_recip * var * dd) + 2.0 / 3.0 * dd * m_recip
         if gap - eps > best[0]:
             best = (gap - eps, gap, eps)
         n1 *= 2

@@ -109,8 +109,9 @@ class NumericDrift:
         self._ring_i = 0
 
     @property
-    def names(self) -> list[str]:
-        return [c.name for c in self._cols]
+    def columns(self) -> list[tuple[str, str]]:
+        """(name, kind) of every column, in matrix order."""
+        return [(c.name, c.kind) for c in self._cols]
 
     def add(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> int:
         """Register a column (``kind`` is carried to its alarms); returns its index."""

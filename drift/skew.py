@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from drift.categorical import OTHER, linf_distance, shares, top
+from drift.categorical import MISSING, OTHER, linf_distance, pool, shares, top
 from drift.profile import bin_counts
 from drift.settings import SkewSettings
 
@@ -81,10 +81,14 @@ def served_type(value: Any) -> str | None:
 
 
 def type_mismatch(expected: str, served: str) -> bool:
-    """Whether a served type contradicts the training type (ints are fine for floats)."""
-    if expected == served or (expected == "float" and served == "int"):
-        return False
-    return not (expected == "int" and served == "float")  # checked on values, see evaluate
+    """Whether a served type contradicts the training type.
+
+    Ints are fine for floats; floats for ints are judged on the values (a
+    float 3.0 is an integer), in :meth:`SkewChecker.evaluate`.
+    """
+    if expected in NUMERIC_TYPES:
+        return served not in NUMERIC_TYPES
+    return served != expected
 
 
 class SkewChecker:
@@ -100,6 +104,7 @@ class SkewChecker:
         self._s = settings
         self._thresholds = dict(thresholds or {})
         self._events = 0
+        self._cat_events = 0
         self._blocks: list[tuple[list[str], np.ndarray]] = []
         self._cats: dict[str, Counter[Hashable]] = {}
         self._active: set[tuple[str, str]] = set()
@@ -130,16 +135,21 @@ class SkewChecker:
             return [SkewFinding("schema", "type_mismatch", feature, 1.0, 0.0, detail)]
         return []
 
-    def add_block(
-        self, names: list[str], matrix: np.ndarray, categories: Mapping[str, Counter[Hashable]]
-    ) -> bool:
-        """Add one block of served values; True once the window is full."""
-        self._events += matrix.shape[0] if matrix.size else _block_len(categories)
-        if matrix.size:
-            self._blocks.append((names, matrix))
+    def add_block(self, names: list[str], matrix: np.ndarray) -> bool:
+        """Add one block of served predictions (numeric columns ``names``, maybe none).
+
+        Returns True once the window is full: call :meth:`evaluate`.
+        """
+        self._events += matrix.shape[0]
+        if matrix.shape[1]:
+            self._blocks.append((list(names), matrix))
+        return self._events >= self._s.window
+
+    def add_categories(self, events: int, categories: Mapping[str, Counter[Hashable]]) -> None:
+        """Add the categorical values of ``events`` served predictions."""
+        self._cat_events += events
         for name, counts in categories.items():
             self._cats.setdefault(name, Counter()).update(counts)
-        return self._events >= self._s.window
 
     def evaluate(self) -> list[SkewFinding]:
         """Check the window against the profile, start a new one, return new findings."""
@@ -148,7 +158,7 @@ class SkewChecker:
         for feature, spec in self._features.items():
             for finding in self._check(feature, spec, columns.get(feature)):
                 found[(finding.check, feature)] = finding
-        self._events = 0
+        self._events = self._cat_events = 0
         self._blocks = []
         self._cats = {}
         new = [f for key, f in found.items() if key not in self._active]
@@ -166,14 +176,13 @@ class SkewChecker:
         self, feature: str, spec: Mapping[str, Any], column: np.ndarray | None
     ) -> list[SkewFinding]:
         out: list[SkewFinding] = []
-        events = max(self._events, 1)
         counts = self._cats.get(feature)
-        if column is not None:
-            values = column[~np.isnan(column)]
+        values = column[~np.isnan(column)] if column is not None else np.empty(0)
+        if counts:
+            present = sum(v for k, v in counts.items() if k != MISSING)
+            presence = present / max(self._cat_events, 1)
         else:
-            values = np.empty(0)
-        served_n = values.size + (sum(v for k, v in counts.items() if k is not None) if counts else 0)
-        presence = served_n / events
+            presence = values.size / max(self._events, 1)
         trained = float(spec.get("presence", 1.0))
         if presence < trained * (1.0 - self._s.min_presence_drop):
             detail = f"presence {presence:.3f} served vs {trained:.3f} in training"
@@ -227,7 +236,7 @@ class SkewChecker:
     ) -> list[SkewFinding]:
         out: list[SkewFinding] = []
         cat = spec["categorical"]
-        served = {k: v for k, v in counts.items() if k is not None}
+        served = {k: v for k, v in counts.items() if k != MISSING}
         total = sum(served.values())
         if not total:
             return out
@@ -248,13 +257,7 @@ class SkewChecker:
                     )
                 )
         ref = self.reference_shares(feature) or {}
-        cur = shares(served)
-        if OTHER in ref:
-            pooled: dict[Hashable, float] = {}
-            for k, v in cur.items():
-                key = k if k in ref else OTHER
-                pooled[key] = pooled.get(key, 0.0) + v
-            cur = pooled
+        cur = pool(shares(served), ref)
         dist, arg = linf_distance(cur, ref)
         threshold = self._s.categorical_threshold if limit is None else limit
         if dist >= threshold:
@@ -271,7 +274,3 @@ class SkewChecker:
                 )
             )
         return out
-
-
-def _block_len(categories: Mapping[str, Counter[Hashable]]) -> int:
-    return max((sum(c.values()) for c in categories.values()), default=0)

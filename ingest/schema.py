@@ -25,7 +25,10 @@ never reject it: they are counted in the decoder's counter as
 ``schema_skew.missing_feature.<model>.<feature>`` (and coerced numeric
 strings as ``schema_skew.numeric_string.<model>.<feature>``); the drift package
 reports them. ``parse_skew_key`` splits such a key (model names must not
-contain ``.`` for it to be unambiguous; feature names may).
+contain ``.`` for it to be unambiguous; feature names may). State stays
+bounded: after ``MAX_NEW_FEATURES`` distinct new names per model, further new
+names count as feature ``*``, and beyond ``MAX_MODELS`` models new models are
+not inferred (they pass unchecked).
 
 Inference: a feature seen only as ints is ``int``; as ints and floats,
 ``float``; as one other type, that type. A feature seen with conflicting types
@@ -50,6 +53,11 @@ TYPES: Mapping[str, type] = {"int": int, "float": float, "str": str, "bool": boo
 """Schema type names and the Python type of a conforming value."""
 
 SKEW_PREFIX = "schema_skew."
+MAX_NEW_FEATURES = 256
+"""Distinct new feature names counted per model; later ones count as ``OTHER_FEATURES``."""
+OTHER_FEATURES = "*"
+MAX_MODELS = 1024
+"""Models whose schema is tracked; predictions of later models pass unchecked."""
 _MAX_EXACT_INT = 2**53
 _NAN_TEXT = frozenset(("NaN", "nan", "-nan", "-NaN"))
 _INF_TEXT = frozenset(("inf", "-inf", "+inf", "Infinity", "-Infinity", "+Infinity"))
@@ -92,7 +100,8 @@ def parse_skew_key(key: str) -> tuple[str, str, str] | None:
 class _Enforced:
     """A schema compiled for the hot path: Python types and key sets."""
 
-    __slots__ = ("schema", "feature_types", "feature_names", "prediction_types", "required")
+    __slots__ = ("schema", "feature_types", "feature_names", "prediction_types", "required",
+                 "new_names")
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -100,6 +109,16 @@ class _Enforced:
         self.feature_names = frozenset(self.feature_types)
         self.prediction_types = {name: TYPES[t] for name, t in schema.prediction.items()}
         self.required = tuple(sorted(schema.required))
+        self.new_names: set[str] = set()
+
+    def new_name(self, name: str) -> str:
+        """``name``, or ``OTHER_FEATURES`` once ``MAX_NEW_FEATURES`` names were counted."""
+        if name in self.new_names:
+            return name
+        if len(self.new_names) < MAX_NEW_FEATURES:
+            self.new_names.add(name)
+            return name
+        return OTHER_FEATURES
 
 
 class _Inference:
@@ -181,7 +200,7 @@ class SchemaEnforcer:
         keys = features.keys()
         if keys != enforced.feature_names:
             for name in keys - enforced.feature_names:
-                counters[skew_key("new_feature", model, name)] += 1
+                counters[skew_key("new_feature", model, enforced.new_name(name))] += 1
             for name in enforced.feature_names - keys:
                 counters[skew_key("missing_feature", model, name)] += 1
         for name in enforced.required:
@@ -200,6 +219,8 @@ class SchemaEnforcer:
             return
         inference = self._inferring.get(prediction.model)
         if inference is None:
+            if len(self._inferring) + len(self._enforced) >= MAX_MODELS:
+                return  # bounded state: a stream of made-up model names must not grow it
             inference = self._inferring[prediction.model] = _Inference(self.infer_from)
         inference.observe(prediction)
         if inference.remaining <= 0:

@@ -12,6 +12,14 @@
 #   LOGLABEL_KAFKA_CACHE  where the jars are copied            (default ~/.cache/loglabel)
 #   LOGLABEL_KAFKA_HEAP   JVM heap                             (default 512m)
 #   PYTHON                interpreter with kafka-python, for the readiness probe (default python3)
+#
+# Opt-in SASL/SCRAM listener, for testing authenticated clients:
+#   LOGLABEL_KAFKA_SCRAM           1 adds a SASL_PLAINTEXT listener (SCRAM-SHA-256 and -512)  (default 0)
+#   LOGLABEL_KAFKA_SCRAM_PORT      its port on 127.0.0.1                     (default client port + 2)
+#   LOGLABEL_KAFKA_SCRAM_USER      user created when the storage is formatted  (default loglabel)
+#   LOGLABEL_KAFKA_SCRAM_PASSWORD  that user's password                        (default loglabel-secret)
+# The user is written into the KRaft metadata by `StorageTool format --add-scram`, so it
+# exists only in storage formatted with SCRAM on; the plain listener keeps working.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +29,10 @@ cache=${LOGLABEL_KAFKA_CACHE:-$HOME/.cache/loglabel}
 home=${LOGLABEL_KAFKA_HOME:-$cache/kafka-run-$port}
 heap=${LOGLABEL_KAFKA_HEAP:-512m}
 python=${PYTHON:-python3}
+scram=${LOGLABEL_KAFKA_SCRAM:-0}
+scram_port=${LOGLABEL_KAFKA_SCRAM_PORT:-$((port + 2))}
+scram_user=${LOGLABEL_KAFKA_SCRAM_USER:-loglabel}
+scram_password=${LOGLABEL_KAFKA_SCRAM_PASSWORD:-loglabel-secret}
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 libs=$cache/kafka-$kafka_version/libs
 pidfile=$home/kafka.pid
@@ -44,17 +56,29 @@ java_cmd() {
     -cp "$libs/*" "$@"
 }
 
+scram_on() {
+  [ "$scram" = 1 ]
+}
+
 write_config() {
   mkdir -p "$home/data" "$logdir"
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+  local advertised="PLAINTEXT://127.0.0.1:$port"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if scram_on; then
+    listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$scram_port"
+    advertised="$advertised,SASL_PLAINTEXT://127.0.0.1:$scram_port"
+    protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
   cat > "$home/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$home/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -69,6 +93,36 @@ group.consumer.min.session.timeout.ms=3000
 group.classic.min.session.timeout.ms=3000
 log.retention.hours=24
 PROPS
+  if scram_on; then
+    # Brokers check SCRAM credentials against the KRaft metadata; the JAAS entry
+    # names only the login module (no secret lives in this file).
+    cat >> "$home/server.properties" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
+  fi
+}
+
+format_storage() {
+  local cluster_id
+  local scram_args=()
+  cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  if scram_on; then
+    scram_args=(--add-scram "SCRAM-SHA-256=[name=$scram_user,password=$scram_password]"
+                --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]")
+  fi
+  java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+    -c "$home/server.properties" ${scram_args[@]+"${scram_args[@]}"} >> "$logdir/format.log" 2>&1
+  if scram_on; then echo "$scram_user" > "$home/scram-user"; else rm -f "$home/scram-user"; fi
+  say "formatted KRaft storage in $home/data (cluster $cluster_id)"
+}
+
+check_scram_user() {
+  # SCRAM users are created only when the storage is formatted.
+  if scram_on && [ "$(cat "$home/scram-user" 2>/dev/null)" != "$scram_user" ]; then
+    say "WARNING: $home/data was formatted without SCRAM user '$scram_user'; stop, remove $home/data and start again to create it"
+  fi
 }
 
 running() {
@@ -87,10 +141,9 @@ start() {
   fi
   write_config
   if [ ! -f "$home/data/meta.properties" ]; then
-    cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-    java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-      -c "$home/server.properties" >> "$logdir/format.log" 2>&1
-    say "formatted KRaft storage in $home/data (cluster $cluster_id)"
+    format_storage
+  else
+    check_scram_user
   fi
   t0=$(date +%s%N)
   java_cmd kafka.Kafka "$home/server.properties" > "$logdir/stdout.log" 2>&1 < /dev/null &
@@ -98,6 +151,7 @@ start() {
   if answers 90; then
     t1=$(date +%s%N)
     say "started (pid $(cat "$pidfile")) on 127.0.0.1:$port; answered metadata after $(( (t1 - t0) / 1000000 )) ms; log $logdir/server.log"
+    if scram_on; then say "SASL_PLAINTEXT (SCRAM-SHA-256/512) on 127.0.0.1:$scram_port for user '$scram_user'"; fi
   else
     say "did not answer within 90 s; see $logdir/server.log and $logdir/stdout.log"
     tail -n 30 "$logdir/stdout.log" >&2 || true

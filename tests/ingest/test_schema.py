@@ -9,7 +9,15 @@ import pytest
 
 from ingest.errors import RejectedMessage
 from ingest.records import Prediction
-from ingest.schema import Schema, SchemaEnforcer, parse_skew_key, skew_key
+from ingest.schema import (
+    MAX_MODELS,
+    MAX_NEW_FEATURES,
+    OTHER_FEATURES,
+    Schema,
+    SchemaEnforcer,
+    parse_skew_key,
+    skew_key,
+)
 
 SCHEMA = Schema(features={"n": "int", "x": "float", "c": "str", "b": "bool"},
                 prediction={"score": "float"})
@@ -216,3 +224,26 @@ def test_skew_keys_round_trip(what: str, model: str, feature: str) -> None:
 def test_other_counters_are_not_skew_keys() -> None:
     assert parse_skew_key("prediction.decoded") is None
     assert parse_skew_key("schema_skew.oops") is None
+
+
+def test_new_feature_names_are_bounded_per_model() -> None:
+    enforcer = SchemaEnforcer(default=Schema(features={"n": "int"}))
+    counters: Counter[str] = Counter()
+    for i in range(MAX_NEW_FEATURES + 10):
+        enforcer.check(pred({"n": 1, f"f{i}": 1}), counters)
+    enforcer.check(pred({"n": 1, "f0": 1}), counters)  # a name already counted keeps its key
+    new = {parse_skew_key(k)[2]: n for k, n in counters.items()  # type: ignore[index]
+           if k.startswith("schema_skew.new_feature.")}
+    assert len(new) == MAX_NEW_FEATURES + 1
+    assert new[OTHER_FEATURES] == 10
+    assert new["f0"] == 2
+
+
+def test_inferred_models_are_bounded() -> None:
+    enforcer = SchemaEnforcer(infer_from=1)
+    counters: Counter[str] = Counter()
+    for i in range(MAX_MODELS + 5):
+        enforcer.check(pred({"v": 1}, model=f"m{i}"), counters)
+    assert len(tuple(enforcer.models())) == MAX_MODELS
+    late = pred({"v": "not an int"}, model=f"m{MAX_MODELS + 1}")
+    assert enforcer.check(late, counters) is late

@@ -1,0 +1,492 @@
+"""The drift monitor: one per process, state per model.
+
+``observe_prediction`` only buffers the prediction; every ``block_size``
+predictions of a model the block is turned into one float matrix and every
+numeric feature and score is checked at once (:mod:`drift.numeric`), every
+``categorical.block_size`` predictions the categorical features and classes
+(:mod:`drift.categorical`). The event that completes a block carries the
+block's evidence, so its event time and source are those of the returned
+drift events.
+
+Features are discovered as they are served: a feature whose first non-null
+value is an int or float is numeric, a str or bool is categorical, anything
+else is ignored. With a baseline profile, served values are also compared with
+training (:mod:`drift.skew`).
+
+Each returned :class:`DriftEvent` is also kept in :attr:`DriftMonitor.history`
+(bounded) and counted in :attr:`DriftMonitor.counts`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drift.categorical import MISSING, CategoricalAlarm, CategoricalDrift
+from drift.events import DriftEvent
+from drift.labels import LabelDrift
+from drift.numeric import NumericAlarm, NumericDrift
+from drift.profile import load_profile
+from drift.settings import DriftSettings
+from drift.skew import SkewChecker, SkewFinding
+from ingest.records import Prediction, SourceRef
+
+_FEATURE, _PRED = 0, 1
+_KIND = {_FEATURE: "data", _PRED: "prediction"}
+
+
+class _Model:
+    __slots__ = (
+        "buf",
+        "cat_buf",
+        "tick",
+        "fnames",
+        "pnames",
+        "perm",
+        "num",
+        "cats",
+        "known",
+        "skew",
+        "labels",
+    )
+
+    def __init__(self, num: NumericDrift, skew: SkewChecker | None) -> None:
+        self.buf: list[Prediction] = []
+        self.cat_buf: list[Prediction] = []
+        self.tick = 0
+        self.fnames: list[str] = []
+        self.pnames: list[str] = []
+        self.perm: np.ndarray | None = None
+        self.num = num
+        self.cats: dict[tuple[int, str], CategoricalDrift] = {}
+        self.known: set[tuple[int, str]] = set()
+        self.skew = skew
+        self.labels: dict[str, LabelDrift] = {}
+
+
+class DriftMonitor:
+    """Data, prediction, concept and schema drift for every model of a process.
+
+    ``profiles`` maps a model name (or ``"*"`` for every model) to a baseline
+    profile; without it ``settings.baseline_path`` is read: a profile file for
+    every model, or a directory of ``<model>.json`` files.
+    """
+
+    def __init__(
+        self,
+        settings: DriftSettings | None = None,
+        *,
+        profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.settings = s = settings or DriftSettings()
+        self._models: dict[str, _Model] = {}
+        self._profiles: dict[str, Mapping[str, Any]] = dict(profiles or {})
+        self._profile_dir: Path | None = None
+        if profiles is None and s.baseline_path:
+            path = Path(s.baseline_path)
+            if path.is_dir():
+                self._profile_dir = path
+            else:
+                self._profiles["*"] = load_profile(path)
+        self._k = s.numeric.block_size
+        self._cat_k = s.categorical.block_size
+        self._every = s.sampling.every
+        self._schema_seen: dict[tuple[str, str, str | None], list[float]] = {}
+        self.history: deque[DriftEvent] = deque(maxlen=s.history)
+        self.counts: Counter[str] = Counter()
+
+    # -- predictions -----------------------------------------------------
+
+    def observe_prediction(
+        self, p: Prediction, source: SourceRef | None = None
+    ) -> list[DriftEvent]:
+        """Watch one prediction; returns the drift events it completes (usually none)."""
+        if not self.settings.enabled:
+            return []
+        st = self._models.get(p.model)
+        if st is None:
+            st = self._models[p.model] = self._new_model(p.model)
+        if self._every > 1:
+            st.tick += 1
+            if st.tick % self._every:
+                return []
+        st.buf.append(p)
+        if len(st.buf) < self._k:
+            return []
+        return self._flush(st, p, source)
+
+    def flush(self) -> list[DriftEvent]:
+        """Process every partial block now (at shutdown or the end of a backfill)."""
+        events: list[DriftEvent] = []
+        for st in self._models.values():
+            if st.buf:
+                events.extend(self._flush(st, st.buf[-1], None, force=True))
+        return events
+
+    def _flush(
+        self, st: _Model, last: Prediction, source: SourceRef | None, force: bool = False
+    ) -> list[DriftEvent]:
+        buf = st.buf
+        st.buf = []
+        feats = [p.features for p in buf]
+        preds = [p.prediction for p in buf]
+        events: list[DriftEvent] = []
+        where = (last.model, last.event_time, str(source) if source is not None else None)
+        self._discover(st, feats, preds, where, events)
+        if st.fnames or st.pnames:
+            a = self._matrix(st, feats, preds, where, events)
+            if st.skew is not None and st.skew.add_block(st.fnames, a[:, : len(st.fnames)]):
+                events.extend(self._skew_events(st.skew.evaluate(), where))
+            if st.perm is not None:
+                a = a[:, st.perm]
+            for alarm in st.num.process(a):
+                events.append(_numeric_event(alarm, where))
+        if st.cats:
+            st.cat_buf.extend(buf)
+            if len(st.cat_buf) >= self._cat_k or force:
+                self._categorical(st, where, events)
+        if events:
+            self._record(events)
+        return events
+
+    def _discover(
+        self,
+        st: _Model,
+        feats: list[Mapping[str, Any]],
+        preds: list[Mapping[str, Any]],
+        where: tuple[str, float, str | None],
+        events: list[DriftEvent],
+    ) -> None:
+        names = set().union(*feats)
+        new = [(_FEATURE, n) for n in names if (_FEATURE, n) not in st.known]
+        for field in self.settings.prediction.fields:
+            if (_PRED, field) not in st.known:
+                new.append((_PRED, field))
+        for src, name in new:
+            rows = feats if src == _FEATURE else preds
+            value = next((r[name] for r in rows if r.get(name) is not None), None)
+            if value is None:
+                continue  # not served yet (or only nulls): look again next block
+            st.known.add((src, name))
+            if src == _FEATURE and st.skew is not None:
+                for finding in st.skew.on_new_feature(name, value):
+                    events.extend(self._skew_events([finding], where))
+            if src == _FEATURE and not self.settings.override(name).enabled:
+                continue
+            self._register(st, src, name, value)
+
+    def _register(self, st: _Model, src: int, name: str, value: Any) -> None:
+        s = self.settings
+        override = s.override(name) if src == _FEATURE else None
+        if isinstance(value, bool | str):
+            c = s.categorical
+            reference = None
+            if c.reference == "baseline" and st.skew is not None and src == _FEATURE:
+                reference = st.skew.reference_shares(name)
+            threshold = c.threshold
+            if override is not None and override.threshold is not None:
+                threshold = override.threshold
+            params = {**c.params, **((override.params or {}) if override else {})}
+            st.cats[(src, name)] = CategoricalDrift(
+                detector=c.detector,
+                params=params,
+                window=c.window,
+                threshold=threshold,
+                z_scale=c.z_scale,
+                max_categories=c.max_categories,
+                min_share=c.min_share,
+                top_k=c.top_k_report,
+                warmup=s.warmup,
+                min_samples=s.min_samples,
+                cooldown=s.cooldown,
+                reference=reference,
+            )
+        elif isinstance(value, int | float):
+            (st.fnames if src == _FEATURE else st.pnames).append(name)
+            st.num.add(name, _KIND[src], override.params if override else None)
+            # The matrix is built features first, then scores; the detectors
+            # keep their columns in the order the streams appeared.
+            order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
+            index = {key: i for i, key in enumerate(order)}
+            perm = np.array([index[key] for key in st.num.columns])
+            st.perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
+
+    def _matrix(
+        self,
+        st: _Model,
+        feats: list[Mapping[str, Any]],
+        preds: list[Mapping[str, Any]],
+        where: tuple[str, float, str | None],
+        events: list[DriftEvent],
+    ) -> np.ndarray:
+        fn, pn = st.fnames, st.pnames
+        rows = [(*map(f.get, fn), *map(r.get, pn)) for f, r in zip(feats, preds, strict=True)]
+        try:
+            return np.array(rows, dtype=float).reshape(len(rows), len(fn) + len(pn))
+        except (TypeError, ValueError):
+            pass
+        # Slow path: some value is not a number. It is a schema problem, not a crash.
+        a = np.full((len(rows), len(fn) + len(pn)), math.nan)
+        bad: set[int] = set()
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if isinstance(v, int | float):
+                    a[i, j] = v
+                elif v is not None:
+                    bad.add(j)
+        names = [*fn, *pn]
+        for j in sorted(bad):
+            detail = f"numeric {names[j]!r} received a non-numeric value"
+            events.extend(self._schema(where, "type_mismatch", names[j], detail))
+        return a
+
+    def _categorical(
+        self, st: _Model, where: tuple[str, float, str | None], events: list[DriftEvent]
+    ) -> None:
+        buf = st.cat_buf
+        st.cat_buf = []
+        counted: dict[str, Counter[Hashable]] = {}
+        for (src, name), cat in st.cats.items():
+            rows = [p.features for p in buf] if src == _FEATURE else [p.prediction for p in buf]
+            counts = _normalize(Counter([r.get(name) for r in rows]))
+            if src == _FEATURE:
+                counted[name] = counts
+            alarm = cat.update(counts)
+            if alarm is not None:
+                events.append(_categorical_event(alarm, cat, _KIND[src], name, where))
+        if st.skew is not None:
+            st.skew.add_categories(len(buf), counted)
+
+    # -- labels and schema -------------------------------------------------
+
+    def observe_label(
+        self,
+        model: str,
+        event_time: float,
+        score: float | None,
+        label: bool,
+        source: SourceRef | None = None,
+        *,
+        label_name: str = "label",
+    ) -> list[DriftEvent]:
+        """Watch one labeled example (score may be unknown); returns concept drift events."""
+        s = self.settings
+        if not (s.enabled and s.labels.enabled):
+            return []
+        st = self._models.get(model)
+        if st is None:
+            st = self._models[model] = self._new_model(model)
+        ld = st.labels.get(label_name)
+        if ld is None:
+            ld = st.labels[label_name] = LabelDrift(
+                s.labels, warmup=s.warmup, min_samples=s.min_samples, cooldown=s.cooldown
+            )
+        alarms = ld.update(score, label)
+        if not alarms:
+            return []
+        src = str(source) if source is not None else None
+        events = [
+            DriftEvent(
+                model=model,
+                kind="concept",
+                stream=a.stream,
+                feature=label_name,
+                detector=a.firing.detector,
+                params=a.params,
+                statistic_name=a.firing.statistic_name,
+                statistic=a.firing.statistic,
+                threshold=a.firing.threshold,
+                event_time=event_time,
+                source=src,
+                reference=a.reference,
+                current=a.current,
+            )
+            for a in alarms
+        ]
+        self._record(events)
+        return events
+
+    def observe_schema_skew(
+        self, model: str, event_time: float, kind: str, feature: str | None, detail: str
+    ) -> list[DriftEvent]:
+        """Report a schema problem counted upstream (e.g. ``type_mismatch``).
+
+        The first occurrence of a (model, kind, feature) gives an event; later
+        ones are counted and reported with the next event, at most one per
+        ``schema_cooldown_s`` seconds of event time.
+        """
+        if not self.settings.enabled:
+            return []
+        events = self._schema((model, event_time, None), kind, feature, detail)
+        self._record(events)
+        return events
+
+    def _schema(
+        self,
+        where: tuple[str, float, str | None],
+        kind: str,
+        feature: str | None,
+        detail: str,
+        statistic: float | None = None,
+        threshold: float = math.nan,
+    ) -> list[DriftEvent]:
+        model, event_time, source = where
+        key = (model, kind, feature)
+        seen = self._schema_seen.get(key)
+        if seen is not None and event_time - seen[0] < self.settings.schema_cooldown_s:
+            seen[1] += 1
+            return []
+        count = 1.0 if seen is None else seen[1] + 1.0
+        self._schema_seen[key] = [event_time, 0.0]
+        return [
+            DriftEvent(
+                model=model,
+                kind="schema",
+                stream=kind,
+                feature=feature,
+                detector="schema",
+                params={"cooldown_s": self.settings.schema_cooldown_s},
+                statistic_name="occurrences" if statistic is None else kind,
+                statistic=count if statistic is None else statistic,
+                threshold=threshold,
+                event_time=event_time,
+                source=source,
+                detail=detail,
+            )
+        ]
+
+    def _skew_events(
+        self, findings: list[SkewFinding], where: tuple[str, float, str | None]
+    ) -> list[DriftEvent]:
+        events: list[DriftEvent] = []
+        for f in findings:
+            if f.kind == "schema":
+                events.extend(
+                    self._schema(where, f.check, f.feature, f.detail, f.statistic, f.threshold)
+                )
+                continue
+            model, event_time, source = where
+            name = "jensen_shannon" if f.detail == "jensen_shannon" else "linf"
+            events.append(
+                DriftEvent(
+                    model=model,
+                    kind="skew",
+                    stream=f.check,
+                    feature=f.feature,
+                    detector="baseline",
+                    params={"window": self.settings.skew.window},
+                    statistic_name=name,
+                    statistic=f.statistic,
+                    threshold=f.threshold,
+                    event_time=event_time,
+                    source=source,
+                    reference=f.reference,
+                    current=f.current,
+                    detail=f.detail,
+                )
+            )
+        return events
+
+    # -- state -----------------------------------------------------------
+
+    def _new_model(self, model: str) -> _Model:
+        s = self.settings
+        n = s.numeric
+        num = NumericDrift(
+            detector=n.detector,
+            params=n.params,
+            z_scale=n.z_scale,
+            winsorize=n.winsorize,
+            dispersion=n.dispersion,
+            warmup=s.warmup,
+            min_samples=s.min_samples,
+            cooldown=s.cooldown,
+            summary_blocks=max(1, s.summary_window // max(n.block_size, 1)),
+        )
+        profile = self._profile_for(model)
+        skew = None
+        if profile is not None and s.skew.enabled:
+            thresholds = {k: v.skew_threshold for k, v in s.features.items() if v.skew_threshold}
+            skew = SkewChecker(profile, s.skew, thresholds)
+        return _Model(num, skew)
+
+    def _profile_for(self, model: str) -> Mapping[str, Any] | None:
+        if model in self._profiles:
+            return self._profiles[model]
+        if self._profile_dir is not None:
+            path = self._profile_dir / f"{model}.json"
+            if path.is_file():
+                self._profiles[model] = load_profile(path)
+                return self._profiles[model]
+        return self._profiles.get("*")
+
+    def _record(self, events: list[DriftEvent]) -> None:
+        self.history.extend(events)
+        for e in events:
+            self.counts[e.kind] += 1
+
+
+def _normalize(counts: Counter[Hashable]) -> Counter[Hashable]:
+    """Category keys as the profile spells them: str, "true"/"false", MISSING."""
+    if all(type(k) is str for k in counts):
+        return counts
+    out: Counter[Hashable] = Counter()
+    for k, v in counts.items():
+        if k is None:
+            out[MISSING] += v
+        elif isinstance(k, bool):
+            out["true" if k else "false"] += v
+        else:
+            out[str(k)] += v
+    return out
+
+
+def _numeric_event(alarm: NumericAlarm, where: tuple[str, float, str | None]) -> DriftEvent:
+    model, event_time, source = where
+    f = alarm.firing
+    return DriftEvent(
+        model=model,
+        kind="prediction" if alarm.kind == "prediction" else "data",
+        stream=alarm.stream,
+        feature=alarm.name,
+        detector=f.detector,
+        params=alarm.params,
+        statistic_name=f.statistic_name,
+        statistic=f.statistic,
+        threshold=f.threshold,
+        event_time=event_time,
+        source=source,
+        reference=alarm.reference,
+        current=alarm.current,
+    )
+
+
+def _categorical_event(
+    alarm: CategoricalAlarm,
+    cat: CategoricalDrift,
+    kind: str,
+    name: str,
+    where: tuple[str, float, str | None],
+) -> DriftEvent:
+    model, event_time, source = where
+    return DriftEvent(
+        model=model,
+        kind="prediction" if kind == "prediction" else "data",
+        stream="distribution",
+        feature=name,
+        detector=alarm.detector,
+        params={**cat.params, "window": cat.window, "threshold": alarm.threshold},
+        statistic_name="linf",
+        statistic=alarm.distance,
+        threshold=alarm.threshold,
+        event_time=event_time,
+        source=source,
+        reference=alarm.reference,
+        current=alarm.current,
+        detail=f"largest change in category {alarm.category!r}",
+    )

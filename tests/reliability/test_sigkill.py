@@ -1,0 +1,104 @@
+"""Exactly-once under SIGKILL: kill the consumer at random points under load, restart it,
+and compare the final dataset with the oracle (the plain in-memory join of the same input).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from labeler.produce import send_traffic
+from labeler.simulate import TrafficSpec
+from labeler.worker import join_rules
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write_config(config: Any, path: Path) -> None:
+    k, t, j, o = config.kafka, config.topics, config.join, config.output
+    path.write_text(f"""
+[kafka]
+bootstrap_servers = "{k.bootstrap_servers}"
+group_id = "{k.group_id}"
+group_instance_id = "worker-1"
+session_timeout_ms = 6000
+heartbeat_interval_ms = 1000
+max_poll_records = 300
+[topics]
+predictions = "{t.predictions}"
+outcomes = "{t.outcomes}"
+dead_letter = "{t.dead_letter}"
+drift = "{t.drift}"
+[join]
+window_s = {j.window_s}
+early_tolerance_s = {j.early_tolerance_s}
+allowed_lateness_s = {j.allowed_lateness_s}
+[output]
+path = "{o.path}"
+flush_interval_s = 0.2
+[logging]
+status_interval_s = 60
+""")
+
+
+def _start(config_path: Path, log: Any, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "labeler.cli", "run", "--config", str(config_path), *extra],
+        cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> None:
+    config = kafka_config(join={"window_s": 4.0, "early_tolerance_s": 1.0,
+                                "allowed_lateness_s": 1.0})
+    config_path = tmp_path / "loglabel.toml"
+    _write_config(config, config_path)
+    rng = random.Random(2024)
+    spec = TrafficSpec(count=count, seed=5, spacing=0.0005, click_rate=0.3, window=4.0,
+                       early_tolerance=1.0, max_disorder=0.5, start=time.time())
+    truth_path = tmp_path / "truth.csv"
+    rate = count * 1.3 / (kills * 1.6)  # spread the traffic over the kill loop
+    producer = threading.Thread(target=send_traffic, kwargs=dict(
+        client_options=config.kafka.client_options(), spec=spec,
+        prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
+        rate=rate, partitions=4, truth=truth_path, labels=join_rules(config).labels))
+    producer.start()
+    with open(tmp_path / "worker.log", "ab") as log:
+        for _ in range(kills):
+            proc = _start(config_path, log)
+            time.sleep(rng.uniform(0.8, 2.4))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        producer.join(timeout=300)
+        final = _start(config_path, log, "--until-idle", "4", "--drain")
+        assert final.wait(timeout=300) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+    truth = pd.read_csv(truth_path)
+    shards = pd.read_parquet(config.output.path)
+    assert not shards.prediction_id.duplicated().any(), "a label was written twice"
+    assert set(shards.prediction_id) == set(truth.prediction_id), "labels are missing"
+    merged = truth.merge(shards, on="prediction_id", suffixes=("_truth", "_out"))
+    assert (merged.label_clicked_truth == merged.label_clicked_out).all()
+    assert (merged.outcome_count_truth == merged.outcome_count_out).all()
+    assert 0.05 < truth.label_clicked.mean() < 0.95
+
+
+def test_twenty_sigkills_leave_exactly_the_oracle(kafka_config: Any, tmp_path: Path) -> None:
+    _kill_loop(kafka_config, tmp_path, kills=20, count=12_000)
+
+
+@pytest.mark.slow
+def test_a_hundred_sigkills_leave_exactly_the_oracle(kafka_config: Any, tmp_path: Path) -> None:
+    _kill_loop(kafka_config, tmp_path, kills=100, count=50_000)
