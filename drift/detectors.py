@@ -53,8 +53,10 @@ class Firing:
 
     ``statistic`` and ``threshold`` follow ``statistic_name``; for ADWIN they
     are the gap between the means of an older and a recent sub-window and
-    ADWIN's bound for those sizes. ``n`` is the number of updates the detector
-    had seen since it was (re)started. NaN means River did not expose it.
+    ADWIN's bound for those sizes, and ``recent`` is the length of the recent
+    sub-window (the updates since the estimated change; 0 if unknown). ``n``
+    is the number of updates since the detector was (re)started. NaN means
+    River did not expose the value.
     """
 
     detector: str
@@ -62,6 +64,7 @@ class Firing:
     statistic: float
     threshold: float
     n: int
+    recent: int = 0
 
 
 class Detector:
@@ -145,13 +148,14 @@ class Detector:
     def _record(self) -> None:
         if self._recent is not None:
             # Until it fires, ADWIN's window is everything since the (re)start.
-            stat, threshold = _adwin_cut(
+            stat, threshold, recent = _adwin_cut(
                 list(self._recent), self.n, self._sum, self._sumsq, self.params
             )
             name = "mean_gap"
         else:
             name, stat, threshold = _probe(self.name, self._river, self.mean)
-        self.last_firing = Firing(self.name, name, stat, threshold, self.n)
+            recent = 0
+        self.last_firing = Firing(self.name, name, stat, threshold, self.n, recent)
         self.fired += 1
 
     def reset(self) -> None:
@@ -172,31 +176,32 @@ def make_detector(name: str, params: Mapping[str, Any] | None = None) -> Detecto
 
 def _adwin_cut(
     recent: list[float], n: int, total: float, sumsq: float, params: Mapping[str, Any]
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     """The most significant split of the window between its last n1 values and the rest.
 
-    Same bound as ADWIN (Bifet & Gavalda, 2007), tried at power-of-two recent
-    lengths: returns (|mean gap|, bound) of the split that exceeds its bound most.
+    Same bound as ADWIN (Bifet & Gavalda, 2007), tried for every recent length
+    we kept: returns (|mean gap|, bound, n1) of the split that exceeds its bound most.
     """
     delta = float(params.get("delta", 0.002))
     mwl = int(params.get("min_window_length", 5))
     if n < 3:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     mean = total / n
     var = max(sumsq / n - mean * mean, 0.0)
     dd = math.log(2.0 * math.log(n) / delta)
-    best = (-math.inf, math.nan, math.nan)
-    n1 = 1
-    while n1 <= len(recent) and n1 < n:
-        tail = sum(recent[-n1:])
+    best = (-math.inf, math.nan, math.nan, 0)
+    tail = 0.0
+    for n1, x in enumerate(reversed(recent), start=1):
+        if n1 >= n:
+            break
+        tail += x
         n0 = n - n1
         gap = abs((total - tail) / n0 - tail / n1)
         m_recip = 1.0 / max(n0 - mwl + 1, 1) + 1.0 / max(n1 - mwl + 1, 1)
         eps = math.sqrt(2.0 * m_recip * var * dd) + 2.0 / 3.0 * dd * m_recip
         if gap - eps > best[0]:
-            best = (gap - eps, gap, eps)
-        n1 *= 2
-    return best[1], best[2]
+            best = (gap - eps, gap, eps, n1)
+    return best[1], best[2], best[3]
 
 
 def _probe(name: str, river: Any, mean: float) -> tuple[str, float, float]:

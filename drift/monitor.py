@@ -251,8 +251,12 @@ class DriftMonitor:
         buf = st.cat_buf
         st.cat_buf = []
         counted: dict[str, Counter[Hashable]] = {}
+        feats = [p.features for p in buf]
+        preds: list[Mapping[str, Any]] = []
         for (src, name), cat in st.cats.items():
-            rows = [p.features for p in buf] if src == _FEATURE else [p.prediction for p in buf]
+            if src == _PRED and not preds:
+                preds = [p.prediction for p in buf]
+            rows = feats if src == _FEATURE else preds
             counts = _normalize(Counter([r.get(name) for r in rows]))
             if src == _FEATURE:
                 counted[name] = counts

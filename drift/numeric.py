@@ -152,8 +152,8 @@ class NumericDrift:
         alarms: list[NumericAlarm] = []
         counts = cnt.tolist()
         dispersion = self._dispersion
-        for j, col in enumerate(self._cols):
-            n = counts[j]
+        min_samples, cooldown = self._min_samples, self._cooldown
+        for j, (col, n, zl, zd) in enumerate(zip(self._cols, counts, z_loc, z_disp, strict=True)):
             if not n:
                 continue
             col.since += n
@@ -163,12 +163,12 @@ class NumericDrift:
                 if col.learn <= 0:
                     self._arm(j)
                 continue
-            col.fed += int(n)
-            fired = col.loc.update(z_loc[j])  # type: ignore[union-attr]
+            col.fed += n
+            fired = col.loc.update(zl)  # type: ignore[union-attr]
             stream = "mean"
-            if dispersion and col.disp.update(z_disp[j]) and not fired:  # type: ignore[union-attr]
+            if dispersion and col.disp.update(zd) and not fired:  # type: ignore[union-attr]
                 fired, stream = True, "dispersion"
-            if fired and col.fed >= self._min_samples and col.since >= self._cooldown:
+            if fired and col.fed >= min_samples and col.since >= cooldown:
                 alarms.append(self._alarm(j, stream))
         return alarms
 
@@ -200,7 +200,12 @@ class NumericDrift:
         col = self._cols[j]
         detector = col.loc if stream == "mean" else col.disp
         assert detector is not None and detector.last_firing is not None  # noqa: S101
-        n, s1, s2 = self._ring[:, :, j].sum(axis=0).tolist()
+        # "current" covers the blocks after the estimated change point when the
+        # detector knows it, else the whole summary ring.
+        size = len(self._ring)
+        m = min(detector.last_firing.recent or size, size, self._ring_i)
+        rows = [(self._ring_i - 1 - i) % size for i in range(m)]
+        n, s1, s2 = self._ring[rows, :, j].sum(axis=0).tolist()
         mean = s1 / n if n else math.nan
         std = math.sqrt(max(s2 / n - mean * mean, 0.0)) if n else math.nan
         alarm = NumericAlarm(

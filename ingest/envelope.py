@@ -10,7 +10,8 @@ Formats (``FORMATS``; the exact wire shapes are in the shared formats notes):
   cannot be told apart on the wire.
 - ``fluent-bit``: Fluent Bit ``out_kafka`` with ``format json``: ``@timestamp``
   (double, ``iso8601`` or ``iso8601_ns``) is the envelope time and is removed
-  from the record.
+  from the record. (With another ``timestamp_key``, use ``json`` and point the
+  field map's ``event_time`` at that key.)
 - ``logstash``: the Logstash ``kafka`` output with ``codec => json``. ``@timestamp``
   is the envelope time. ``@timestamp``, ``@version`` and ``@metadata`` are
   removed, and so are the ECS objects that inputs add (``event``, ``host``,
@@ -38,8 +39,11 @@ Bad input raises ``RejectedMessage``:
 - ``bad_time``: an envelope time that ``parse_time`` rejects.
 
 Python's ``json.dumps`` writes ``NaN`` and ``Infinity`` literals, which are not
-JSON. Such a value is still parsed (into float NaN and inf), so the mapping's
-NaN/inf rule decides its fate instead of the whole message becoming ``not_json``.
+JSON, and a literal such as ``1e400`` overflows a double. Such a value is still
+parsed (into float NaN and inf, with the standard library, only after orjson
+refused it), so the mapping's NaN/inf rule decides its fate instead of the
+whole message becoming ``not_json``. Where the time comes from: the mapping
+prefers the record's own event-time field and falls back to the envelope time.
 """
 
 from __future__ import annotations

@@ -33,13 +33,19 @@ def cli() -> None:
 @click.option("--until-idle", type=float, default=None, metavar="SECONDS",
               help="Exit cleanly after this many seconds without input.")
 @click.option("--drain", is_flag=True, help="Close every window at exit (backfills, tests).")
-def run(config_path: str | None, until_idle: float | None, drain: bool) -> None:
+@click.option("--stage", type=click.Choice(["all", "ingest", "label"]), default="all",
+              show_default=True, help="Run every stage, or only one (for scale-out).")
+def run(config_path: str | None, until_idle: float | None, drain: bool, stage: str) -> None:
     """Consume, label, write Parquet shards and watch drift until stopped."""
     from labeler.pipeline import run_pipeline
 
     config = _load(config_path)
     setup(config.logging.level)
-    counters = run_pipeline(config, until_idle=until_idle, drain=drain)
+    try:
+        counters = run_pipeline(config, until_idle=until_idle, drain=drain,
+                                stage=stage)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     log("worker.stopped", labeled=counters["labeled"], rows_written=counters["rows_written"])
 
 

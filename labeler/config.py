@@ -77,12 +77,18 @@ class TopicsConfig(_Section):
     outcomes: str = "outcomes"
     dead_letter: str = "loglabel.dead-letter"
     drift: str = "loglabel.drift"
+    rekeyed_predictions: str = "loglabel.predictions.rekeyed"
+    rekeyed_outcomes: str = "loglabel.outcomes.rekeyed"
 
 
 class IngestConfig(_Section):
     prediction_format: Literal["auto", "fluentd", "fluent-bit", "logstash", "json"] = "auto"
     outcome_format: Literal["auto", "fluentd", "fluent-bit", "logstash", "json"] = "auto"
     repartition: Literal["never", "always"] = "never"
+    internal_partitions: int = Field(0, ge=0)  # 0: as many as the raw prediction topic
+    internal_replication: int = Field(1, ge=1)
+    flush_interval_s: float = Field(1.0, gt=0)
+    max_skew_s: float = Field(30.0, gt=0)
 
 
 class JoinConfig(_Section):

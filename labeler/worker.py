@@ -25,6 +25,7 @@ from kafka.structs import OffsetAndMetadata
 from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
+from ingest.serde import CanonicalDecoder
 from labeler.checkpoint import CheckpointStore, shard_name
 from labeler.config import Config
 from labeler.join import JoinRules, PartitionJoin
@@ -96,21 +97,31 @@ class Worker:
     """Runs the labeling pipeline until stopped, idle, or signalled."""
 
     def __init__(self, config: Config, drift: DriftObserver | None = None,
-                 on_rows: Callable[[list[LabeledExample]], None] | None = None) -> None:
+                 on_rows: Callable[[list[LabeledExample]], None] | None = None,
+                 counters: Counter[str] | None = None) -> None:
         self.config = config
         self.rules = join_rules(config)
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = counters if counters is not None else Counter()
         self.storage = Storage(config.output.path)
         topics = config.topics
-        self.topics = (topics.predictions, topics.outcomes)
-        self.checkpoints = CheckpointStore(self.storage, f"{topics.predictions}+{topics.outcomes}")
+        self.decoders: dict[str, Any]
+        if config.ingest.repartition == "always":
+            # the ingest stage already decoded and re-keyed: read canonical records
+            self.topics = (topics.rekeyed_predictions, topics.rekeyed_outcomes)
+            self.decoders = {
+                topics.rekeyed_predictions: CanonicalDecoder("prediction", self.counters),
+                topics.rekeyed_outcomes: CanonicalDecoder("outcome", self.counters),
+            }
+        else:
+            self.topics = (topics.predictions, topics.outcomes)
+            self.decoders = {
+                topics.predictions: Decoder("prediction", config.fields,
+                                            config.ingest.prediction_format, self.counters),
+                topics.outcomes: Decoder("outcome", config.fields,
+                                         config.ingest.outcome_format, self.counters),
+            }
+        self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
         self.encoder = ShardEncoder(self.rules.labels, config.output.compression)
-        self.decoders = {
-            topics.predictions: Decoder("prediction", config.fields,
-                                        config.ingest.prediction_format, self.counters),
-            topics.outcomes: Decoder("outcome", config.fields,
-                                     config.ingest.outcome_format, self.counters),
-        }
         self.drift = drift
         self.on_rows = on_rows
         self.partitions: dict[int, _Partition] = {}
@@ -131,6 +142,10 @@ class Worker:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop
 
     def run(self, until_idle: float | None = None, drain: bool = False) -> Counter[str]:
         """Consume until ``stop()``, or ``until_idle`` seconds without input.
