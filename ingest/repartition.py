@@ -128,8 +128,8 @@ class Repartitioner:
         for m in messages:
             record = decode(m.value)
             if type(record) is DeadLetter:
-                dead_letters.send(replace(record, source=SourceRef(tp.topic, tp.partition, m.offset)),
-                                  m.key)
+                source = SourceRef(tp.topic, tp.partition, m.offset)
+                dead_letters.send(replace(record, source=source), m.key)
                 continue
             t = record.event_time  # type: ignore[union-attr]
             mark = max(mark, t)

@@ -31,8 +31,7 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
     if stage == "ingest" and not repartition:
         raise ConfigError('--stage ingest needs ingest.repartition = "always"')
     ingest = build_ingest(config, counters) if repartition and stage != "label" else None
-    if stage == "ingest":
-        assert ingest is not None
+    if stage == "ingest" and ingest is not None:
         if install_signals:
             import signal
 
@@ -99,7 +98,8 @@ def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker
     topics = config.topics
     if config.ingest.repartition == "always":
         build_ingest_topics = [topics.rekeyed_predictions, topics.rekeyed_outcomes]
-        partitions = config.ingest.internal_partitions or _raw_partitions(config)[topics.predictions]
+        partitions = (config.ingest.internal_partitions
+                      or _raw_partitions(config)[topics.predictions])
         ensure_topics(options, build_ingest_topics, partitions, config.ingest.internal_replication)
         counts = partition_counts(options, build_ingest_topics)
         inputs = tuple(build_ingest_topics)

@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
-from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
+from ingest.records import DeadLetter, Prediction, SourceRef
 from ingest.serde import CanonicalDecoder
 from labeler.checkpoint import CheckpointStore, shard_name
 from labeler.config import Config
@@ -229,10 +229,10 @@ class Worker:
                     self._dead_letter(record, SourceRef(tp.topic, tp.partition, message.offset),
                                       message.key)
                     continue
-                add(record, wall)  # type: ignore[arg-type]
+                add(record, wall)
                 if drift is not None and is_prediction:
                     drift.observe_prediction(
-                        record, SourceRef(tp.topic, tp.partition, message.offset)  # type: ignore[arg-type]
+                        record, SourceRef(tp.topic, tp.partition, message.offset)
                     )
             part.offsets[tp.topic] = messages[-1].offset + 1
             part.dirty = True
@@ -240,8 +240,8 @@ class Worker:
 
     def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
         letter = replace(letter, source=source)
-        assert self.dead_letters is not None
-        self.dead_letters.send(letter, key)
+        if self.dead_letters is not None:
+            self.dead_letters.send(letter, key)
         log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
             source=str(source))
 
@@ -254,7 +254,8 @@ class Worker:
     def _behind(self, part: _Partition, stream: int) -> bool:
         """Whether input ``stream`` of ``part`` has unread messages in Kafka (unknown
         counts as behind, so the watermark waits rather than closing too early)."""
-        assert self._consumer is not None
+        if self._consumer is None:
+            return True
         topic = self.topics[stream]
         tp = TopicPartition(topic, part.index)
         try:
@@ -329,7 +330,8 @@ class Worker:
     def assign(self, indexes: set[int]) -> None:
         """Take partitions over from their checkpoints (runs on the consumer's IO loop:
         ``seek`` only; no blocking consumer call)."""
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("assign() is called by the consumer, inside run()")
         wall = time.time()
         for index in sorted(indexes - set(self.partitions)):
             checkpoint = self.checkpoints.recover(index)
