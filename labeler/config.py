@@ -81,6 +81,14 @@ class TopicsConfig(_Section):
     rekeyed_outcomes: str = "loglabel.outcomes.rekeyed"
 
 
+class SchemaConfig(_Section):
+    """The expected types of one model's fields: ``int``, ``float``, ``str`` or ``bool``."""
+
+    features: dict[str, Literal["int", "float", "str", "bool"]] = {}
+    prediction: dict[str, Literal["int", "float", "str", "bool"]] = {}
+    required: tuple[str, ...] = ()
+
+
 class IngestConfig(_Section):
     prediction_format: Literal["auto", "fluentd", "fluent-bit", "logstash", "json"] = "auto"
     outcome_format: Literal["auto", "fluentd", "fluent-bit", "logstash", "json"] = "auto"
@@ -89,6 +97,8 @@ class IngestConfig(_Section):
     internal_replication: int = Field(1, ge=1)
     flush_interval_s: float = Field(1.0, gt=0)
     max_skew_s: float = Field(30.0, gt=0)
+    schema_infer_from: int = Field(1000, ge=0)  # 0: no inference, only [ingest.schemas]
+    schemas: dict[str, SchemaConfig] = {}  # model name ("*" for every model) -> schema
 
 
 class JoinConfig(_Section):

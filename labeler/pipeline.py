@@ -15,6 +15,7 @@ from typing import Literal
 from ingest.decode import Decoder
 from ingest.kafka_io import ensure_topics, partition_counts
 from ingest.repartition import Repartitioner, Route
+from ingest.schema import Schema, SchemaEnforcer
 from labeler.config import Config
 from labeler.errors import ConfigError
 from labeler.logs import log
@@ -66,6 +67,17 @@ def _raw_partitions(config: Config) -> dict[str, int]:
     return counts
 
 
+def schema_enforcer(config: Config) -> SchemaEnforcer:
+    """The prediction schema check: given per model in config, else inferred."""
+    schemas = {
+        model: Schema(features=dict(sc.features), prediction=dict(sc.prediction),
+                      required=frozenset(sc.required))
+        for model, sc in config.ingest.schemas.items()
+    }
+    default = schemas.pop("*", None)
+    return SchemaEnforcer(schemas, default=default, infer_from=config.ingest.schema_infer_from)
+
+
 def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repartitioner:
     """The ingest stage, with its internal topics created (co-partitioned) if missing."""
     topics = config.topics
@@ -78,7 +90,8 @@ def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repart
     counters = counters if counters is not None else Counter()
     routes = [
         Route(topics.predictions, topics.rekeyed_predictions,
-              Decoder("prediction", config.fields, config.ingest.prediction_format, counters)),
+              Decoder("prediction", config.fields, config.ingest.prediction_format, counters,
+                      schema=schema_enforcer(config))),
         Route(topics.outcomes, topics.rekeyed_outcomes,
               Decoder("outcome", config.fields, config.ingest.outcome_format, counters)),
     ]
@@ -116,4 +129,5 @@ def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker
     ensure_topics(options, [topics.dead_letter, topics.drift], counts[inputs[0]])
     log("pipeline.inputs", topics=list(inputs), partitions=counts[inputs[0]],
         repartition=config.ingest.repartition)
-    return Worker(config, counters=counters)
+    schema = None if config.ingest.repartition == "always" else schema_enforcer(config)
+    return Worker(config, counters=counters, schema=schema)

@@ -98,7 +98,7 @@ class Worker:
 
     def __init__(self, config: Config, drift: DriftObserver | None = None,
                  on_rows: Callable[[list[LabeledExample]], None] | None = None,
-                 counters: Counter[str] | None = None) -> None:
+                 counters: Counter[str] | None = None, schema: Any = None) -> None:
         self.config = config
         self.rules = join_rules(config)
         self.counters: Counter[str] = counters if counters is not None else Counter()
@@ -116,7 +116,8 @@ class Worker:
             self.topics = (topics.predictions, topics.outcomes)
             self.decoders = {
                 topics.predictions: Decoder("prediction", config.fields,
-                                            config.ingest.prediction_format, self.counters),
+                                            config.ingest.prediction_format, self.counters,
+                                            schema=schema),
                 topics.outcomes: Decoder("outcome", config.fields,
                                          config.ingest.outcome_format, self.counters),
             }
