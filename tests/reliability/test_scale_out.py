@@ -1,0 +1,112 @@
+"""Two workers in one consumer group share 4 partitions; one is killed and the other
+takes its partitions over from their checkpoints. The output still equals the oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from labeler.produce import send_traffic
+from labeler.simulate import TrafficSpec
+from labeler.worker import join_rules
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config_text(config: Any) -> str:
+    k, t, j, o = config.kafka, config.topics, config.join, config.output
+    return f"""
+[kafka]
+bootstrap_servers = "{k.bootstrap_servers}"
+group_id = "{k.group_id}"
+session_timeout_ms = 6000
+heartbeat_interval_ms = 1000
+max_poll_records = 500
+[topics]
+predictions = "{t.predictions}"
+outcomes = "{t.outcomes}"
+dead_letter = "{t.dead_letter}"
+drift = "{t.drift}"
+[join]
+window_s = {j.window_s}
+early_tolerance_s = {j.early_tolerance_s}
+allowed_lateness_s = {j.allowed_lateness_s}
+[output]
+path = "{o.path}"
+flush_interval_s = 0.5
+[logging]
+status_interval_s = 60
+"""
+
+
+def _events(log: Path, name: str) -> list[dict[str, Any]]:
+    out = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            doc = json.loads(line)
+            if doc.get("event") == name:
+                out.append(doc)
+    return out
+
+
+def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
+                                                         tmp_path: Path) -> None:
+    config = kafka_config(join={"window_s": 3.0, "early_tolerance_s": 1.0,
+                                "allowed_lateness_s": 1.0})
+    path = tmp_path / "loglabel.toml"
+    path.write_text(_config_text(config))
+    spec = TrafficSpec(count=8000, seed=9, spacing=0.002, click_rate=0.3, window=3.0,
+                       early_tolerance=1.0, max_disorder=0.5, start=time.time())
+    truth_path = tmp_path / "truth.csv"
+    producer = threading.Thread(target=send_traffic, kwargs=dict(
+        client_options=config.kafka.client_options(), spec=spec,
+        prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
+        rate=600.0, partitions=4, truth=truth_path, labels=join_rules(config).labels))
+    producer.start()
+    time.sleep(1.0)  # the topics exist now
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = []
+    for log_path, extra in zip(logs, ([], ["--until-idle", "8", "--drain"]), strict=True):
+        with open(log_path, "wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "labeler.cli", "run", "--config", str(path), *extra],
+                cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+    a, b = procs
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until both own partitions and have committed
+        mine_a = {e["partition"] for e in _events(logs[0], "partition.assigned")}
+        mine_b = {e["partition"] for e in _events(logs[1], "partition.assigned")}
+        if mine_a and mine_b and len(mine_a | mine_b) == 4:
+            break
+        time.sleep(0.5)
+    time.sleep(3.0)
+    a.send_signal(signal.SIGKILL)
+    a.wait(timeout=30)
+    producer.join(timeout=120)
+    assert b.wait(timeout=180) == 0, logs[1].read_text()[-3000:]
+
+    owned_by_a = {e["partition"] for e in _events(logs[0], "partition.assigned")}
+    assert owned_by_a and owned_by_a != {0, 1, 2, 3}, "both workers must have had partitions"
+    taken_over = [e for e in _events(logs[1], "partition.assigned")
+                  if e["partition"] in owned_by_a]
+    assert taken_over and all(e["epoch"] > 0 for e in taken_over), \
+        "the survivor resumes the killed worker's partitions from their checkpoints"
+
+    truth = pd.read_csv(truth_path)
+    shards = pd.read_parquet(config.output.path)
+    assert not shards.prediction_id.duplicated().any()
+    assert set(shards.prediction_id) == set(truth.prediction_id)
+    merged = truth.merge(shards, on="prediction_id", suffixes=("_truth", "_out"))
+    assert (merged.label_clicked_truth == merged.label_clicked_out).all()
