@@ -43,7 +43,9 @@ from kafka.structs import OffsetAndMetadata
 from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
 from ingest.records import DeadLetter, SourceRef
-from ingest.serde import encode
+from kafka.partitioner import murmur2
+
+from ingest.serde import encode_batch, pack
 
 log = logging.getLogger("loglabel")
 
@@ -75,13 +77,17 @@ class Repartitioner:
         self.consumer_options = dict(consumer_options or {})
         self.max_skew = max_skew
         self._stop = False
-        # (event time, seq, internal topic, value, key, raw partition, raw offset)
-        self._heap: list[tuple[float, int, str, bytes, bytes, TopicPartition, int]] = []
+        # (event time, seq, internal topic, packed record, join id, raw partition, raw offset)
+        self._heap: list[tuple[float, int, str, list[Any], str, TopicPartition, int]] = []
+        self._partitions: dict[str, int] = {}
+        self.batch_records = 500
         self._seq = itertools.count()
         self._marks: dict[TopicPartition, float] = {}
         self._next: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, set[int]] = {}
         self._paused: set[TopicPartition] = set()
+        self.first_input_at: float | None = None  # monotonic, for throughput figures
+        self.last_input_at: float | None = None
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -106,6 +112,9 @@ class Repartitioner:
                     self._take(tp, messages, dead_letters)
                 if batch:
                     last_input = now
+                    if self.first_input_at is None:
+                        self.first_input_at = now
+                    self.last_input_at = time.monotonic()
                 self._release(producer, self._frontier(consumer))
                 self._align(consumer)
                 if now - last_commit >= self.flush_interval:
@@ -134,8 +143,8 @@ class Repartitioner:
             t = record.event_time  # type: ignore[union-attr]
             mark = max(mark, t)
             heapq.heappush(self._heap, (t, next(self._seq), route.internal_topic,
-                                        encode(record),  # type: ignore[arg-type]
-                                        record.join_id.encode(), tp, m.offset))  # type: ignore[union-attr]
+                                        pack(record),  # type: ignore[arg-type]
+                                        record.join_id, tp, m.offset))  # type: ignore[union-attr]
             held.add(m.offset)
         self._marks[tp] = mark
         self._next[tp] = messages[-1].offset + 1
@@ -155,12 +164,27 @@ class Repartitioner:
         return frontier
 
     def _release(self, producer: KafkaProducer, frontier: float) -> None:
+        """Send every held record up to ``frontier``, in event-time order, batched per
+        internal partition (the partition is murmur2 of the join id, as Java clients and
+        Kafka Streams compute it)."""
         heap = self._heap
+        buckets: dict[tuple[str, int], list[list[Any]]] = {}
         while heap and heap[0][0] <= frontier:
-            _, _, topic, value, key, tp, offset = heapq.heappop(heap)
-            producer.send(topic, value=value, key=key)
+            _, _, topic, packed, join_id, tp, offset = heapq.heappop(heap)
+            count = self._partitions.get(topic)
+            if count is None:
+                count = self._partitions[topic] = len(producer.partitions_for(topic))
+            target = (topic, (murmur2(join_id.encode()) & 0x7FFFFFFF) % count)
+            bucket = buckets.setdefault(target, [])
+            bucket.append(packed)
+            if len(bucket) >= self.batch_records:
+                producer.send(target[0], value=encode_batch(bucket), partition=target[1])
+                buckets[target] = []
             self._held[tp].discard(offset)
             self.counters["rekeyed"] += 1
+        for (topic, partition), bucket in buckets.items():
+            if bucket:
+                producer.send(topic, value=encode_batch(bucket), partition=partition)
 
     def _align(self, consumer: KafkaConsumer) -> None:
         """Pause raw partitions that run too far ahead of the frontier; resume the rest."""

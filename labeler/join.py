@@ -58,14 +58,17 @@ class _Pending:
     def __init__(self, prediction: Prediction) -> None:
         self.prediction = prediction
         self.outcomes: list[Outcome] = []
-        self.keys: set[Any] = set()
+        self.keys: set[Any] | None = None  # most predictions never see an outcome
 
     def attach(self, outcome: Outcome) -> bool:
         """Add ``outcome`` unless it was seen already; return whether it was new."""
         key = outcome.dedupe_key
-        if key in self.keys:
+        if self.keys is None:
+            self.keys = {key}
+        elif key in self.keys:
             return False
-        self.keys.add(key)
+        else:
+            self.keys.add(key)
         self.outcomes.append(outcome)
         return True
 
@@ -75,6 +78,7 @@ class PartitionJoin:
 
     def __init__(self, rules: JoinRules, counters: Counter[str] | None = None) -> None:
         self.rules = rules
+        self._no_outcome_labels = tuple(spec.empty_value() for spec in rules.labels)
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self.watermark = Watermark(rules.lateness, rules.idle_after)
         self.pending: dict[str, _Pending] = {}
@@ -154,12 +158,17 @@ class PartitionJoin:
     def _advance_to(self, watermark: float) -> list[LabeledExample]:
         emitted: list[LabeledExample] = []
         heap = self._close_heap
+        horizon = self.rules.dedupe_horizon
         while heap and heap[0][0] < watermark:
             close_at, join_id = heapq.heappop(heap)
             pending = self.pending.pop(join_id)
             emitted.append(self._label(pending))
             self.closed[join_id] = pending.prediction.event_time
-            heapq.heappush(self._forget_heap, (close_at + self.rules.dedupe_horizon, join_id))
+            heapq.heappush(self._forget_heap, (close_at + horizon, join_id))
+        if emitted:
+            self.counters["labeled"] += len(emitted)
+            if self.rules.labels and self.rules.labels[0].agg == "any":
+                self.counters["positives"] += sum(1 for r in emitted if r.labels[0] is True)
         self._expire_early(watermark)
         forget = self._forget_heap
         while forget and forget[0][0] < watermark:
@@ -183,14 +192,13 @@ class PartitionJoin:
 
     def _label(self, pending: _Pending) -> LabeledExample:
         prediction = pending.prediction
-        t = prediction.event_time
         outcomes = pending.outcomes
+        if not outcomes:
+            return LabeledExample(prediction, self._no_outcome_labels, 0, None)
+        t = prediction.event_time
         labels = tuple(spec.compute(t, outcomes) for spec in self.rules.labels)
-        self.counters["labeled"] += 1
-        if labels and labels[0] is True:
-            self.counters["positives"] += 1
-        first = min(o.event_time for o in outcomes) - t if outcomes else None
-        return LabeledExample(prediction, labels, len(outcomes), first)
+        return LabeledExample(prediction, labels, len(outcomes),
+                              min(o.event_time for o in outcomes) - t)
 
     # -- introspection and checkpoints -------------------------------------------------
 

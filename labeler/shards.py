@@ -134,7 +134,11 @@ class ShardEncoder:
         for (model, day, hour), group in sorted(groups.items()):
             table = self.table(model, group)
             sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, compression=self.compression)
+            # dictionary encoding pays off for strings, not for unique float features
+            dictionary = [f.name for f in table.schema
+                          if pa.types.is_string(f.type) or pa.types.is_boolean(f.type)]
+            pq.write_table(table, sink, compression=self.compression,
+                           use_dictionary=dictionary)
             path = f"model={quote(model, safe='')}/date={day}/hour={hour}/{name}.parquet"
             files.append(ShardFile(path, sink.getvalue().to_pybytes(), len(group)))
         return files

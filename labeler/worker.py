@@ -224,17 +224,19 @@ class Worker:
             is_prediction = tp.topic == self.topics[0]
             join = part.join
             add = join.add_prediction if is_prediction else join.add_outcome
+            batched = getattr(self.decoders[tp.topic], "batched", False)
             for message in messages:
-                record = decode(message.value)
-                if type(record) is DeadLetter:
-                    self._dead_letter(record, SourceRef(tp.topic, tp.partition, message.offset),
+                decoded = decode(message.value)
+                if type(decoded) is DeadLetter:
+                    self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
                                       message.key)
                     continue
-                add(record, wall)
-                if drift is not None and is_prediction:
-                    drift.observe_prediction(
-                        record, SourceRef(tp.topic, tp.partition, message.offset)
-                    )
+                for record in (decoded if batched else (decoded,)):
+                    add(record, wall)
+                    if drift is not None and is_prediction:
+                        drift.observe_prediction(
+                            record, SourceRef(tp.topic, tp.partition, message.offset)
+                        )
             part.offsets[tp.topic] = messages[-1].offset + 1
             part.dirty = True
         self.counters["messages"] += sum(len(m) for m in batch.values())
