@@ -38,13 +38,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.partitioner import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
 from ingest.records import DeadLetter, SourceRef
-from kafka.partitioner import murmur2
-
 from ingest.serde import encode_batch, pack
 
 log = logging.getLogger("loglabel")
