@@ -6,6 +6,13 @@ from the other loglabel packages.
 """
 
 from ingest.decode import DEAD_LETTER_REASONS, Decoder
+from ingest.emitter import (
+    EmitterConfig,
+    EmitterStats,
+    FluentEmitter,
+    OutcomeLogger,
+    PredictionLogger,
+)
 from ingest.envelope import FORMATS, Envelope, unwrap
 from ingest.errors import IngestError, LoglabelError, RejectedMessage
 from ingest.mapping import FieldMap
@@ -18,12 +25,17 @@ __all__ = [
     "FORMATS",
     "DeadLetter",
     "Decoder",
+    "EmitterConfig",
+    "EmitterStats",
     "Envelope",
     "FieldMap",
+    "FluentEmitter",
     "IngestError",
     "LoglabelError",
     "Outcome",
+    "OutcomeLogger",
     "Prediction",
+    "PredictionLogger",
     "RejectedMessage",
     "Schema",
     "SchemaEnforcer",

@@ -71,8 +71,14 @@ def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
     counters = worker.run(until_idle=3.0, drain=True)
     cpu = time.process_time() - cpu0
     seconds = (worker.last_input_at or 0) - (worker.first_input_at or 0)
+    latencies = sorted(worker.latencies)
+
+    def pct(q: float) -> float | None:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None
+
     return {"events": counters["messages"], "seconds": seconds, "cpu_s": cpu,
-            "labeled": counters["labeled"], "rows_written": counters["rows_written"]}
+            "labeled": counters["labeled"], "rows_written": counters["rows_written"],
+            "latency_p50_s": pct(0.5), "latency_p99_s": pct(0.99)}
 
 
 def _ingest(config_json: str, expected: int) -> dict[str, Any]:
@@ -151,6 +157,10 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(f"ratio (c)/(a): {rate(ingest) / rate(bare):.2f}  (ingest stage alone, "
                  "consume raw + decode + validate + produce re-keyed; budget: >= 0.4)")
     lines.append(f"rows written by (b): {pipe.get('rows_written')}")
+    if pipe.get("latency_p99_s") is not None:
+        lines.append(f"label latency, window close to durable shard: p50 "
+                     f"{pipe['latency_p50_s']:.2f} s, p99 {pipe['latency_p99_s']:.2f} s "
+                     "(budget: p99 <= grace + 2 s; output.flush_interval_s bounds it)")
     return "\n".join(lines)
 
 

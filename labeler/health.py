@@ -28,7 +28,14 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
-from kafka.errors import KafkaError
+from kafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    SaslAuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+)
 
 from labeler.config import KafkaConfig
 from labeler.errors import LabelerError
@@ -46,36 +53,40 @@ class BrokerUnavailable(LabelerError):
 
 
 class _LastKafkaError(logging.Handler):
-    """Keeps the last connection error kafka-python logged: its bootstrap gives up with
-    a bare timeout, and the cause (refused, bad credentials) only reaches its logs."""
+    """Keeps the most telling connection error kafka-python logged: its bootstrap gives
+    up with a bare timeout, and the cause (refused, bad credentials) only reaches its logs."""
+
+    # Timeouts are symptoms; a broker's SASL answer is the cause and stays once seen.
+    _SYMPTOMS = (KafkaTimeoutError, RequestTimedOutError)
+    _CAUSES = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError,
+               IllegalSaslStateError)
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.error: BaseException | None = None
-        self.text: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        errors = [a for a in (record.args or ()) if isinstance(a, BaseException)]
-        if errors:
-            self.error = errors[-1]
-        if isinstance(record.msg, str) and ("failed" in record.msg.lower() or errors):
-            self.text = record.getMessage()
+        for arg in record.args or ():
+            if (isinstance(arg, BaseException) and not isinstance(arg, self._SYMPTOMS)
+                    and not isinstance(self.error, self._CAUSES)):
+                self.error = arg
 
 
-def explain_failure(kafka: KafkaConfig, error: BaseException | None, text: str | None,
-                    timeout_s: float) -> str:
+def explain_failure(kafka: KafkaConfig, error: BaseException | None, timeout_s: float) -> str:
     """A one-line, actionable reason why no broker at ``kafka.bootstrap_servers`` answered."""
     where = kafka.bootstrap_servers
-    name = type(error).__name__ if error is not None else ""
-    said = f"{error} {text or ''}".lower()
-    if name == "SaslAuthenticationFailedError" or "authentication failed" in said:
+    said = str(error).lower()
+    if isinstance(error, SaslAuthenticationFailedError):
         return (f"the broker at {where} rejected user {kafka.sasl_username!r} with "
                 f"{kafka.sasl_mechanism}: check kafka.sasl_username and the password "
                 "(kafka.sasl_password, or LOGLABEL_KAFKA__SASL_PASSWORD)")
-    if name == "UnsupportedSaslMechanismError":
-        return (f"the broker at {where} does not enable {kafka.sasl_mechanism} on this listener: "
-                "check kafka.sasl_mechanism")
-    if "dns lookup failed" in said or "name or service not known" in said:
+    if isinstance(error, UnsupportedSaslMechanismError):
+        return (f"the broker at {where} does not enable {kafka.sasl_mechanism} on this "
+                "listener: check kafka.sasl_mechanism")
+    if isinstance(error, IllegalSaslStateError):
+        return (f"the listener at {where} does not expect SASL: check "
+                "kafka.security_protocol and the port")
+    if "dns" in said or "name or service not known" in said:
         return f"cannot resolve {where}: check the host names in kafka.bootstrap_servers"
     if "econnrefused" in said or "connection refused" in said:
         return (f"nothing listens at {where}: check kafka.bootstrap_servers (host:port) "
@@ -107,7 +118,7 @@ def connect_admin(kafka: KafkaConfig, timeout_s: float = 10.0) -> KafkaAdminClie
                                 request_timeout_ms=int(max(timeout_s, 1.0) * 1000))
     except (KafkaError, OSError) as exc:
         raise BrokerUnavailable(
-            explain_failure(kafka, capture.error or exc, capture.text, timeout_s)) from None
+            explain_failure(kafka, capture.error or exc, timeout_s)) from None
     finally:
         logger.removeHandler(capture)
 

@@ -84,7 +84,7 @@ class PartitionJoin:
         self.pending: dict[str, _Pending] = {}
         self.early: dict[str, list[Outcome]] = {}
         self.closed: dict[str, float] = {}  # join id -> prediction event time
-        self.late_outcomes: list[Outcome] = []
+        self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
         self._close_heap: list[tuple[float, str]] = []
         self._early_heap: list[tuple[float, str]] = []
         self._forget_heap: list[tuple[float, str]] = []
@@ -121,7 +121,7 @@ class PartitionJoin:
             if self._in_window(closed_time, outcome.event_time):
                 self.counters["late_outcomes"] += 1
                 if self.rules.keep_late_outcomes:
-                    self.late_outcomes.append(outcome)
+                    self.late_outcomes.append((outcome, closed_time))
             else:
                 self.counters["outside_window"] += 1
             return

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest.records import Outcome
 from labeler.labels import LabelSpec
 from labeler.records import LabeledExample
 
@@ -114,6 +115,32 @@ def _columns(records: list[Any]) -> list[tuple[str, pa.Array]]:
     if not pa.types.is_struct(struct.type):
         return []  # every record empty
     return [(struct.type.field(i).name, struct.field(i)) for i in range(struct.type.num_fields)]
+
+
+CORRECTIONS_DIR = "_corrections"
+
+
+def encode_corrections(late: Sequence[tuple[Outcome, float]], name: str,
+                       compression: str = "zstd") -> ShardFile:
+    """Late outcomes (their row was already written) as correction rows.
+
+    Written under ``_corrections/`` beside the dataset: a consumer that wants
+    them re-aggregates by ``prediction_id``; the labeled rows are never rewritten.
+    """
+    table = pa.table({
+        "prediction_id": pa.array([o.join_id for o, _ in late], pa.string()),
+        "prediction_time": pa.array([round(t * 1e6) for _, t in late], pa.int64()
+                                    ).cast(pa.timestamp("us", tz="UTC")),
+        "outcome_type": pa.array([o.outcome_type for o, _ in late], pa.string()),
+        "outcome_time": pa.array([round(o.event_time * 1e6) for o, _ in late], pa.int64()
+                                 ).cast(pa.timestamp("us", tz="UTC")),
+        "outcome_value": pa.array([o.value for o, _ in late], pa.float64()),
+        "outcome_id": pa.array([o.outcome_id for o, _ in late], pa.string()),
+        "delay_s": pa.array([o.event_time - t for o, t in late], pa.float64()),
+    })
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=compression)
+    return ShardFile(f"{CORRECTIONS_DIR}/{name}.parquet", sink.getvalue().to_pybytes(), len(late))
 
 
 class ShardEncoder:

@@ -12,7 +12,7 @@ import logging
 import math
 import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from labeler.join import JoinRules, PartitionJoin
 from labeler.labels import LabelSpec
 from labeler.logs import log
 from labeler.records import LabeledExample
-from labeler.shards import ShardEncoder
+from labeler.shards import ShardEncoder, encode_corrections
 from labeler.storage import Storage
 
 
@@ -81,12 +81,14 @@ def join_rules(config: Config) -> JoinRules:
 class _Partition:
     """Everything the worker holds for one assigned partition index."""
 
-    __slots__ = ("index", "join", "rows", "epoch", "offsets", "first_offset", "dirty")
+    __slots__ = ("index", "join", "rows", "emitted_at", "epoch", "offsets", "first_offset",
+                 "dirty")
 
     def __init__(self, index: int, join: PartitionJoin, epoch: int, offsets: dict[str, int]):
         self.index = index
         self.join = join
         self.rows: list[LabeledExample] = []
+        self.emitted_at: list[tuple[float, int]] = []  # (wall time, rows emitted then)
         self.epoch = epoch
         self.offsets = offsets  # topic -> next offset to read
         self.first_offset = 0
@@ -131,6 +133,8 @@ class Worker:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterSink | None = None
+        # seconds from a row's window closing (its emission) to its shard being durable
+        self.latencies: deque[float] = deque(maxlen=100_000)
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
 
@@ -274,6 +278,7 @@ class Worker:
 
     def _emit(self, part: _Partition, rows: list[LabeledExample]) -> None:
         part.rows.extend(rows)
+        part.emitted_at.append((time.time(), len(rows)))
         part.dirty = True
         if self.drift is not None:
             for row in rows:
@@ -308,15 +313,23 @@ class Worker:
             if not part.dirty:
                 continue
             part.epoch += 1
-            files = self.encoder.encode(
-                part.rows, shard_name(part.index, part.first_offset, part.epoch)
-            )
+            name = shard_name(part.index, part.first_offset, part.epoch)
+            files = self.encoder.encode(part.rows, name)
+            late = part.join.late_outcomes
+            if late:
+                files.append(encode_corrections(late, name, self.config.output.compression))
             self.checkpoints.commit(part.index, part.epoch, part.offsets, part.join.snapshot(),
                                     files, before=flush_producer)
             self.counters["shards_written"] += len(files)
             self.counters["shard_bytes"] += sum(len(f.data) for f in files)
             self.counters["rows_written"] += len(part.rows)
+            self.counters["corrections_written"] += len(late)
+            durable = time.time()
+            for emitted, n in part.emitted_at:
+                self.latencies.extend([durable - emitted] * min(n, 1000))
             part.rows = []
+            part.emitted_at = []
+            part.join.late_outcomes = []
             part.dirty = False
             part.first_offset = part.offsets.get(self.topics[0], 0)
             for topic, offset in part.offsets.items():

@@ -177,7 +177,7 @@ def test_late_outcome_is_counted_and_the_row_is_not_rewritten() -> None:
     late = click("a", 105.0)
     j.add_outcome(late, WALL)
     assert j.counters["late_outcomes"] == 1
-    assert j.late_outcomes == [late]
+    assert j.late_outcomes == [(late, 100.0)]
     assert "a" not in j.pending and j.advance(WALL) == []
 
 

@@ -1,0 +1,57 @@
+"""A late outcome (its row is already written) becomes a correction row; the labeled
+row is never rewritten."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+from kafka import KafkaProducer
+
+from ingest.kafka_io import ensure_topics
+from labeler.pipeline import build_worker
+
+pytestmark = pytest.mark.kafka
+
+
+def test_late_click_goes_to_corrections(kafka_config: Any) -> None:
+    config = kafka_config(join={"window_s": 5.0, "early_tolerance_s": 1.0,
+                                "allowed_lateness_s": 1.0, "keep_late_outcomes": True},
+                          output={"flush_interval_s": 0.5})
+    t = config.topics
+    options = config.kafka.client_options()
+    ensure_topics(options, [t.predictions, t.outcomes], 1)
+    producer = KafkaProducer(**options)
+    t0 = 1_718_000_000.0
+
+    def send(topic: str, doc: dict[str, Any]) -> None:
+        producer.send(topic, value=orjson.dumps(doc), key=doc["request_id"].encode())
+        producer.flush()
+
+    send(t.predictions, {"request_id": "a", "time": t0, "score": 0.9, "features": {"x": 1.0}})
+    send(t.predictions, {"request_id": "z", "time": t0 + 60, "score": 0.1, "features": {"x": 2}})
+    send(t.outcomes, {"request_id": "z", "time": t0 + 61, "type": "click"})
+
+    worker = build_worker(config)
+    runner = threading.Thread(target=worker.run, kwargs={"until_idle": 6.0, "drain": True})
+    runner.start()
+    deadline = time.monotonic() + 60
+    while worker.counters["rows_written"] < 1:  # row "a" (negative) is durable
+        assert time.monotonic() < deadline, dict(worker.counters)
+        time.sleep(0.2)
+    send(t.outcomes, {"request_id": "a", "time": t0 + 2, "type": "click", "outcome_id": "c1"})
+    runner.join(timeout=120)
+    producer.close()
+
+    rows = pd.read_parquet(config.output.path).set_index("prediction_id")
+    assert not bool(rows.loc["a", "label_clicked"]), "a written row is never rewritten"
+    assert bool(rows.loc["z", "label_clicked"])
+    corrections = pd.read_parquet(f"{config.output.path}/_corrections")
+    assert corrections.prediction_id.tolist() == ["a"]
+    assert corrections.outcome_id.tolist() == ["c1"]
+    assert corrections.delay_s.tolist() == [2.0]
+    assert worker.counters["late_outcomes"] == 1
