@@ -79,6 +79,7 @@ class NumericDrift:
         detector: str,
         params: Mapping[str, Any],
         z_scale: float,
+        z_clip: float,
         winsorize: float,
         dispersion: bool,
         warmup: int,
@@ -90,6 +91,7 @@ class NumericDrift:
         self._params = dict(params)
         make_detector(detector, self._params)  # fail fast on a bad configuration
         self._z_scale = z_scale
+        self._z_clip = z_clip * z_scale
         self._winsorize = winsorize
         self._dispersion = dispersion
         self._warmup = max(warmup, 2)
@@ -141,8 +143,9 @@ class NumericDrift:
             loc = c.mean(axis=0)
             disp = np.abs(c - self._med).mean(axis=0)
         root = np.sqrt(cnt)
-        z_loc = ((loc - self._mu) * root * self._inv).tolist()
-        z_disp = ((disp - self._dmu) * root * self._dinv).tolist()
+        clip = self._z_clip
+        z_loc = np.clip((loc - self._mu) * root * self._inv, -clip, clip).tolist()
+        z_disp = np.clip((disp - self._dmu) * root * self._dinv, -clip, clip).tolist()
         slot = self._ring[self._ring_i % len(self._ring)]
         slot[0] = cnt
         slot[1] = a0.sum(axis=0)

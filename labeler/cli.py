@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from labeler.config import Config, load_config
 from labeler.errors import ConfigError
-from labeler.labels import LabelSpec
 from labeler.logs import log, setup
 from labeler.simulate import ENVELOPES, TrafficSpec
 
@@ -99,8 +97,10 @@ def simulate(config_path: str | None, count: int, rate: float, duration: float |
 
 def _register() -> None:
     from labeler.bench import bench_command
+    from labeler.demo import demo_command
 
     cli.add_command(bench_command)
+    cli.add_command(demo_command)
 
 
 _register()
@@ -112,8 +112,6 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
 
-
-_ = (Path, LabelSpec)
 
 if __name__ == "__main__":
     main()

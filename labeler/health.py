@@ -170,11 +170,14 @@ class BrokerView:
         return self
 
     def close(self) -> None:
+        """Stop refreshing. A round in flight finishes on its daemon thread, which then
+        closes the connection: closing never waits for a broker that does not answer."""
         self._stopped.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s + 5)
-        with self._lock:
-            self._drop_admin()
+            self._thread.join(timeout=1.0)
+        else:
+            with self._lock:
+                self._drop_admin()
 
     def refresh(self) -> BrokerSnapshot:
         with self._lock:
@@ -210,9 +213,13 @@ class BrokerView:
             self._admin = None
 
     def _loop(self) -> None:
-        while not self._stopped.is_set():
-            self.refresh()
-            self._stopped.wait(self.interval_s)
+        try:
+            while not self._stopped.is_set():
+                self.refresh()
+                self._stopped.wait(self.interval_s)
+        finally:
+            with self._lock:
+                self._drop_admin()
 
 
 # -- the rules -----------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def write_truth(messages: list[Message], spec: TrafficSpec, path: str | Path,
         spec.window, spec.early_tolerance, labels,
     )
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     else:

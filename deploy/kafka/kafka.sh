@@ -49,11 +49,13 @@ fetch() {
   touch "$libs/.complete"
 }
 
+java_opts=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xshare:auto
+  -Djava.awt.headless=true
+  -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logdir"
+  -cp "$libs/*")
+
 java_cmd() {
-  java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xshare:auto \
-    -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logdir" \
-    -cp "$libs/*" "$@"
+  java "${java_opts[@]}" "$@"
 }
 
 scram_on() {
@@ -146,7 +148,9 @@ start() {
     check_scram_user
   fi
   t0=$(date +%s%N)
-  java_cmd kafka.Kafka "$home/server.properties" > "$logdir/stdout.log" 2>&1 < /dev/null &
+  # exec: the PID written is the JVM's own, so `stop` signals the broker itself.
+  (exec java "${java_opts[@]}" kafka.Kafka "$home/server.properties" \
+    > "$logdir/stdout.log" 2>&1 < /dev/null) &
   echo $! > "$pidfile"
   if answers 90; then
     t1=$(date +%s%N)
@@ -163,12 +167,17 @@ start() {
 stop() {
   if ! running; then say "not running"; rm -f "$pidfile"; return 0; fi
   pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null || true
+  # A PID file written by an older version of this script names a shell whose child
+  # is the JVM: signal the children too.
+  children=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill "$pid" $children 2>/dev/null || true
   for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; say "stopped (pid $pid)"; return 0; }
+    alive=""
+    for p in "$pid" $children; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -n "$alive" ] || { rm -f "$pidfile"; say "stopped (pid $pid)"; return 0; }
     sleep 0.5
   done
-  kill -9 "$pid" 2>/dev/null || true
+  kill -9 "$pid" $children 2>/dev/null || true
   rm -f "$pidfile"
   say "killed (pid $pid) after 30 s"
 }
