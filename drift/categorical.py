@@ -106,6 +106,7 @@ class CategoricalDrift:
         window: int,
         threshold: float,
         z_scale: float,
+        z_clip: float,
         max_categories: int,
         min_share: float,
         top_k: int,
@@ -120,6 +121,7 @@ class CategoricalDrift:
         self.threshold = threshold
         self.window = window
         self._z_scale = z_scale
+        self._z_clip = z_clip * z_scale
         self._max_categories = max_categories
         self._min_share = min_share
         self._top_k = top_k
@@ -205,10 +207,11 @@ class CategoricalDrift:
         for key, c in block.items():
             bucket_counts[get(key, other)] += c
         root = math.sqrt(n) * self._z_scale
+        clip = self._z_clip
         fired = False
         for b, det in enumerate(self._detectors):
             z = (bucket_counts[b] / n - self._p[b]) * root / self._sd[b]
-            fired = det.update(z) or fired
+            fired = det.update(min(max(z, -clip), clip)) or fired
         return fired
 
     def _set_reference(self, ref: dict[Hashable, float], n: float) -> None:

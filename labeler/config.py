@@ -6,7 +6,7 @@ environment variable ``LOGLABEL_<SECTION>__<KEY>`` (for example
 ``LOGLABEL_JOIN__WINDOW_S=600``); the value is read as a TOML value when it
 parses as one, else as a string. Unknown keys are errors that name the key.
 Field mapping keys are ``ingest.mapping.FieldMap``'s fields; drift keys are
-``drift.settings``' fields: both are validated here too.
+``drift.settings.DriftSettings``' fields: both are validated here too.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from drift.settings import DriftSettings
 from ingest.mapping import FieldMap
 from labeler.errors import ConfigError
 from labeler.labels import AGGREGATIONS
@@ -148,6 +149,7 @@ class Config(_Section):
     labels: tuple[LabelConfig, ...] = (LabelConfig(name="clicked"),)
     output: OutputConfig = OutputConfig()
     logging: LoggingConfig = LoggingConfig()
+    drift: DriftSettings = DriftSettings()
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

@@ -19,6 +19,7 @@ from ingest.schema import Schema, SchemaEnforcer
 from labeler.config import Config
 from labeler.errors import ConfigError
 from labeler.logs import log
+from labeler.monitoring import build_hub
 from labeler.worker import Worker
 
 Stage = Literal["all", "ingest", "label"]
@@ -130,4 +131,6 @@ def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker
     log("pipeline.inputs", topics=list(inputs), partitions=counts[inputs[0]],
         repartition=config.ingest.repartition)
     schema = None if config.ingest.repartition == "always" else schema_enforcer(config)
-    return Worker(config, counters=counters, schema=schema)
+    counters = counters if counters is not None else Counter()
+    hub = build_hub(config.drift, topics.drift, counters, config.labels)
+    return Worker(config, drift=hub, counters=counters, schema=schema)

@@ -55,11 +55,19 @@ class WorkerStatus:
 
 
 class DriftObserver(Protocol):
-    """What the worker needs from a drift monitor (``drift.DriftMonitor`` satisfies it)."""
+    """What the worker needs from drift monitoring (``labeler.monitoring.DriftHub``)."""
+
+    def attach(self, producer: KafkaProducer) -> None: ...
 
     def observe_prediction(self, prediction: Prediction, source: SourceRef | None) -> Any: ...
 
     def observe_labeled(self, example: LabeledExample) -> Any: ...
+
+    def check_schema(self, counters: Counter[str]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def join_rules(config: Config) -> JoinRules:
@@ -163,6 +171,8 @@ class Worker:
         self._producer = KafkaProducer(**options, linger_ms=20, acks="all")
         self.dead_letters = DeadLetterSink(self._producer, self.config.topics.dead_letter,
                                            self.counters)
+        if self.drift is not None:
+            self.drift.attach(self._producer)
         consumer_options: dict[str, Any] = {
             "group_id": kafka.group_id,
             "enable_auto_commit": False,
@@ -183,7 +193,7 @@ class Worker:
             output=self.storage.uri)
         status_every = self.config.logging.status_interval_s
         flush_every = self.config.output.flush_interval_s
-        last_input = last_status = time.monotonic()
+        last_input = last_status = last_schema_check = time.monotonic()
         started = last_input
         try:
             while not self._stop:
@@ -202,6 +212,9 @@ class Worker:
                 if mono - last_status >= status_every:
                     self.log_status(mono - started)
                     last_status = mono
+                if self.drift is not None and mono - last_schema_check >= 1.0:
+                    self.drift.check_schema(self.counters)
+                    last_schema_check = mono
                 if until_idle is not None and mono - last_input >= until_idle:
                     log("worker.idle", seconds=round(mono - last_input, 1))
                     break
@@ -209,11 +222,16 @@ class Worker:
                 for part in self.partitions.values():
                     rows = part.join.drain()
                     self._emit(part, rows)
+            if self.drift is not None:
+                self.drift.check_schema(self.counters)
+                self.drift.flush()
             self.commit()
             self.log_status(time.monotonic() - started)
         finally:
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=10)
+            if self.drift is not None:
+                self.drift.close()
         return self.counters
 
     # -- the hot path ------------------------------------------------------------------
