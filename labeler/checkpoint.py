@@ -103,6 +103,10 @@ class CheckpointStore:
         for name in self.storage.list(staging):
             if f"{staging}/{name}" not in named:
                 self.storage.delete(f"{staging}/{name}")
+        temp_prefix = f".p{partition:04d}.ckpt."
+        for name in self.storage.list(self._dir):
+            if name.startswith(temp_prefix):  # a checkpoint write torn before its rename
+                self.storage.delete(f"{self._dir}/{name}")
         return checkpoint
 
     def commit(

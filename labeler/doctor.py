@@ -79,31 +79,46 @@ def check_settings(config: Config) -> list[Finding]:
     return out
 
 
+def _describe(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int | None]:
+    """Partition count per topic; ``None`` for a topic that does not exist; raises
+    ``PermissionError`` naming a topic this client may not describe."""
+    out: dict[str, int | None] = {}
+    for d in admin.describe_topics(list(dict.fromkeys(topics))):
+        code = d.get("error_code", 0)
+        if code == 29:  # TOPIC_AUTHORIZATION_FAILED
+            raise PermissionError(d["name"])
+        out[d["name"]] = None if code else len(d["partitions"])
+    return out
+
+
 def check_topics(admin: KafkaAdminClient, config: Config) -> list[Finding]:
-    """The input topics exist and are co-partitioned; loglabel's own may be created later."""
+    """The input topics exist and the labeler's inputs are co-partitioned; loglabel's own
+    topics may be missing (they are created at start)."""
     t = config.topics
-    described = {d["name"]: d for d in admin.describe_topics(
-        list(dict.fromkeys([t.predictions, t.outcomes, t.dead_letter, t.drift])))}
-    counts: dict[str, int] = {}
+    always = config.ingest.repartition == "always"
+    own = [t.dead_letter, t.drift] + ([t.rekeyed_predictions, t.rekeyed_outcomes] if always
+                                      else [])
+    try:
+        counts = _describe(admin, [t.predictions, t.outcomes, *own])
+    except PermissionError as exc:
+        who = config.kafka.sasl_username or "this client"
+        return [Finding("topics", "error", f"not authorized to describe {exc.args[0]!r}: grant "
+                        f"DESCRIBE and READ on loglabel's topics to {who}")]
     out: list[Finding] = []
     for key, topic in (("predictions", t.predictions), ("outcomes", t.outcomes)):
-        d = described.get(topic)
-        code = d.get("error_code", 0) if d else 3
-        if code == 0 and d is not None:
-            counts[topic] = len(d["partitions"])
-            out.append(Finding("topics", "ok", f"{topic!r} (topics.{key}) has "
-                               f"{counts[topic]} partitions"))
-        elif code == 29:
-            out.append(Finding("topics", "error", f"not authorized to describe {topic!r} "
-                               f"(topics.{key}): grant DESCRIBE and READ on it to "
-                               f"{config.kafka.sasl_username or 'this client'}"))
-        else:
+        if counts.get(topic) is None:
             out.append(Finding("topics", "error", f"topic {topic!r} (topics.{key}) does not "
                                "exist: create it (kafka-topics.sh --create --topic "
                                f"{topic} --partitions N) or fix topics.{key}"))
-    if len(counts) == 2 and counts[t.predictions] != counts[t.outcomes]:
-        p, o = counts[t.predictions], counts[t.outcomes]
-        if config.ingest.repartition == "never":
+        else:
+            out.append(Finding("topics", "ok", f"{topic!r} (topics.{key}) has "
+                               f"{counts[topic]} partitions"))
+    p, o = counts.get(t.predictions), counts.get(t.outcomes)
+    if p is None or o is None:
+        return out
+    group = config.kafka.group_id
+    if not always:
+        if p != o:
             small = t.outcomes if o < p else t.predictions
             out.append(Finding("co-partitioning", "error", f"{t.predictions!r} has {p} "
                                f"partitions but {t.outcomes!r} has {o}: they are not "
@@ -112,17 +127,26 @@ def check_topics(admin: KafkaAdminClient, config: Config) -> list[Finding]:
                                "(kafka-topics.sh --alter) or set ingest.repartition = "
                                '"always"'))
         else:
-            out.append(Finding("co-partitioning", "ok", f"partition counts differ ({p} vs "
-                               f"{o}); ingest repartitions them by join id"))
-    elif len(counts) == 2:
-        out.append(Finding("co-partitioning", "ok", f"both input topics have {counts[t.outcomes]}"
-                           f" partitions: run at most {counts[t.outcomes]} workers in group "
-                           f"{config.kafka.group_id!r}"))
-    for key, topic in (("dead_letter", t.dead_letter), ("drift", t.drift)):
-        d = described.get(topic)
-        if d is None or d.get("error_code"):
-            out.append(Finding("topics", "ok", f"{topic!r} (topics.{key}) will be created at "
-                               "start"))
+            out.append(Finding("co-partitioning", "ok", f"both input topics have {p} "
+                               f"partitions: run at most {p} workers in group {group!r}"))
+    else:
+        expected = config.ingest.internal_partitions or p
+        internal = {name: counts.get(name) or expected
+                    for name in (t.rekeyed_predictions, t.rekeyed_outcomes)}
+        ip, io = internal.values()
+        if ip != io:
+            out.append(Finding("co-partitioning", "error", f"internal topics "
+                               f"{t.rekeyed_predictions!r} ({ip}) and {t.rekeyed_outcomes!r} "
+                               f"({io}) would not be co-partitioned: recreate them with equal "
+                               "partition counts (ingest.internal_partitions)"))
+        else:
+            out.append(Finding("co-partitioning", "ok", f"ingest re-keys into {ip} partitions: "
+                               f"run at most {max(p, o)} ingest workers (group "
+                               f"{group + '-ingest'!r}) and {ip} labeling workers "
+                               f"(group {group!r})"))
+    for topic in own:
+        if counts.get(topic) is None:
+            out.append(Finding("topics", "ok", f"{topic!r} will be created at start"))
     return out
 
 

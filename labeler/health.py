@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from kafka import KafkaAdminClient, TopicPartition
@@ -37,11 +37,13 @@ from kafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from labeler.config import KafkaConfig
 from labeler.errors import LabelerError
-from labeler.worker import WorkerStatus
 
-StatusSource = Callable[[], WorkerStatus]
+if TYPE_CHECKING:  # types only: labeler.config may import this package's MetricsConfig
+    from labeler.config import KafkaConfig
+    from labeler.worker import WorkerStatus
+
+StatusSource = Callable[[], "WorkerStatus"]
 Clock = Callable[[], float]
 
 

@@ -11,8 +11,8 @@
 Counter keys map to metrics as follows (all prefixed ``loglabel_``):
 ``messages`` -> ``messages_total``; ``<kind>.decoded`` ->
 ``decoded_total{kind}``; ``<kind>.dead_letter.<reason>`` ->
-``dead_letters_total{kind,reason}``; ``drift.<kind>`` ->
-``drift_events_total{kind}``; ``schema_skew.<what>.<model>.<feature>`` ->
+``dead_letters_total{kind,reason}``; ``drift.<kind>`` (a ``DriftEvent`` kind)
+-> ``drift_events_total{kind}``; ``schema_skew.<what>.<model>.<feature>`` ->
 ``schema_skew_total{what,model}`` (features summed, to bound the series);
 the join and shard counters in ``COUNTERS`` by name; any other key ->
 ``events_total{event}``.
@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,11 +37,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
+from drift.events import KINDS
 from ingest.schema import parse_skew_key
-from labeler.config import KafkaConfig
 from labeler.errors import ConfigError
 from labeler.health import BrokerView, HealthMonitor, StatusSource, Verdict, lags
-from labeler.worker import Worker, WorkerStatus
+
+if TYPE_CHECKING:  # types only, so that labeler.config can import MetricsConfig from here
+    from labeler.config import KafkaConfig
+    from labeler.worker import Worker, WorkerStatus
 
 DEFAULT_PORT = 9464
 """The metrics port (the one OpenTelemetry's Prometheus exporter uses by default)."""
@@ -61,6 +64,9 @@ COUNTERS: Mapping[str, str] = {
     "shard_bytes": "Bytes of Parquet shards written.",
     "rows_written": "Rows written to Parquet shards.",
     "dead_letters_sent": "Messages published to the dead-letter topic.",
+    "corrections_written": "Correction rows written for late outcomes.",
+    "raw_messages": "Raw messages consumed by the ingest stage.",
+    "rekeyed": "Records re-keyed into the internal topics by the ingest stage.",
 }
 
 
@@ -143,9 +149,8 @@ class WorkerCollector(Collector):
             elif parsed is not None:
                 what, model, _ = parsed
                 skews[(what, model)] = skews.get((what, model), 0) + value
-            elif split and split[0] == "drift":
-                kind = split[1].partition(".")[0]
-                drifts[kind] = drifts.get(kind, 0) + value
+            elif split and split[0] == "drift" and split[1] in KINDS:
+                drifts[split[1]] = drifts.get(split[1], 0) + value
             elif split and split[1] == "decoded":
                 decoded.add_metric([split[0]], float(value))
             elif split and split[1].startswith("dead_letter."):

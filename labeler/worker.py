@@ -86,6 +86,9 @@ def join_rules(config: Config) -> JoinRules:
     )
 
 
+DEAD_LETTER_LOGS = 10
+
+
 class _Partition:
     """Everything the worker holds for one assigned partition index."""
 
@@ -145,6 +148,7 @@ class Worker:
         self.latencies: deque[float] = deque(maxlen=100_000)
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
+        self._dead_letter_logs: Counter[str] = Counter()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -267,8 +271,12 @@ class Worker:
         letter = replace(letter, source=source)
         if self.dead_letters is not None:
             self.dead_letters.send(letter, key)
-        log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
-            source=str(source))
+        # a flood of bad input must not become a flood of log lines: the first
+        # DEAD_LETTER_LOGS of each reason per status interval are logged, the rest counted
+        self._dead_letter_logs[letter.reason] += 1
+        if self._dead_letter_logs[letter.reason] <= DEAD_LETTER_LOGS:
+            log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
+                source=str(source))
 
     def _advance(self, wall: float) -> None:
         for part in self.partitions.values():
@@ -442,7 +450,10 @@ class Worker:
                 for i, p in status.partitions.items() if math.isfinite(p.watermark_lag_s)
             },
             shards_written=c["shards_written"], rows_written=c["rows_written"],
+            dead_letter_logs_suppressed=sum(
+                max(0, v - DEAD_LETTER_LOGS) for v in self._dead_letter_logs.values()),
         )
+        self._dead_letter_logs.clear()
 
 
 class _Rebalance(ConsumerRebalanceListener):

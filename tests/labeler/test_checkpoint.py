@@ -88,3 +88,13 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
     assert storage.read("a/b.bin") == b"two"
     assert storage.list("a") == ["b.bin"]
     assert storage.read("a/missing") is None
+
+
+def test_a_torn_checkpoint_write_leaves_the_old_checkpoint_and_is_cleaned(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "s")
+    store.commit(2, 1, {"a": 7}, {}, [])
+    storage.write("_checkpoints/s/.p0002.ckpt.0123abcd.tmp", b"half a checkpoi")
+    checkpoint = store.recover(2)
+    assert checkpoint is not None and checkpoint.offsets == {"a": 7}
+    assert storage.list("_checkpoints/s") == ["p0002.ckpt"]
