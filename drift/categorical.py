@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drift.detectors import Detector, make_detector
+from drift.detectors import Firing, Spec, Watch
 from drift.events import top_summary
 
 OTHER = "__other__"
@@ -83,7 +83,7 @@ def top(shares_: Mapping[Hashable, float], k: int) -> list[tuple[Hashable, float
 class CategoricalAlarm:
     """A categorical stream whose distribution moved by at least the threshold."""
 
-    detector: str
+    firing: Firing
     category: str
     distance: float
     threshold: float
@@ -101,29 +101,27 @@ class CategoricalDrift:
     def __init__(
         self,
         *,
-        detector: str,
-        params: Mapping[str, Any],
+        specs: Sequence[Spec],
         window: int,
         threshold: float,
-        z_scale: float,
         z_clip: float,
         max_categories: int,
-        min_share: float,
+        min_expected: float,
+        block: int,
         top_k: int,
         warmup: int,
         min_samples: int,
         cooldown: int,
         reference: Mapping[Hashable, float] | None = None,
     ) -> None:
-        self.detector = detector
-        self.params = dict(params)
-        make_detector(detector, self.params)
+        self.specs: list[Spec] = [(name, dict(params), scale) for name, params, scale in specs]
+        Watch(self.specs)  # fail fast on a bad configuration
         self.threshold = threshold
         self.window = window
-        self._z_scale = z_scale
-        self._z_clip = z_clip * z_scale
+        self._z_clip = z_clip
         self._max_categories = max_categories
-        self._min_share = min_share
+        self._min_expected = min_expected
+        self._block = block
         self._top_k = top_k
         self._warmup = warmup
         self._min_samples = min_samples
@@ -141,7 +139,8 @@ class CategoricalDrift:
         self._bucket: dict[Hashable, int] = {}
         self._p: list[float] = []
         self._sd: list[float] = []
-        self._detectors: list[Detector] = []
+        self._watches: list[Watch] = []
+        self._firing: Firing | None = None
         self._ref_n = 0.0
         if reference is not None:
             self._set_reference(dict(reference), n=math.inf)
@@ -179,8 +178,9 @@ class CategoricalDrift:
             return None
         self._fed += n
         fired = self._feed(block, n)
-        if fired and self._fed >= self._min_samples and self._since >= self._cooldown:
+        if fired is not None and self._fed >= self._min_samples and self._since >= self._cooldown:
             self._pending = self.window
+            self._firing = fired
         if self._pending > 0:
             self._pending -= n
             dist, category = self.distance()
@@ -200,25 +200,29 @@ class CategoricalDrift:
                 if self._counts[key] <= 0:
                     del self._counts[key]
 
-    def _feed(self, block: Counter[Hashable], n: int) -> bool:
+    def _feed(self, block: Counter[Hashable], n: int) -> Firing | None:
         other = len(self._p) - 1
         bucket_counts = [0] * len(self._p)
         get = self._bucket.get
         for key, c in block.items():
             bucket_counts[get(key, other)] += c
-        root = math.sqrt(n) * self._z_scale
+        root = math.sqrt(n)
         clip = self._z_clip
-        fired = False
-        for b, det in enumerate(self._detectors):
+        fired = None
+        for b, watch in enumerate(self._watches):
             z = (bucket_counts[b] / n - self._p[b]) * root / self._sd[b]
-            fired = det.update(min(max(z, -clip), clip)) or fired
+            firing = watch.update(min(max(z, -clip), clip))
+            if fired is None:
+                fired = firing
         return fired
 
     def _set_reference(self, ref: dict[Hashable, float], n: float) -> None:
         self._ref = ref
         self._ref_n = n
+        # A category gets its own detector only if a block holds enough of it
+        # for its share to be near-normal; the rest share the OTHER bucket.
         ranked = top({k: v for k, v in ref.items() if k != OTHER}, self._max_categories)
-        tracked = [k for k, s in ranked if s >= self._min_share]
+        tracked = [k for k, s in ranked if s * self._block >= self._min_expected]
         self._bucket = {k: i for i, k in enumerate(tracked)}
         p = [ref[k] for k in tracked]
         p.append(max(0.0, 1.0 - sum(p)))
@@ -227,13 +231,14 @@ class CategoricalDrift:
         self._p = p
         clamped = [min(max(s, floor), 1.0 - floor) for s in p]
         self._sd = [math.sqrt(s * (1.0 - s)) for s in clamped]
-        self._detectors = [make_detector(self.detector, self.params) for _ in p]
+        self._watches = [Watch(self.specs) for _ in p]
         self._fed = 0
         self._pending = 0
 
     def _alarm(self, dist: float, category: Hashable | None) -> CategoricalAlarm:
+        assert self._firing is not None  # noqa: S101 - pending implies a firing
         alarm = CategoricalAlarm(
-            detector=self.detector,
+            firing=self._firing,
             category=str(category),
             distance=dist,
             threshold=self.threshold,
@@ -243,10 +248,10 @@ class CategoricalDrift:
         self._since = 0.0
         self._pending = 0
         if self._fixed:
-            for det in self._detectors:
-                det.reset()
+            for watch in self._watches:
+                watch.reset()
             self._fed = 0
         else:
             self._learn = self._warmup
-            self._ref, self._detectors = {}, []
+            self._ref, self._watches = {}, []
         return alarm

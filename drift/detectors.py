@@ -16,8 +16,9 @@ which statistic and threshold.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,9 @@ NUMERIC_DETECTORS = ("ADWIN", "KSWIN", "PageHinkley")
 
 BINARY_DETECTORS = ("DDM", "EDDM", "FHDDM", "HDDM_A", "HDDM_W")
 """Detectors for 0/1 streams (errors, labels); ADWIN also accepts 0/1."""
+
+Spec = tuple[str, Mapping[str, Any], float]
+"""A detector as the monitors take it: (name, River parameters, z_scale)."""
 
 DETECTORS = tuple(_RIVER)
 """Every detector name :func:`make_detector` accepts."""
@@ -88,8 +92,6 @@ class Detector:
         "_fast",
         "_recent",
         "_sum",
-        "_sumsq",
-        "_invert",
     )
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
@@ -104,59 +106,38 @@ class Detector:
             raise DriftConfigError(f"bad parameters for {name}: {exc}") from exc
         self.fired = 0
         self.last_firing: Firing | None = None
-        # ADWIN's cut point is not exposed; the recent inputs let us report it.
-        self._recent: deque[float] | None = deque(maxlen=64) if name == "ADWIN" else None
-        # River's FHDDM fires when the rate of 1s falls (MOA's accuracy input),
-        # although its docstring says 1 is an error; we feed it 1 - x so that
-        # every binary detector here fires when the rate of 1s rises.
-        self._invert = name == "FHDDM"
+        # River exposes no change point; the recent inputs let us estimate it
+        # (and ADWIN's cut statistic) when the detector fires.
+        self._recent: deque[float] = deque(maxlen=64)
         self._start()
 
     def _start(self) -> None:
         self.n = 0
         self._sum = 0.0
-        self._sumsq = 0.0
-        if self._recent is not None:
-            self._recent.clear()
-        # River's ADWIN.update is a thin Python layer over a Rust window whose
-        # update returns the verdict; calling it directly halves the cost.
-        # Since we restart on every detection, the layer's only job (resetting
-        # on the next update) is ours anyway. Fall back if River changes.
-        helper = getattr(self._river, "_helper", None)
-        self._fast = getattr(helper, "update", None) if self.name == "ADWIN" else None
+        self._recent.clear()
+        self._fast = _verdict(self._river, self.name)
 
     def update(self, x: float) -> bool:
         """Feed one value; True if a change was detected on this value."""
         self.n += 1
         self._sum += x
-        self._sumsq += x * x
-        if self._fast is not None:
-            self._recent.append(x)  # type: ignore[union-attr]
-            if not self._fast(x):
-                return False
-        else:
-            if self._recent is not None:
-                self._recent.append(x)
-            river = self._river
-            river.update(1 - x if self._invert else x)
-            if not river.drift_detected:
-                return False
-        self._record()
-        self.reset()
+        self._recent.append(x)
+        if not self._fast(x):
+            return False
+        self._fire(list(self._recent), self.n, self._sum)
         return True
 
-    def _record(self) -> None:
-        if self._recent is not None:
-            # Until it fires, ADWIN's window is everything since the (re)start.
-            stat, threshold, recent = _adwin_cut(
-                list(self._recent), self.n, self._sum, self._sumsq, self.params
-            )
-            name = "mean_gap"
-        else:
-            name, stat, threshold = _probe(self.name, self._river, self.mean)
-            recent = 0
-        self.last_firing = Firing(self.name, name, stat, threshold, self.n, recent)
+    def _fire(self, recent: list[float], n: int, total: float) -> Firing:
+        """Record a firing seen after ``n`` values summing to ``total``, then restart."""
+        # Until it fires, ADWIN's window is everything since the (re)start.
+        stat, threshold, split = _adwin_cut(recent, n, total, self.params)
+        name = "mean_gap"
+        if self.name != "ADWIN":
+            name, stat, threshold = _probe(self.name, self._river, total / n if n else math.nan)
+        self.last_firing = Firing(self.name, name, stat, threshold, n, split)
         self.fired += 1
+        self.reset()
+        return self.last_firing
 
     def reset(self) -> None:
         """Restart with fresh state and the same parameters."""
@@ -169,13 +150,46 @@ class Detector:
         return self._sum / self.n if self.n else math.nan
 
 
+def _verdict(river: Any, name: str) -> Callable[[float], bool]:
+    """A function that feeds ``river`` one value and says whether it fired."""
+    rust_update = getattr(getattr(river, "_helper", None), "update", None)
+    if name == "ADWIN" and callable(rust_update):
+        # ADWIN.update is a thin Python layer over a Rust window whose update
+        # returns the verdict; calling it directly halves the cost. Its other
+        # job, resetting on the next update, is ours: we restart on a firing.
+        return rust_update
+    if name == "FHDDM":
+        # River's FHDDM fires when the rate of 1s falls (MOA's accuracy
+        # input), although its docstring says 1 is an error; fed 1 - x, it
+        # fires when the rate of 1s rises, like every other binary detector.
+        def inverted(x: float) -> bool:
+            river.update(1.0 - x)
+            return bool(river.drift_detected)
+
+        return inverted
+
+    def plain(x: float) -> bool:
+        river.update(x)
+        return bool(river.drift_detected)
+
+    return plain
+
+
+def spec_params(specs: Sequence[Spec], fired: str, **extra: Any) -> dict[str, Any]:
+    """The parameters to report with an alarm: those of the spec that fired, plus ``extra``."""
+    for name, params, scale in specs:
+        if name == fired:
+            return {**params, "z_scale": scale, **extra}
+    return dict(extra)
+
+
 def make_detector(name: str, params: Mapping[str, Any] | None = None) -> Detector:
     """Build a :class:`Detector`; raises :class:`DriftConfigError` on a bad name or parameter."""
     return Detector(name, params)
 
 
 def _adwin_cut(
-    recent: list[float], n: int, total: float, sumsq: float, params: Mapping[str, Any]
+    recent: list[float], n: int, total: float, params: Mapping[str, Any]
 ) -> tuple[float, float, int]:
     """The most significant split of the window between its last n1 values and the rest.
 
@@ -186,8 +200,8 @@ def _adwin_cut(
     mwl = int(params.get("min_window_length", 5))
     if n < 3:
         return math.nan, math.nan, 0
-    mean = total / n
-    var = max(sumsq / n - mean * mean, 0.0)
+    # The variance of the recent values stands in for the window's.
+    var = statistics.pvariance(recent) if len(recent) > 1 else 0.0
     dd = math.log(2.0 * math.log(n) / delta)
     best = (-math.inf, math.nan, math.nan, 0)
     tail = 0.0
@@ -234,3 +248,47 @@ def _probe(name: str, river: Any, mean: float) -> tuple[str, float, float]:
     except (AttributeError, TypeError, ZeroDivisionError, ValueError):
         pass
     return "mean", mean, math.nan
+
+
+class Watch:
+    """The detectors watching one z-score stream: a primary and an optional backstop.
+
+    Each detector gets the z-score times its own ``z_scale``. ``update``
+    returns the :class:`Firing` of the first detector that fired on this
+    value (None if none did); every detector of the watch then restarts, so
+    the next alarm belongs to a new episode. The watch keeps the bookkeeping
+    once for all its detectors, which matters at one call per block per stream.
+    """
+
+    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum")
+
+    def __init__(self, specs: Sequence[Spec]) -> None:
+        self._detectors = [(make_detector(name, params), scale) for name, params, scale in specs]
+        self._recent: deque[float] = deque(maxlen=64)
+        self._restart()
+
+    def _restart(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+        self._recent.clear()
+        self._steps = [(det._fast, scale) for det, scale in self._detectors]
+
+    def update(self, z: float) -> Firing | None:
+        """Feed one z-score; the firing that happened on it, if any."""
+        self.n += 1
+        self._sum += z
+        self._recent.append(z)
+        for i, (step, scale) in enumerate(self._steps):
+            if step(z * scale):
+                det, scale = self._detectors[i]
+                recent = [v * scale for v in self._recent]
+                firing = det._fire(recent, self.n, self._sum * scale)
+                self.reset()
+                return firing
+        return None
+
+    def reset(self) -> None:
+        """Restart every detector."""
+        for det, _ in self._detectors:
+            det.reset()
+        self._restart()

@@ -42,9 +42,22 @@ def log_loss(score: float, label: bool) -> float:
 
 
 class _Stream:
-    __slots__ = ("name", "detector", "params", "det", "learn", "warm", "fed", "since", "recent", "ref")
+    __slots__ = (
+        "name",
+        "detector",
+        "params",
+        "det",
+        "learn",
+        "warm",
+        "fed",
+        "since",
+        "recent",
+        "ref",
+    )
 
-    def __init__(self, name: str, detector: str, params: Mapping[str, Any], warmup: int, window: int):
+    def __init__(
+        self, name: str, detector: str, params: Mapping[str, Any], warmup: int, window: int
+    ):
         self.name = name
         self.detector = detector
         self.params = dict(params)

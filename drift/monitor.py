@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from drift.categorical import MISSING, CategoricalAlarm, CategoricalDrift
+from drift.detectors import Spec, spec_params
 from drift.events import DriftEvent
 from drift.labels import LabelDrift
 from drift.numeric import NumericAlarm, NumericDrift
 from drift.profile import load_profile
-from drift.settings import DriftSettings
+from drift.settings import DetectorSpec, DriftSettings
 from drift.skew import SkewChecker, SkewFinding
 from ingest.records import Prediction, SourceRef
 
@@ -53,6 +55,9 @@ class _Model:
         "known",
         "skew",
         "labels",
+        "getf",
+        "getp",
+        "blocks",
     )
 
     def __init__(self, num: NumericDrift, skew: SkewChecker | None) -> None:
@@ -67,6 +72,9 @@ class _Model:
         self.known: set[tuple[int, str]] = set()
         self.skew = skew
         self.labels: dict[str, LabelDrift] = {}
+        self.getf: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _getter([])
+        self.getp: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _getter([])
+        self.blocks = 0
 
 
 class DriftMonitor:
@@ -162,7 +170,13 @@ class DriftMonitor:
         where: tuple[str, float, str | None],
         events: list[DriftEvent],
     ) -> None:
-        names = set().union(*feats)
+        st.blocks += 1
+        # Feature names are collected from every event of the first blocks,
+        # then from every 8th block: a new feature is found within 8 blocks.
+        if st.blocks <= 8 or st.blocks % 8 == 0:
+            names = set().union(*feats)
+        else:
+            names = set(feats[-1])
         new = [(_FEATURE, n) for n in names if (_FEATURE, n) not in st.known]
         for field in self.settings.prediction.fields:
             if (_PRED, field) not in st.known:
@@ -191,15 +205,15 @@ class DriftMonitor:
             threshold = c.threshold
             if override is not None and override.threshold is not None:
                 threshold = override.threshold
-            params = {**c.params, **((override.params or {}) if override else {})}
+            specs = _specs(c.detector, c.backstop, override.params if override else None)
             st.cats[(src, name)] = CategoricalDrift(
-                detector=c.detector,
-                params=params,
+                specs=specs,
                 window=c.window,
                 threshold=threshold,
-                z_scale=c.z_scale,
+                z_clip=c.z_clip,
                 max_categories=c.max_categories,
-                min_share=c.min_share,
+                min_expected=c.min_expected,
+                block=c.block_size,
                 top_k=c.top_k_report,
                 warmup=s.warmup,
                 min_samples=s.min_samples,
@@ -208,6 +222,7 @@ class DriftMonitor:
             )
         elif isinstance(value, int | float):
             (st.fnames if src == _FEATURE else st.pnames).append(name)
+            st.getf, st.getp = _getter(st.fnames), _getter(st.pnames)
             st.num.add(name, _KIND[src], override.params if override else None)
             # The matrix is built features first, then scores; the detectors
             # keep their columns in the order the streams appeared.
@@ -225,7 +240,12 @@ class DriftMonitor:
         events: list[DriftEvent],
     ) -> np.ndarray:
         fn, pn = st.fnames, st.pnames
-        rows = [(*map(f.get, fn), *map(r.get, pn)) for f, r in zip(feats, preds, strict=True)]
+        try:
+            # itemgetter is the fastest row builder; a missing key sends the
+            # block down the .get() path, which yields None (then NaN).
+            rows = [st.getf(f) + st.getp(r) for f, r in zip(feats, preds, strict=True)]
+        except KeyError:
+            rows = [(*map(f.get, fn), *map(r.get, pn)) for f, r in zip(feats, preds, strict=True)]
         try:
             return np.array(rows, dtype=float).reshape(len(rows), len(fn) + len(pn))
         except (TypeError, ValueError):
@@ -402,9 +422,8 @@ class DriftMonitor:
         s = self.settings
         n = s.numeric
         num = NumericDrift(
-            detector=n.detector,
-            params=n.params,
-            z_scale=n.z_scale,
+            specs=_specs(n.detector, n.backstop, None),
+            z_clip=n.z_clip,
             winsorize=n.winsorize,
             dispersion=n.dispersion,
             warmup=s.warmup,
@@ -433,6 +452,26 @@ class DriftMonitor:
         self.history.extend(events)
         for e in events:
             self.counts[e.kind] += 1
+
+
+def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function returning the values of ``names`` as a tuple (KeyError if one is missing)."""
+    if not names:
+        return lambda _: ()
+    if len(names) == 1:
+        get_one = itemgetter(names[0])
+        return lambda m: (get_one(m),)
+    return itemgetter(*names)
+
+
+def _specs(
+    primary: DetectorSpec, backstop: DetectorSpec | None, override: Mapping[str, Any] | None
+) -> list[Spec]:
+    """Detector specs as the monitors take them; ``override`` patches the primary's params."""
+    specs: list[Spec] = [(primary.name, {**primary.params, **(override or {})}, primary.z_scale)]
+    if backstop is not None:
+        specs.append((backstop.name, dict(backstop.params), backstop.z_scale))
+    return specs
 
 
 def _normalize(counts: Counter[Hashable]) -> Counter[Hashable]:
@@ -483,8 +522,8 @@ def _categorical_event(
         kind="prediction" if kind == "prediction" else "data",
         stream="distribution",
         feature=name,
-        detector=alarm.detector,
-        params={**cat.params, "window": cat.window, "threshold": alarm.threshold},
+        detector=alarm.firing.detector,
+        params=spec_params(cat.specs, alarm.firing.detector, window=cat.window),
         statistic_name="linf",
         statistic=alarm.distance,
         threshold=alarm.threshold,

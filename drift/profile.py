@@ -96,7 +96,7 @@ def load_profile(path: str | os.PathLike[str]) -> dict[str, Any]:
     return profile
 
 
-def bin_counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray) -> np.ndarray:
     """Counts of ``values`` in the ``len(edges) + 1`` bins of a profile histogram."""
     idx = np.searchsorted(np.asarray(edges, dtype=float), values, side="right")
     return np.bincount(idx, minlength=len(edges) + 1)

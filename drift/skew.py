@@ -186,9 +186,7 @@ class SkewChecker:
         trained = float(spec.get("presence", 1.0))
         if presence < trained * (1.0 - self._s.min_presence_drop):
             detail = f"presence {presence:.3f} served vs {trained:.3f} in training"
-            out.append(
-                SkewFinding("schema", "missing_feature", feature, presence, trained, detail)
-            )
+            out.append(SkewFinding("schema", "missing_feature", feature, presence, trained, detail))
         limit = self._thresholds.get(feature)
         if "numeric" in spec and values.size:
             out.extend(self._numeric(feature, spec, values, limit))
@@ -204,9 +202,7 @@ class SkewChecker:
             fractional = float(np.mean(values != np.floor(values)))
             if fractional > 0.0:
                 detail = f"training type int, {fractional:.1%} of served values are fractional"
-                out.append(
-                    SkewFinding("schema", "type_mismatch", feature, fractional, 0.0, detail)
-                )
+                out.append(SkewFinding("schema", "type_mismatch", feature, fractional, 0.0, detail))
         hist = spec["numeric"]["histogram"]
         served = bin_counts(values, hist["edges"])
         js = js_divergence(hist["counts"], served)

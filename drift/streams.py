@@ -66,8 +66,16 @@ def _ranges(events: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(size, events - start)
 
 
-def numeric(name: str, events: int, *, kind: str, shift: float = 0.0, spacing: int = 0,
-            note: str = "") -> Scenario:
+def numeric(
+    name: str,
+    events: int,
+    *,
+    kind: str,
+    shift: float = 0.0,
+    spacing: int = 0,
+    tolerance: int = 2000,
+    note: str = "",
+) -> Scenario:
     """Gaussian (mean or scale toggles), lognormal or Poisson values."""
 
     def chunks(rng: np.random.Generator, size: int) -> Iterator[np.ndarray]:
@@ -87,7 +95,7 @@ def numeric(name: str, events: int, *, kind: str, shift: float = 0.0, spacing: i
                 raise ValueError(kind)
 
     family: Family = "score" if kind == "beta" else "numeric"
-    return Scenario(name, family, events, _toggle(events, spacing), 2000, chunks, note)
+    return Scenario(name, family, events, _toggle(events, spacing), tolerance, chunks, note)
 
 
 def categorical(name: str, events: int, *, spacing: int = 0, note: str = "") -> Scenario:
@@ -107,8 +115,9 @@ def categorical(name: str, events: int, *, spacing: int = 0, note: str = "") -> 
     return Scenario(name, "categorical", events, _toggle(events, spacing), 4000, chunks, note)
 
 
-def labels(name: str, events: int, *, rate: float, alt_rate: float, spacing: int = 0,
-           note: str = "") -> Scenario:
+def labels(
+    name: str, events: int, *, rate: float, alt_rate: float, spacing: int = 0, note: str = ""
+) -> Scenario:
     """Labels with a calibrated score: score ~ Beta with mean ``rate``, label ~ Bernoulli(score)."""
 
     def chunks(rng: np.random.Generator, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -120,8 +129,9 @@ def labels(name: str, events: int, *, rate: float, alt_rate: float, spacing: int
     return Scenario(name, "labels", events, _toggle(events, spacing), 5000, chunks, note)
 
 
-def sea_concept(name: str, events: int, *, spacing: int = 0, width: int = 500,
-                note: str = "") -> Scenario:
+def sea_concept(
+    name: str, events: int, *, spacing: int = 0, width: int = 500, note: str = ""
+) -> Scenario:
     """SEA features with a fixed model (variant 0's rule) and concept changes 0 <-> 3.
 
     Yields (features x1..x3 as an (n, 3) array, scores, labels). The score is a

@@ -7,7 +7,7 @@ import sys
 import click
 
 from labeler.config import Config, load_config
-from labeler.errors import ConfigError
+from labeler.errors import LabelerError
 from labeler.logs import log, setup
 from labeler.simulate import ENVELOPES, TrafficSpec
 
@@ -15,7 +15,7 @@ from labeler.simulate import ENVELOPES, TrafficSpec
 def _load(path: str | None) -> Config:
     try:
         return load_config(path)
-    except ConfigError as exc:
+    except LabelerError as exc:  # config, broker unreachable, bad credentials
         raise click.ClickException(str(exc)) from None
 
 
@@ -42,7 +42,7 @@ def run(config_path: str | None, until_idle: float | None, drain: bool, stage: s
     try:
         counters = run_pipeline(config, until_idle=until_idle, drain=drain,
                                 stage=stage)  # type: ignore[arg-type]
-    except ConfigError as exc:
+    except LabelerError as exc:  # config, broker unreachable, bad credentials
         raise click.ClickException(str(exc)) from None
     log("worker.stopped", labeled=counters["labeled"], rows_written=counters["rows_written"])
 
@@ -98,9 +98,11 @@ def simulate(config_path: str | None, count: int, rate: float, duration: float |
 def _register() -> None:
     from labeler.bench import bench_command
     from labeler.demo import demo_command
+    from labeler.doctor import doctor_command
 
     cli.add_command(bench_command)
     cli.add_command(demo_command)
+    cli.add_command(doctor_command)
 
 
 _register()

@@ -138,6 +138,24 @@ class LoggingConfig(_Section):
     status_interval_s: float = Field(10.0, gt=0)
 
 
+METRICS_PORT = 9464
+
+
+class MetricsConfig(_Section):
+    """The HTTP endpoint for metrics and health probes.
+
+    Off by default and bound to loopback: enabling it on all interfaces
+    (``host = "0.0.0.0"``, as containers need) is a deliberate choice.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(METRICS_PORT, ge=0, le=65535)  # 0: any free port
+    stall_after_s: float = Field(120.0, gt=0)  # liveness fails after this long stuck
+    broker_check_interval_s: float = Field(5.0, gt=0)
+    broker_timeout_s: float = Field(10.0, gt=0)
+
+
 class Config(_Section):
     """The whole configuration of a loglabel process."""
 
@@ -149,6 +167,7 @@ class Config(_Section):
     labels: tuple[LabelConfig, ...] = (LabelConfig(name="clicked"),)
     output: OutputConfig = OutputConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     drift: DriftSettings = DriftSettings()
 
 

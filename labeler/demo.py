@@ -71,8 +71,9 @@ def summary(result: dict[str, Any]) -> str:
     c, shards, truth, merged = (result[k] for k in ("counters", "shards", "truth", "merged"))
     both = merged[merged["_merge"] == "both"]
     agree = int((both.label_clicked_truth == both.label_clicked_out).sum())
-    files = sorted(p for p in Path(result["labels_path"]).rglob("*.parquet")
-                   if not any(s.startswith("_") for s in p.relative_to(result["labels_path"]).parts))
+    root = Path(result["labels_path"])
+    files = sorted(p for p in root.rglob("*.parquet")
+                   if not any(s.startswith("_") for s in p.relative_to(root).parts))
     lines = [
         "",
         "== loglabel demo ==",

@@ -35,10 +35,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field
 
 from drift.events import KINDS
 from ingest.schema import parse_skew_key
+from labeler.config import METRICS_PORT, MetricsConfig
 from labeler.errors import ConfigError
 from labeler.health import BrokerView, HealthMonitor, StatusSource, Verdict, lags
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # types only, so that labeler.config can import MetricsConfig
     from labeler.config import KafkaConfig
     from labeler.worker import Worker, WorkerStatus
 
-DEFAULT_PORT = 9464
+DEFAULT_PORT = METRICS_PORT
 """The metrics port (the one OpenTelemetry's Prometheus exporter uses by default)."""
 HEALTH_PATHS = {"liveness": "/healthz", "readiness": "/readyz"}
 
@@ -68,23 +68,6 @@ COUNTERS: Mapping[str, str] = {
     "raw_messages": "Raw messages consumed by the ingest stage.",
     "rekeyed": "Records re-keyed into the internal topics by the ingest stage.",
 }
-
-
-class MetricsConfig(BaseModel):
-    """The ``[metrics]`` section: the HTTP endpoint for metrics and health probes.
-
-    Off by default and bound to loopback: enabling it on all interfaces
-    (``host = "0.0.0.0"``, as containers need) is a deliberate choice.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(DEFAULT_PORT, ge=0, le=65535)  # 0: any free port
-    stall_after_s: float = Field(120.0, gt=0)  # liveness fails after this long stuck
-    broker_check_interval_s: float = Field(5.0, gt=0)
-    broker_timeout_s: float = Field(10.0, gt=0)
 
 
 def _split(key: str) -> tuple[str, str] | None:

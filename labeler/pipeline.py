@@ -18,7 +18,9 @@ from ingest.repartition import Repartitioner, Route
 from ingest.schema import Schema, SchemaEnforcer
 from labeler.config import Config
 from labeler.errors import ConfigError
+from labeler.health import check_broker
 from labeler.logs import log
+from labeler.metrics import serve_worker
 from labeler.monitoring import build_hub
 from labeler.worker import Worker
 
@@ -43,6 +45,7 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
     worker = build_worker(config, counters)
     if install_signals:
         worker.install_signal_handlers()
+    server = serve_worker(config.metrics, config.kafka, worker)
     thread = None
     if ingest is not None:
         thread = threading.Thread(
@@ -57,9 +60,12 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
         if ingest is not None and thread is not None:
             ingest.stop()
             thread.join(timeout=60)
+        if server is not None:
+            server.close()
 
 
 def _raw_partitions(config: Config) -> dict[str, int]:
+    check_broker(config.kafka, timeout_s=10)  # a clear error (auth, address) before anything
     topics = config.topics
     counts = partition_counts(config.kafka.client_options(), [topics.predictions, topics.outcomes])
     for topic in (topics.predictions, topics.outcomes):

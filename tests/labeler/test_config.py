@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config" / "loglabel.
 
 def _keys(model: Any, prefix: str = "") -> set[str]:
     out = set()
-    for name, field in type(model).model_fields.items():
+    for name in type(model).model_fields:
         value = getattr(model, name)
         if hasattr(type(value), "model_fields"):
             out |= _keys(value, f"{prefix}{name}.")

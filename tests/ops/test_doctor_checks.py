@@ -88,7 +88,7 @@ class QuorumAt:
 def test_clock_skew_against_the_broker(skew: float, severity: str, words: str) -> None:
     now = 1_750_000_000.0
     config = validate({"join": {"allowed_lateness_s": 10.0}})
-    (finding,) = check_clock(QuorumAt(now + skew), config, clock=lambda: now)  # type: ignore[arg-type]
+    (finding,) = check_clock(QuorumAt(now + skew), config, clock=lambda: now)
     assert finding.severity == severity and words in finding.message, finding
 
 

@@ -89,3 +89,17 @@ def test_topics_that_are_not_co_partitioned(kafka_config: Any) -> None:
     repartitioned = kafka_config(topics=config.topics.model_dump(),
                                  ingest={"repartition": "always"})
     assert not errors(doctor(repartitioned, timeout_s=10), "co-partitioning")
+
+
+def test_internal_topics_must_be_co_partitioned_too(kafka_config: Any, unique: Any) -> None:
+    config = kafka_config(ingest={"repartition": "always"},
+                          topics={"rekeyed_predictions": unique("rekeyed-p"),
+                                  "rekeyed_outcomes": unique("rekeyed-o")})
+    options = config.kafka.client_options()
+    ensure_topics(options, [config.topics.predictions], 3)
+    ensure_topics(options, [config.topics.outcomes], 1)
+    ensure_topics(options, [config.topics.rekeyed_predictions], 2)
+    findings = doctor(config, timeout_s=10)
+    (message,) = errors(findings, "co-partitioning")
+    assert f"{config.topics.rekeyed_predictions!r} (2)" in message
+    assert f"{config.topics.rekeyed_outcomes!r} (3)" in message, "created like the raw topic"

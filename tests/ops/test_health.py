@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 
 from kafka.errors import (
@@ -16,6 +17,7 @@ from kafka.errors import (
 from labeler.config import KafkaConfig
 from labeler.health import (
     BrokerSnapshot,
+    BrokerView,
     StallClock,
     Verdict,
     explain_failure,
@@ -23,9 +25,10 @@ from labeler.health import (
     liveness,
     readiness,
 )
+
 from ._status import part, status
 
-P, O = "preds", "outs"
+PRED, OUT = "preds", "outs"
 
 
 class FakeClock:
@@ -37,32 +40,32 @@ class FakeClock:
 
 
 def test_lag_is_end_minus_position_for_assigned_partitions_only() -> None:
-    s = status({0: part({P: 10, O: 4}), 2: part({P: 7})})
-    ends = {(P, 0): 15, (O, 0): 4, (P, 1): 99, (P, 2): 7, (O, 2): 3}
-    assert lags(s, ends) == {(P, 0): 5, (O, 0): 0, (P, 2): 0}
+    s = status({0: part({PRED: 10, OUT: 4}), 2: part({PRED: 7})})
+    ends = {(PRED, 0): 15, (OUT, 0): 4, (PRED, 1): 99, (PRED, 2): 7, (OUT, 2): 3}
+    assert lags(s, ends) == {(PRED, 0): 5, (OUT, 0): 0, (PRED, 2): 0}
 
 
 def test_lag_leaves_out_unknown_ends_and_never_goes_negative() -> None:
-    s = status({0: part({P: 10, O: 4})})
-    assert lags(s, {(P, 0): 8}) == {(P, 0): 0}
+    s = status({0: part({PRED: 10, OUT: 4})})
+    assert lags(s, {(PRED, 0): 8}) == {(PRED, 0): 0}
 
 
 def test_stall_grows_only_while_input_waits_without_progress() -> None:
     clock = FakeClock()
     stall = StallClock(clock)
-    waiting = status({0: part({P: 10})}, counters={"messages": 10})
-    assert stall.observe(waiting, {(P, 0): 50}) == 0.0
+    waiting = status({0: part({PRED: 10})}, counters={"messages": 10})
+    assert stall.observe(waiting, {(PRED, 0): 50}) == 0.0
     clock.now += 30
-    assert stall.observe(waiting, {(P, 0): 50}) == 30.0
-    moved = status({0: part({P: 20})}, counters={"messages": 20})
+    assert stall.observe(waiting, {(PRED, 0): 50}) == 30.0
+    moved = status({0: part({PRED: 20})}, counters={"messages": 20})
     clock.now += 30
-    assert stall.observe(moved, {(P, 0): 50}) == 0.0, "progress resets the stall"
+    assert stall.observe(moved, {(PRED, 0): 50}) == 0.0, "progress resets the stall"
     clock.now += 500
-    assert stall.observe(moved, {(P, 0): 20}) == 0.0, "caught up: idle, not stalled"
+    assert stall.observe(moved, {(PRED, 0): 20}) == 0.0, "caught up: idle, not stalled"
 
 
 def test_idle_worker_is_alive_and_stuck_worker_is_not() -> None:
-    s = status({0: part({P: 1})})
+    s = status({0: part({PRED: 1})})
     assert liveness(s, stalled_for=0.0, stall_after_s=60, now=0).ok
     stuck = liveness(s, stalled_for=61.0, stall_after_s=60, now=0)
     assert not stuck.ok and "not moved for 61 s" in stuck.problems[0]
@@ -87,7 +90,7 @@ def test_a_loop_that_stopped_polling_is_not_alive() -> None:
 
 
 def test_ready_needs_running_assigned_and_a_recent_broker_answer() -> None:
-    assigned = status({0: part({P: 1})})
+    assigned = status({0: part({PRED: 1})})
     fresh = BrokerSnapshot({}, answered_at=95.0)
     assert readiness(assigned, fresh, 0.0, 60, now=100.0, broker_max_age_s=20).ok
     assert readiness(assigned, None, 0.0, 60, now=100.0, broker_max_age_s=20).ok
@@ -99,7 +102,7 @@ def test_ready_needs_running_assigned_and_a_recent_broker_answer() -> None:
 
 
 def test_not_ready_when_the_broker_stopped_answering() -> None:
-    assigned = status({0: part({P: 1})})
+    assigned = status({0: part({PRED: 1})})
     stale = BrokerSnapshot({}, answered_at=50.0, error="no broker at x answered")
     verdict = readiness(assigned, stale, 0.0, 60, now=100.0, broker_max_age_s=20)
     assert verdict.problems == ("broker not reachable: no broker at x answered",)
@@ -114,7 +117,7 @@ def test_verdict_json_lists_the_problems() -> None:
 
 SCRAM = KafkaConfig(bootstrap_servers="b:9096", security_protocol="SASL_SSL",
                     sasl_mechanism="SCRAM-SHA-512", sasl_username="svc",
-                    sasl_password="s3cret")  # type: ignore[arg-type]
+                    sasl_password="s3cret")  # noqa: S106
 
 
 def test_failure_messages_name_the_cause_and_the_setting_to_check() -> None:
@@ -136,3 +139,18 @@ def test_failure_messages_name_the_cause_and_the_setting_to_check() -> None:
 def test_bad_credentials_point_at_the_password_environment_variable() -> None:
     message = explain_failure(SCRAM, SaslAuthenticationFailedError(), 10.0)
     assert "LOGLABEL_KAFKA__SASL_PASSWORD" in message and "kafka.sasl_username" in message
+
+
+def test_broker_view_records_why_the_broker_is_unreachable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    view = BrokerView(KafkaConfig(bootstrap_servers=f"127.0.0.1:{port}"), [PRED],
+                      timeout_s=1.0)
+    snapshot = view.refresh()
+    view.close()
+    assert snapshot.answered_at is None
+    assert snapshot.error is not None and "nothing listens" in snapshot.error
+    verdict = readiness(status({0: part({PRED: 1})}), snapshot, 0.0, 60, now=0.0,
+                        broker_max_age_s=10)
+    assert not verdict.ok and "broker not reachable: nothing listens" in verdict.problems[0]

@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from labeler.metrics import COUNTERS, DEFAULT_PORT, MetricsConfig, WorkerCollector, start_metrics_server
+from labeler.metrics import (
+    COUNTERS,
+    DEFAULT_PORT,
+    MetricsConfig,
+    MetricsServer,
+    WorkerCollector,
+    start_metrics_server,
+)
 from labeler.worker import WorkerStatus
 
 from ._status import part, status
@@ -41,20 +48,24 @@ def test_counters_map_to_named_metrics_with_labels() -> None:
         "drift.data": 2, "drift.concept": 1,
         "schema_skew.new_feature.ctr.f.x": 4, "schema_skew.new_feature.ctr.g": 1,
         "schema_skew.missing_feature.ctr.h": 6,
-        "raw_messages": 9,
+        "drift.internal_error": 1, "prediction.rekeyed_read": 9,
     }))
     assert got[("loglabel_messages_total", ())] == 120
     assert got[("loglabel_labeled_total", ())] == 40
     assert got[("loglabel_shard_bytes_total", ())] == 4096
     assert got[("loglabel_decoded_total", (("kind", "prediction"),))] == 80
-    assert got[("loglabel_dead_letters_total", (("kind", "prediction"), ("reason", "bad_json")))] == 3
+    assert got[("loglabel_dead_letters_total",
+                (("kind", "prediction"), ("reason", "bad_json")))] == 3
     assert got[("loglabel_dead_letters_total",
                 (("kind", "outcome"), ("reason", "missing_field")))] == 2
     assert got[("loglabel_drift_events_total", (("kind", "data"),))] == 2
     assert got[("loglabel_drift_events_total", (("kind", "concept"),))] == 1
     assert got[("loglabel_schema_skew_total", (("model", "ctr"), ("what", "new_feature")))] == 5
     assert got[("loglabel_schema_skew_total", (("model", "ctr"), ("what", "missing_feature")))] == 6
-    assert got[("loglabel_events_total", (("event", "raw_messages"),))] == 9
+    assert got[("loglabel_events_total", (("event", "prediction.rekeyed_read"),))] == 9
+    assert got[("loglabel_events_total", (("event", "drift.internal_error"),))] == 1, \
+        "a monitoring failure is not a drift event"
+    assert ("loglabel_drift_events_total", (("kind", "internal_error"),)) not in got
 
 
 def test_every_known_counter_is_exported_even_before_it_moves() -> None:
@@ -101,8 +112,8 @@ def get(url: str) -> tuple[int, str, bytes]:
 
 
 @pytest.fixture
-def serve() -> Callable[[Callable[[], WorkerStatus]], str]:
-    servers = []
+def serve() -> Iterator[Callable[[Callable[[], WorkerStatus]], str]]:
+    servers: list[MetricsServer] = []
 
     def start(source: Callable[[], WorkerStatus]) -> str:
         server = start_metrics_server(MetricsConfig(enabled=True, port=0), source)

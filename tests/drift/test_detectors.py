@@ -1,0 +1,129 @@
+"""Contract tests: one check, run against every detector wrapper."""
+
+import random
+
+import pytest
+
+from drift.detectors import (
+    BINARY_DETECTORS,
+    DETECTORS,
+    NUMERIC_DETECTORS,
+    Detector,
+    Watch,
+    make_detector,
+)
+from drift.errors import DriftConfigError
+
+# KSWIN draws its comparison sample at random: seed it so the checks are stable.
+PARAMS = {"KSWIN": {"seed": 7}}
+
+
+def shifted(name: str, seed: int = 1) -> tuple[list[float], int]:
+    """A stream with one obvious change in the middle, and where it is."""
+    rng = random.Random(seed)
+    if name in BINARY_DETECTORS:
+        before = [1.0 if rng.random() < 0.05 else 0.0 for _ in range(1500)]
+        after = [1.0 if rng.random() < 0.6 else 0.0 for _ in range(1500)]
+    else:
+        before = [rng.gauss(0.0, 1.0) for _ in range(1500)]
+        after = [rng.gauss(4.0, 1.0) for _ in range(1500)]
+    return before + after, len(before)
+
+
+def feed(det: Detector, xs: list[float]) -> list[int]:
+    return [i for i, x in enumerate(xs) if det.update(x)]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_fires_after_an_obvious_shift(name: str) -> None:
+    det = make_detector(name, PARAMS.get(name))
+    xs, change = shifted(name)
+    fired = [i for i in feed(det, xs) if i >= change]
+    assert fired, f"{name} missed an obvious change"
+    assert fired[0] - change < 1000
+    firing = det.last_firing
+    assert firing is not None and firing.detector == name
+    assert firing.n > 0
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_quiet_on_a_short_constant_stream(name: str) -> None:
+    det = make_detector(name, PARAMS.get(name))
+    assert feed(det, [0.0] * 2000) == []
+    assert det.last_firing is None and det.fired == 0
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_restarts_fresh_after_firing(name: str) -> None:
+    det = make_detector(name, PARAMS.get(name))
+    xs, _ = shifted(name)
+    first = feed(det, xs)
+    assert first
+    # Right after a firing the detector is fresh: it behaves exactly like a new one.
+    last = first[-1]
+    det2 = make_detector(name, PARAMS.get(name))
+    det_after = make_detector(name, PARAMS.get(name))
+    feed(det_after, xs[: last + 1])
+    tail = xs[last + 1 :]
+    assert det_after.n == 0
+    assert feed(det_after, tail) == feed(det2, tail)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_manual_reset_forgets_the_past(name: str) -> None:
+    det = make_detector(name, PARAMS.get(name))
+    xs, change = shifted(name)
+    feed(det, xs[: change - 10])
+    det.reset()
+    assert det.n == 0 and det.mean != det.mean  # NaN: nothing seen since the reset
+    fresh = make_detector(name, PARAMS.get(name))
+    assert feed(det, xs[change:]) == feed(fresh, xs[change:])
+
+
+@pytest.mark.parametrize("name", BINARY_DETECTORS)
+def test_binary_detectors_fire_when_the_rate_of_ones_rises(name: str) -> None:
+    rng = random.Random(3)
+    falling = [1.0 if rng.random() < 0.6 else 0.0 for _ in range(1500)]
+    falling += [1.0 if rng.random() < 0.05 else 0.0 for _ in range(1500)]
+    # One-sided by default: a falling error rate is good news, not drift.
+    assert [i for i in feed(make_detector(name), falling) if i >= 1600] == []
+
+
+def test_adwin_reports_its_cut() -> None:
+    det = make_detector("ADWIN", {"delta": 0.002, "clock": 1})
+    xs, change = shifted("ADWIN")
+    feed(det, xs)
+    f = det.last_firing
+    assert f is not None and f.statistic_name == "mean_gap"
+    assert f.statistic >= f.threshold > 0
+    assert 0 < f.recent <= f.n
+
+
+def test_unknown_detector_and_bad_parameter_are_config_errors() -> None:
+    with pytest.raises(DriftConfigError, match="unknown drift detector"):
+        make_detector("CUSUM")
+    with pytest.raises(DriftConfigError, match="PageHinkley"):
+        make_detector("PageHinkley", {"treshold": 3})
+    with pytest.raises(DriftConfigError):
+        Watch([("ADWIN", {"delta": 0.1}, 1.0), ("KSWIN", {"alpha": 2.0}, 1.0)])
+
+
+def test_numeric_and_binary_names_cover_every_detector() -> None:
+    assert set(NUMERIC_DETECTORS) | set(BINARY_DETECTORS) == set(DETECTORS)
+
+
+def test_watch_scales_inputs_and_restarts_every_detector() -> None:
+    specs = [
+        ("PageHinkley", {"delta": 1.0, "threshold": 8.0, "alpha": 1.0, "min_instances": 5}, 1.0),
+        ("ADWIN", {"delta": 1e-5, "clock": 1}, 4.0),
+    ]
+    watch = Watch(specs)
+    rng = random.Random(5)
+    zs = [rng.gauss(0, 1) for _ in range(300)] + [rng.gauss(3, 1) for _ in range(60)]
+    firings = [(i, f) for i, z in enumerate(zs) if (f := watch.update(z)) is not None]
+    assert len(firings) == 1
+    i, firing = firings[0]
+    assert 300 <= i < 320
+    assert firing.detector == "PageHinkley"
+    assert firing.statistic > firing.threshold == 8.0
+    assert watch.n == 0
