@@ -89,6 +89,7 @@ class Detector:
         "fired",
         "last_firing",
         "_river",
+        "_factory",
         "_fast",
         "_recent",
         "_sum",
@@ -100,6 +101,7 @@ class Detector:
             raise DriftConfigError(f"unknown drift detector {name!r}; choose one of {DETECTORS}")
         self.name = name
         self.params: dict[str, Any] = dict(params or {})
+        self._factory = factory
         try:
             self._river = factory(**self.params)
         except (TypeError, ValueError) as exc:
@@ -141,7 +143,8 @@ class Detector:
 
     def reset(self) -> None:
         """Restart with fresh state and the same parameters."""
-        self._river = self._river.clone()
+        # Not River's clone(): KSWIN's clone copies its current window along.
+        self._river = self._factory(**self.params)
         self._start()
 
     @property

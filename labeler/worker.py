@@ -52,6 +52,7 @@ class WorkerStatus:
     partitions: dict[int, PartitionStatus]
     last_input_at: float | None  # monotonic seconds
     running: bool
+    last_poll_at: float | None = None  # monotonic seconds: the loop is alive
 
 
 class DriftObserver(Protocol):
@@ -148,6 +149,7 @@ class Worker:
         self.latencies: deque[float] = deque(maxlen=100_000)
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
+        self.last_poll_at: float | None = None
         self._dead_letter_logs: Counter[str] = Counter()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -203,7 +205,7 @@ class Worker:
             while not self._stop:
                 batch = self._consumer.poll(timeout_ms=200)
                 wall = time.time()
-                mono = time.monotonic()
+                mono = self.last_poll_at = time.monotonic()
                 if batch:
                     last_input = mono
                     if self.first_input_at is None:
@@ -427,6 +429,7 @@ class Worker:
             },
             last_input_at=self.last_input_at,
             running=self._consumer is not None and not self._stop,
+            last_poll_at=self.last_poll_at,
         )
 
     def log_status(self, elapsed: float) -> None:
