@@ -13,9 +13,11 @@ small window), so detection has two parts:
    reaches ``threshold`` (within ``window`` events; otherwise it was a change
    too small to matter).
 
-With a warm-up reference the stream relearns its reference after an alarm;
-with a baseline (training) reference it keeps it, and the restarted detectors
-see the shifted shares as the new level, so a lasting shift is one alarm.
+With a warm-up reference the stream relearns its reference after an alarm.
+With a baseline (training) reference it keeps it: a full window that stands
+off the reference by the threshold (at five standard errors) also raises an
+alarm, even with no change to detect, and the episode lasts until the distance
+falls below half the threshold, so a lasting shift is one alarm.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import math
 from collections import Counter, deque
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from drift.detectors import Firing, Spec, Watch
 from drift.events import top_summary
+
+K = TypeVar("K", bound=Hashable)
 
 OTHER = "__other__"
 """The bucket of every category outside the tracked ones."""
@@ -36,17 +40,16 @@ MISSING = "__missing__"
 """The category of a missing or null value."""
 
 
-def linf_distance(
-    p: Mapping[Hashable, float], q: Mapping[Hashable, float]
-) -> tuple[float, Hashable | None]:
+def linf_distance(p: Mapping[K, float], q: Mapping[K, float]) -> tuple[float, K | None]:
     """Largest |p(c) - q(c)| over the union of categories, and the category.
 
     A category absent from one side has share 0 there.
 
-    >>> linf_distance({"a": 0.5, "b": 0.5}, {"a": 0.4, "b": 0.5, "c": 0.1})
-    (0.09999999999999998, 'a')
+    >>> linf_distance({"a": 0.6, "b": 0.4}, {"a": 0.25, "b": 0.5, "c": 0.25})
+    (0.35, 'a')
     """
     best, arg = 0.0, None
+    key: K
     for key, share in p.items():
         d = abs(share - q.get(key, 0.0))
         if d > best:
@@ -57,13 +60,13 @@ def linf_distance(
     return best, arg
 
 
-def shares(counts: Mapping[Hashable, float]) -> dict[Hashable, float]:
+def shares(counts: Mapping[K, float]) -> dict[K, float]:
     """Counts to shares (empty if the total is 0)."""
     total = sum(counts.values())
     return {k: v / total for k, v in counts.items()} if total else {}
 
 
-def pool(current: Mapping[Hashable, float], ref: Mapping[Hashable, float]) -> dict:
+def pool(current: Mapping[Hashable, float], ref: Mapping[Hashable, float]) -> dict[Hashable, float]:
     """Fold the categories unknown to ``ref`` into OTHER, if ``ref`` has an OTHER share."""
     if OTHER not in ref:
         return dict(current)
@@ -74,7 +77,7 @@ def pool(current: Mapping[Hashable, float], ref: Mapping[Hashable, float]) -> di
     return pooled
 
 
-def top(shares_: Mapping[Hashable, float], k: int) -> list[tuple[Hashable, float]]:
+def top(shares_: Mapping[K, float], k: int) -> list[tuple[K, float]]:
     """The ``k`` largest shares, largest first."""
     return sorted(shares_.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
 
@@ -135,6 +138,7 @@ class CategoricalDrift:
         self._fed = 0
         self._since = math.inf
         self._pending = 0
+        self._active = False
         self._ref: dict[Hashable, float] = {}
         self._bucket: dict[Hashable, int] = {}
         self._p: list[float] = []
@@ -178,6 +182,8 @@ class CategoricalDrift:
             return None
         self._fed += n
         fired = self._feed(block, n)
+        if self._fixed:
+            fired = self._level(fired)
         if fired is not None and self._fed >= self._min_samples and self._since >= self._cooldown:
             self._pending = self.window
             self._firing = fired
@@ -187,6 +193,27 @@ class CategoricalDrift:
             if dist >= self.threshold:
                 return self._alarm(dist, category)
         return None
+
+    def _level(self, fired: Firing | None) -> Firing | None:
+        """Against a fixed reference, also alarm on a standing difference.
+
+        The detectors only see changes; a distribution that differs from
+        training from the first event never changes. A full window whose
+        distance reaches the threshold, at five standard errors, starts an
+        episode; it ends when the distance falls below half the threshold.
+        """
+        if self._n < self.window:
+            return None if self._active else fired
+        dist, category = self.distance()
+        if self._active:
+            if dist < self.threshold / 2.0:
+                self._active = False
+            return None
+        p = min(max(self._ref.get(category, 0.0), 1e-3), 1.0 - 1e-3)
+        if fired is None and dist >= self.threshold:
+            if dist >= 5.0 * math.sqrt(p * (1.0 - p) / self._n):
+                fired = Firing("reference", "linf", dist, self.threshold, self._fed)
+        return fired
 
     def _slide(self, block: Counter[Hashable], n: int) -> None:
         self._blocks.append((block, n))
@@ -251,6 +278,7 @@ class CategoricalDrift:
             for watch in self._watches:
                 watch.reset()
             self._fed = 0
+            self._active = True
         else:
             self._learn = self._warmup
             self._ref, self._watches = {}, []

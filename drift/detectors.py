@@ -16,7 +16,6 @@ which statistic and threshold.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,6 +92,7 @@ class Detector:
         "_fast",
         "_recent",
         "_sum",
+        "_sumsq",
     )
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
@@ -116,6 +116,7 @@ class Detector:
     def _start(self) -> None:
         self.n = 0
         self._sum = 0.0
+        self._sumsq = 0.0
         self._recent.clear()
         self._fast = _verdict(self._river, self.name)
 
@@ -123,18 +124,20 @@ class Detector:
         """Feed one value; True if a change was detected on this value."""
         self.n += 1
         self._sum += x
+        self._sumsq += x * x
         self._recent.append(x)
         if not self._fast(x):
             return False
-        self._fire(list(self._recent), self.n, self._sum)
+        self._fire(list(self._recent), self.n, self._sum, self._sumsq)
         return True
 
-    def _fire(self, recent: list[float], n: int, total: float) -> Firing:
-        """Record a firing seen after ``n`` values summing to ``total``, then restart."""
+    def _fire(self, recent: list[float], n: int, total: float, sumsq: float) -> Firing:
+        """Record a firing after ``n`` values (with their sum and sum of squares), restart."""
         # Until it fires, ADWIN's window is everything since the (re)start.
-        stat, threshold, split = _adwin_cut(recent, n, total, self.params)
+        adwin = self.params if self.name == "ADWIN" else None
+        stat, threshold, split = _cut(recent, n, total, sumsq, adwin)
         name = "mean_gap"
-        if self.name != "ADWIN":
+        if adwin is None:
             name, stat, threshold = _probe(self.name, self._river, total / n if n else math.nan)
         self.last_firing = Firing(self.name, name, stat, threshold, n, split)
         self.fired += 1
@@ -191,22 +194,26 @@ def make_detector(name: str, params: Mapping[str, Any] | None = None) -> Detecto
     return Detector(name, params)
 
 
-def _adwin_cut(
-    recent: list[float], n: int, total: float, params: Mapping[str, Any]
+def _cut(
+    recent: list[float], n: int, total: float, sumsq: float, adwin: Mapping[str, Any] | None
 ) -> tuple[float, float, int]:
-    """The most significant split of the window between its last n1 values and the rest.
+    """The likeliest change point, and ADWIN's test at the splits we can see.
 
-    Same bound as ADWIN (Bifet & Gavalda, 2007), tried for every recent length
-    we kept: returns (|mean gap|, bound, n1) of the split that exceeds its bound most.
+    Tries every split between the last n1 values (n1 up to the recent values
+    kept) and the rest. Returns, with ``adwin`` parameters, (|mean gap|, bound)
+    of the split that exceeds ADWIN's bound (Bifet & Gavalda, 2007) most, and
+    always the n1 whose mean gap is largest in standard errors: the estimated
+    number of values since the change.
     """
-    delta = float(params.get("delta", 0.002))
-    mwl = int(params.get("min_window_length", 5))
     if n < 3:
         return math.nan, math.nan, 0
-    # The variance of the recent values stands in for the window's.
-    var = statistics.pvariance(recent) if len(recent) > 1 else 0.0
-    dd = math.log(2.0 * math.log(n) / delta)
-    best = (-math.inf, math.nan, math.nan, 0)
+    mean = total / n
+    var = max(sumsq / n - mean * mean, 0.0)
+    mwl = int(adwin.get("min_window_length", 5)) if adwin is not None else 1
+    delta = float(adwin.get("delta", 0.002)) if adwin is not None else 0.5
+    dd = math.log(max(2.0 * math.log(n) / delta, 1.0 + 1e-12))
+    best = (-math.inf, math.nan, math.nan)
+    split, split_t = 0, -1.0
     tail = 0.0
     for n1, x in enumerate(reversed(recent), start=1):
         if n1 >= n:
@@ -217,8 +224,11 @@ def _adwin_cut(
         m_recip = 1.0 / max(n0 - mwl + 1, 1) + 1.0 / max(n1 - mwl + 1, 1)
         eps = math.sqrt(2.0 * m_recip * var * dd) + 2.0 / 3.0 * dd * m_recip
         if gap - eps > best[0]:
-            best = (gap - eps, gap, eps, n1)
-    return best[1], best[2], best[3]
+            best = (gap - eps, gap, eps)
+        t = gap * math.sqrt(n0 * n1 / n)
+        if t > split_t:
+            split, split_t = n1, t
+    return best[1], best[2], split
 
 
 def _probe(name: str, river: Any, mean: float) -> tuple[str, float, float]:
@@ -263,7 +273,7 @@ class Watch:
     once for all its detectors, which matters at one call per block per stream.
     """
 
-    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum")
+    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum", "_sumsq")
 
     def __init__(self, specs: Sequence[Spec]) -> None:
         self._detectors = [(make_detector(name, params), scale) for name, params, scale in specs]
@@ -273,6 +283,7 @@ class Watch:
     def _restart(self) -> None:
         self.n = 0
         self._sum = 0.0
+        self._sumsq = 0.0
         self._recent.clear()
         self._steps = [(det._fast, scale) for det, scale in self._detectors]
 
@@ -280,12 +291,13 @@ class Watch:
         """Feed one z-score; the firing that happened on it, if any."""
         self.n += 1
         self._sum += z
+        self._sumsq += z * z
         self._recent.append(z)
         for i, (step, scale) in enumerate(self._steps):
             if step(z * scale):
                 det, scale = self._detectors[i]
                 recent = [v * scale for v in self._recent]
-                firing = det._fire(recent, self.n, self._sum * scale)
+                firing = det._fire(recent, self.n, self._sum * scale, self._sumsq * scale * scale)
                 self.reset()
                 return firing
         return None

@@ -28,14 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from drift.categorical import MISSING, CategoricalAlarm, CategoricalDrift
-from drift.detectors import Spec, spec_params
+from drift.categorical import MISSING, CategoricalDrift
+from drift.detectors import Spec
 from drift.events import DriftEvent
 from drift.labels import LabelDrift
-from drift.numeric import NumericAlarm, NumericDrift
+from drift.numeric import NumericDrift
 from drift.profile import load_profile
+from drift.reports import Evidence, SchemaLog, categorical_event, label_event, numeric_event
 from drift.settings import DetectorSpec, DriftSettings
-from drift.skew import SkewChecker, SkewFinding
+from drift.skew import SkewChecker
 from ingest.records import Prediction, SourceRef
 
 _FEATURE, _PRED = 0, 1
@@ -104,7 +105,8 @@ class DriftMonitor:
         self._k = s.numeric.block_size
         self._cat_k = s.categorical.block_size
         self._every = s.sampling.every
-        self._schema_seen: dict[tuple[str, str, str | None], list[float]] = {}
+        self._schema = SchemaLog(s.schema_cooldown_s)
+        self._skew_window = s.skew.window
         self.history: deque[DriftEvent] = deque(maxlen=s.history)
         self.counts: Counter[str] = Counter()
 
@@ -134,6 +136,12 @@ class DriftMonitor:
         for st in self._models.values():
             if st.buf:
                 events.extend(self._flush(st, st.buf[-1], None, force=True))
+            elif st.cat_buf:
+                last = st.cat_buf[-1]
+                found: list[DriftEvent] = []
+                self._categorical(st, Evidence(last.model, last.event_time), found)
+                self._record(found)
+                events.extend(found)
         return events
 
     def _flush(
@@ -144,20 +152,20 @@ class DriftMonitor:
         feats = [p.features for p in buf]
         preds = [p.prediction for p in buf]
         events: list[DriftEvent] = []
-        where = (last.model, last.event_time, str(source) if source is not None else None)
-        self._discover(st, feats, preds, where, events)
+        at = Evidence(last.model, last.event_time, str(source) if source is not None else None)
+        self._discover(st, feats, preds, at, events)
         if st.fnames or st.pnames:
-            a = self._matrix(st, feats, preds, where, events)
+            a = self._matrix(st, feats, preds, at, events)
             if st.skew is not None and st.skew.add_block(st.fnames, a[:, : len(st.fnames)]):
-                events.extend(self._skew_events(st.skew.evaluate(), where))
+                events += self._schema.findings(st.skew.evaluate(), self._skew_window, at)
             if st.perm is not None:
                 a = a[:, st.perm]
             for alarm in st.num.process(a):
-                events.append(_numeric_event(alarm, where))
+                events.append(numeric_event(alarm, at))
         if st.cats:
             st.cat_buf.extend(buf)
             if len(st.cat_buf) >= self._cat_k or force:
-                self._categorical(st, where, events)
+                self._categorical(st, at, events)
         if events:
             self._record(events)
         return events
@@ -167,7 +175,7 @@ class DriftMonitor:
         st: _Model,
         feats: list[Mapping[str, Any]],
         preds: list[Mapping[str, Any]],
-        where: tuple[str, float, str | None],
+        at: Evidence,
         events: list[DriftEvent],
     ) -> None:
         st.blocks += 1
@@ -187,11 +195,12 @@ class DriftMonitor:
             if value is None:
                 continue  # not served yet (or only nulls): look again next block
             st.known.add((src, name))
-            if src == _FEATURE and st.skew is not None:
-                for finding in st.skew.on_new_feature(name, value):
-                    events.extend(self._skew_events([finding], where))
-            if src == _FEATURE and not self.settings.override(name).enabled:
-                continue
+            if src == _FEATURE:
+                if not self.settings.override(name).enabled:
+                    continue
+                if st.skew is not None:
+                    findings = st.skew.on_new_feature(name, value)
+                    events += self._schema.findings(findings, self._skew_window, at)
             self._register(st, src, name, value)
 
     def _register(self, st: _Model, src: int, name: str, value: Any) -> None:
@@ -236,9 +245,12 @@ class DriftMonitor:
         st: _Model,
         feats: list[Mapping[str, Any]],
         preds: list[Mapping[str, Any]],
-        where: tuple[str, float, str | None],
+        at: Evidence,
         events: list[DriftEvent],
     ) -> np.ndarray:
+        # ingest validated the records, so a string here is a producer's
+        # mistake: the block takes the slow path, the value becomes NaN and a
+        # schema event (numeric strings that numpy reads as numbers get through).
         fn, pn = st.fnames, st.pnames
         try:
             # itemgetter is the fastest row builder; a missing key sends the
@@ -262,12 +274,10 @@ class DriftMonitor:
         names = [*fn, *pn]
         for j in sorted(bad):
             detail = f"numeric {names[j]!r} received a non-numeric value"
-            events.extend(self._schema(where, "type_mismatch", names[j], detail))
+            events += self._schema.report(at, "type_mismatch", names[j], detail)
         return a
 
-    def _categorical(
-        self, st: _Model, where: tuple[str, float, str | None], events: list[DriftEvent]
-    ) -> None:
+    def _categorical(self, st: _Model, at: Evidence, events: list[DriftEvent]) -> None:
         buf = st.cat_buf
         st.cat_buf = []
         counted: dict[str, Counter[Hashable]] = {}
@@ -282,7 +292,7 @@ class DriftMonitor:
                 counted[name] = counts
             alarm = cat.update(counts)
             if alarm is not None:
-                events.append(_categorical_event(alarm, cat, _KIND[src], name, where))
+                events.append(categorical_event(alarm, cat.specs, cat.window, _KIND[src], name, at))
         if st.skew is not None:
             st.skew.add_categories(len(buf), counted)
 
@@ -313,25 +323,8 @@ class DriftMonitor:
         alarms = ld.update(score, label)
         if not alarms:
             return []
-        src = str(source) if source is not None else None
-        events = [
-            DriftEvent(
-                model=model,
-                kind="concept",
-                stream=a.stream,
-                feature=label_name,
-                detector=a.firing.detector,
-                params=a.params,
-                statistic_name=a.firing.statistic_name,
-                statistic=a.firing.statistic,
-                threshold=a.firing.threshold,
-                event_time=event_time,
-                source=src,
-                reference=a.reference,
-                current=a.current,
-            )
-            for a in alarms
-        ]
+        at = Evidence(model, event_time, str(source) if source is not None else None)
+        events = [label_event(a, label_name, at) for a in alarms]
         self._record(events)
         return events
 
@@ -346,74 +339,8 @@ class DriftMonitor:
         """
         if not self.settings.enabled:
             return []
-        events = self._schema((model, event_time, None), kind, feature, detail)
+        events = self._schema.report(Evidence(model, event_time), kind, feature, detail)
         self._record(events)
-        return events
-
-    def _schema(
-        self,
-        where: tuple[str, float, str | None],
-        kind: str,
-        feature: str | None,
-        detail: str,
-        statistic: float | None = None,
-        threshold: float = math.nan,
-    ) -> list[DriftEvent]:
-        model, event_time, source = where
-        key = (model, kind, feature)
-        seen = self._schema_seen.get(key)
-        if seen is not None and event_time - seen[0] < self.settings.schema_cooldown_s:
-            seen[1] += 1
-            return []
-        count = 1.0 if seen is None else seen[1] + 1.0
-        self._schema_seen[key] = [event_time, 0.0]
-        return [
-            DriftEvent(
-                model=model,
-                kind="schema",
-                stream=kind,
-                feature=feature,
-                detector="schema",
-                params={"cooldown_s": self.settings.schema_cooldown_s},
-                statistic_name="occurrences" if statistic is None else kind,
-                statistic=count if statistic is None else statistic,
-                threshold=threshold,
-                event_time=event_time,
-                source=source,
-                detail=detail,
-            )
-        ]
-
-    def _skew_events(
-        self, findings: list[SkewFinding], where: tuple[str, float, str | None]
-    ) -> list[DriftEvent]:
-        events: list[DriftEvent] = []
-        for f in findings:
-            if f.kind == "schema":
-                events.extend(
-                    self._schema(where, f.check, f.feature, f.detail, f.statistic, f.threshold)
-                )
-                continue
-            model, event_time, source = where
-            name = "jensen_shannon" if f.detail == "jensen_shannon" else "linf"
-            events.append(
-                DriftEvent(
-                    model=model,
-                    kind="skew",
-                    stream=f.check,
-                    feature=f.feature,
-                    detector="baseline",
-                    params={"window": self.settings.skew.window},
-                    statistic_name=name,
-                    statistic=f.statistic,
-                    threshold=f.threshold,
-                    event_time=event_time,
-                    source=source,
-                    reference=f.reference,
-                    current=f.current,
-                    detail=f.detail,
-                )
-            )
         return events
 
     # -- state -----------------------------------------------------------
@@ -435,7 +362,8 @@ class DriftMonitor:
         skew = None
         if profile is not None and s.skew.enabled:
             thresholds = {k: v.skew_threshold for k, v in s.features.items() if v.skew_threshold}
-            skew = SkewChecker(profile, s.skew, thresholds)
+            ignore = [k for k, v in s.features.items() if not v.enabled]
+            skew = SkewChecker(profile, s.skew, thresholds, ignore)
         return _Model(num, skew)
 
     def _profile_for(self, model: str) -> Mapping[str, Any] | None:
@@ -487,49 +415,3 @@ def _normalize(counts: Counter[Hashable]) -> Counter[Hashable]:
         else:
             out[str(k)] += v
     return out
-
-
-def _numeric_event(alarm: NumericAlarm, where: tuple[str, float, str | None]) -> DriftEvent:
-    model, event_time, source = where
-    f = alarm.firing
-    return DriftEvent(
-        model=model,
-        kind="prediction" if alarm.kind == "prediction" else "data",
-        stream=alarm.stream,
-        feature=alarm.name,
-        detector=f.detector,
-        params=alarm.params,
-        statistic_name=f.statistic_name,
-        statistic=f.statistic,
-        threshold=f.threshold,
-        event_time=event_time,
-        source=source,
-        reference=alarm.reference,
-        current=alarm.current,
-    )
-
-
-def _categorical_event(
-    alarm: CategoricalAlarm,
-    cat: CategoricalDrift,
-    kind: str,
-    name: str,
-    where: tuple[str, float, str | None],
-) -> DriftEvent:
-    model, event_time, source = where
-    return DriftEvent(
-        model=model,
-        kind="prediction" if kind == "prediction" else "data",
-        stream="distribution",
-        feature=name,
-        detector=alarm.firing.detector,
-        params=spec_params(cat.specs, alarm.firing.detector, window=cat.window),
-        statistic_name="linf",
-        statistic=alarm.distance,
-        threshold=alarm.threshold,
-        event_time=event_time,
-        source=source,
-        reference=alarm.reference,
-        current=alarm.current,
-        detail=f"largest change in category {alarm.category!r}",
-    )

@@ -2,9 +2,18 @@
 
 The labeler's config validates the ``[drift]`` TOML table into
 :class:`DriftSettings` with pydantic; each dataclass forbids unknown keys, so a
-typo is an error that names the key. The defaults were chosen with
-``loglabel drift-eval`` (see :mod:`drift.evaluate`): zero false alarms in 10^6
-stationary events per stream, a 0.5 sigma mean shift found in about 150 events.
+typo is an error that names the key.
+
+The defaults were chosen with ``loglabel drift-eval --size full``
+(:mod:`drift.evaluate`): no false alarm on any stationary stream (10^6 events
+each of Gaussian, lognormal, Poisson, categorical and label data), and median
+delays of 151 events for a 0.5 sd mean shift, 71 for 1 sd, 111 for a doubled
+sd, 831 for 0.2 sd, 447 for a 0.1 L-infinity shift of categorical shares, 503
+for a label rate 0.2 <-> 0.3 and 399 for SEA concept changes. Numeric streams
+use a CUSUM (PageHinkley with alpha=1 on block z-scores) backed by ADWIN: ADWIN
+alone on the same blocks needed 180 events for the 0.5 sd shift to stay as
+quiet, and raw per-event ADWIN, while fast on Gaussian data, raised 72 false
+alarms per 10^6 lognormal events and missed variance changes.
 
 Counts (``warmup``, ``min_samples``, ``cooldown``, windows) are in events of the
 stream concerned: predictions for data and prediction drift, labels for
@@ -83,8 +92,9 @@ class NumericSettings:
     events: the block mean (location) and, if ``dispersion``, the block mean
     absolute deviation from the reference median (spread). Each is turned into
     a z-score against the reference, clipped to +/- ``z_clip`` (so one odd
-    block cannot raise an alarm alone) and fed to ``detector`` and, if set,
-    ``backstop``; the first to fire raises the alarm.
+    block cannot raise an alarm alone). Location is fed to ``detector`` and,
+    if set, ``backstop`` (the first to fire raises the alarm); spread to the
+    backstop alone (or the detector when there is no backstop).
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID

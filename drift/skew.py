@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -92,15 +92,22 @@ def type_mismatch(expected: str, served: str) -> bool:
 
 
 class SkewChecker:
-    """Accumulates a window of served values for one model and checks it."""
+    """Accumulates a window of served values for one model and checks it.
+
+    ``thresholds`` overrides the distribution threshold per feature;
+    ``ignore`` names features that are not watched (they are not checked).
+    """
 
     def __init__(
         self,
         profile: Mapping[str, Any],
         settings: SkewSettings,
         thresholds: Mapping[str, float] | None = None,
+        ignore: Iterable[str] = (),
     ) -> None:
-        self._features: Mapping[str, Any] = profile.get("features", {})
+        skip = set(ignore)
+        features: Mapping[str, Any] = profile.get("features", {})
+        self._features = {k: v for k, v in features.items() if k not in skip}
         self._s = settings
         self._thresholds = dict(thresholds or {})
         self._events = 0

@@ -1,0 +1,75 @@
+"""Drift settings: defaults, validation from a TOML-shaped dict, unknown keys."""
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from drift.monitor import DriftMonitor
+from drift.settings import DetectorSpec, DriftSettings, FeatureOverride
+
+ADAPTER = TypeAdapter(DriftSettings)
+
+
+def test_defaults_build_a_working_monitor() -> None:
+    s = DriftSettings()
+    assert s.enabled and s.kafka.topic == "loglabel.drift" and not s.fluentd.enabled
+    assert s.prediction.fields == ("score",)
+    assert DriftMonitor(s).observe_schema_skew("m", 0.0, "type_mismatch", "x", "d")
+
+
+def test_a_toml_table_validates_into_nested_settings() -> None:
+    s = ADAPTER.validate_python(
+        {
+            "warmup": 500,
+            "cooldown": 4000,
+            "numeric": {
+                "block_size": 32,
+                "detector": {"name": "ADWIN", "params": {"delta": 1e-4}, "z_scale": 4.0},
+                "backstop": None,
+            },
+            "categorical": {"threshold": 0.1, "reference": "baseline"},
+            "labels": {"error": "log_loss", "error_detector": "HDDM_A"},
+            "features": {"price": {"threshold": 0.2, "enabled": False}},
+            "prediction": {"fields": ["score", "label"]},
+            "fluentd": {"enabled": True, "port": 24225},
+        }
+    )
+    assert s.numeric.detector == DetectorSpec("ADWIN", {"delta": 1e-4}, 4.0)
+    assert s.numeric.backstop is None
+    assert s.categorical.reference == "baseline"
+    assert s.override("price") == FeatureOverride(enabled=False, threshold=0.2)
+    assert s.override("other") == FeatureOverride()
+    assert s.prediction.fields == ("score", "label")
+    assert s.fluentd.port == 24225
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"warmpu": 10}, "warmpu"),
+        ({"numeric": {"blocksize": 8}}, "blocksize"),
+        ({"features": {"price": {"treshold": 0.1}}}, "treshold"),
+        ({"fluentd": {"hostname": "x"}}, "hostname"),
+    ],
+)
+def test_unknown_keys_are_errors_that_name_the_key(data: dict, where: str) -> None:
+    with pytest.raises(ValidationError, match=where):
+        ADAPTER.validate_python(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"warmup": 0},
+        {"cooldown": -1},
+        {"numeric": {"block_size": 0}},
+        {"numeric": {"winsorize": 0.5}},
+        {"numeric": {"detector": {"name": "DDM"}}},
+        {"categorical": {"threshold": 1.5}},
+        {"categorical": {"reference": "training"}},
+        {"labels": {"loss_quantile": 1.0}},
+        {"sampling": {"every": 0}},
+    ],
+)
+def test_out_of_range_values_are_rejected(data: dict) -> None:
+    with pytest.raises(ValidationError):
+        ADAPTER.validate_python(data)
