@@ -234,12 +234,12 @@ class SkewSettings:
 
 @dataclass(frozen=True, slots=True)
 class KafkaSinkSettings:
-    """Publish every drift event as JSON to ``topic``, keyed by model."""
+    """Publish every drift event as JSON, keyed by model, to the topic the
+    pipeline names (``topics.drift``)."""
 
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID
 
     enabled: bool = True
-    topic: str = "loglabel.drift"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +265,10 @@ class DriftSettings:
     after an alarm the stream relearns its reference (another ``warmup``) and
     stays quiet for at least ``cooldown`` events, so one change gives one event.
     Schema events for the same (model, kind, feature) are reported at most once
-    per ``schema_cooldown_s`` seconds of event time.
+    per ``schema_cooldown_s`` seconds of event time. The pipeline watches each
+    input partition with its own monitor (event time is ordered within a
+    partition, not across); the same change seen by several partitions within
+    ``episode_s`` seconds of event time is published once.
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID
@@ -284,6 +287,7 @@ class DriftSettings:
     skew: SkewSettings = field(default_factory=SkewSettings)
     summary_window: int = 256
     schema_cooldown_s: float = 3600.0
+    episode_s: float = 600.0
     history: int = 1000
     kafka: KafkaSinkSettings = field(default_factory=KafkaSinkSettings)
     fluentd: FluentdSettings = field(default_factory=FluentdSettings)
@@ -292,8 +296,9 @@ class DriftSettings:
         _positive("warmup", self.warmup)
         _positive("summary_window", self.summary_window)
         _positive("history", self.history)
-        if self.min_samples < 0 or self.cooldown < 0 or self.schema_cooldown_s < 0:
-            raise ValueError("min_samples, cooldown and schema_cooldown_s must be >= 0")
+        if (self.min_samples < 0 or self.cooldown < 0 or self.schema_cooldown_s < 0
+                or self.episode_s < 0):
+            raise ValueError("min_samples, cooldown, schema_cooldown_s and episode_s must be >= 0")
 
     def override(self, feature: str) -> FeatureOverride:
         """The override for ``feature``, or the all-defaults one."""

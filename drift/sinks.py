@@ -203,13 +203,15 @@ def build_sinks(
     settings: DriftSettings,
     *,
     producer: Any = None,
+    topic: str = "loglabel.drift",
     logger: logging.Logger | None = None,
     fluent_sender: Any = None,
+    counters: DriftCounters | None = None,
 ) -> FanoutSink:
     """The sinks the settings ask for: log line always, Kafka if a producer is given."""
     sinks: list[DriftSink] = [LogSink(logger)]
     if settings.kafka.enabled and producer is not None:
-        sinks.append(KafkaSink(producer, settings.kafka.topic))
+        sinks.append(KafkaSink(producer, topic))
     if settings.fluentd.enabled:
         f = settings.fluentd
         sinks.append(
@@ -222,4 +224,4 @@ def build_sinks(
                 timeout=f.timeout,
             )
         )
-    return FanoutSink(sinks)
+    return FanoutSink(sinks, counters)

@@ -25,9 +25,9 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "event": record.getMessage(),
         }
-        fields = getattr(record, "fields", None)
+        fields = getattr(record, "fields", None) or getattr(record, "drift", None)
         if fields:
-            doc.update(fields)
+            doc.update(fields)  # a drift record carries "event": "drift" itself
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info)
         options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS

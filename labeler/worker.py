@@ -60,9 +60,9 @@ class DriftObserver(Protocol):
 
     def attach(self, producer: KafkaProducer) -> None: ...
 
-    def observe_prediction(self, prediction: Prediction, source: SourceRef | None) -> Any: ...
+    def observe_prediction(self, prediction: Prediction, source: SourceRef) -> Any: ...
 
-    def observe_labeled(self, example: LabeledExample) -> Any: ...
+    def observe_labeled(self, example: LabeledExample, partition: int) -> Any: ...
 
     def check_schema(self, counters: Counter[str]) -> None: ...
 
@@ -118,6 +118,8 @@ class Worker:
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self.storage = Storage(config.output.path)
         topics = config.topics
+        # PII is redacted by the decoders, before anything else sees a record
+        self.pii = config.pii.policy()
         self.decoders: dict[str, Any]
         if config.ingest.repartition == "always":
             # the ingest stage already decoded and re-keyed: read canonical records
@@ -131,9 +133,10 @@ class Worker:
             self.decoders = {
                 topics.predictions: Decoder("prediction", config.fields,
                                             config.ingest.prediction_format, self.counters,
-                                            schema=schema),
+                                            schema=schema, pii=self.pii),
                 topics.outcomes: Decoder("outcome", config.fields,
-                                         config.ingest.outcome_format, self.counters),
+                                         config.ingest.outcome_format, self.counters,
+                                         pii=self.pii),
             }
         self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
         self.encoder = ShardEncoder(self.rules.labels, config.output.compression)
@@ -271,6 +274,8 @@ class Worker:
 
     def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
         letter = replace(letter, source=source)
+        if self.pii is not None:  # the decoders' letters already are; internal topics' are not
+            letter = self.pii.redact_dead_letter(letter)
         if self.dead_letters is not None:
             self.dead_letters.send(letter, key)
         # a flood of bad input must not become a flood of log lines: the first
@@ -310,7 +315,7 @@ class Worker:
         part.dirty = True
         if self.drift is not None:
             for row in rows:
-                self.drift.observe_labeled(row)
+                self.drift.observe_labeled(row, part.index)
         if self.on_rows is not None:
             self.on_rows(rows)
 
