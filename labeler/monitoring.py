@@ -109,16 +109,17 @@ class DriftHub:
         self._guard("observe_prediction",
                     lambda: monitor.observe_prediction(prediction, source))
 
-    def observe_labeled(self, example: LabeledExample, partition: int) -> None:
+    def observe_labeled(self, example: LabeledExample, source: SourceRef) -> None:
+        """``source``: the prediction input's position when the row was labeled."""
         if self.label_name is None or not isinstance(example.labels[0], bool):
             return
         p = example.prediction
         score = p.prediction.get(self.score_field) if self.score_field else None
         if isinstance(score, bool) or not isinstance(score, int | float):
             score = None
-        monitor = self.monitor(partition)
+        monitor = self.monitor(source.partition)
         self._guard("observe_label", lambda: monitor.observe_label(
-            p.model, p.event_time, score, bool(example.labels[0]), None,
+            p.model, p.event_time, score, bool(example.labels[0]), source,
             label_name=self.label_name or "label"))
 
     def check_schema(self, counters: Counter[str]) -> None:

@@ -62,7 +62,7 @@ class DriftObserver(Protocol):
 
     def observe_prediction(self, prediction: Prediction, source: SourceRef) -> Any: ...
 
-    def observe_labeled(self, example: LabeledExample, partition: int) -> Any: ...
+    def observe_labeled(self, example: LabeledExample, source: SourceRef) -> Any: ...
 
     def check_schema(self, counters: Counter[str]) -> None: ...
 
@@ -314,8 +314,10 @@ class Worker:
         part.emitted_at.append((time.time(), len(rows)))
         part.dirty = True
         if self.drift is not None:
+            topic = self.topics[0]
+            where = SourceRef(topic, part.index, part.offsets.get(topic, 0) - 1)
             for row in rows:
-                self.drift.observe_labeled(row, part.index)
+                self.drift.observe_labeled(row, where)
         if self.on_rows is not None:
             self.on_rows(rows)
 
