@@ -22,7 +22,6 @@ Run it with ``loglabel drift-eval [--size quick|full]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -285,22 +284,3 @@ def format_table(rows: Sequence[Row]) -> str:
             f"| {r.us_per_event:.2f} |"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``loglabel drift-eval``: print the evaluation table; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="loglabel drift-eval", description=__doc__)
-    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
-    parser.add_argument("--only", action="append", help="scenario name substring (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ours-only", action="store_true", help="skip the River baselines")
-    args = parser.parse_args(argv)
-    rows = run_evaluation(
-        args.size, only=args.only, seed=args.seed, river_baselines=not args.ours_only
-    )
-    sys.stdout.write(format_table(rows) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -95,6 +95,49 @@ def simulate(config_path: str | None, count: int, rate: float, duration: float |
                + (f"; truth in {truth}" if truth else ""))
 
 
+@cli.command("drift-eval")
+@click.option("--size", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+              help="quick: seconds; full: 10^6 stationary events per stream (minutes).")
+@click.option("--only", multiple=True, help="Scenario name substring (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ours-only", is_flag=True, help="Skip the raw River baselines.")
+def drift_eval(size: str, only: tuple[str, ...], seed: int, ours_only: bool) -> None:
+    """Run every drift monitor over streams with known change points; print the table."""
+    from drift.evaluate import format_table, run_evaluation
+
+    rows = run_evaluation(size, only=list(only) or None, seed=seed,
+                          river_baselines=not ours_only)
+    click.echo(format_table(rows))
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the baseline profile (JSON).")
+@click.option("--prefix", default=None,
+              help="Profile the columns with this prefix, named without it "
+                   "(default: feat_ for loglabel shards, else every column).")
+@click.option("--model", default=None, help="Only the rows of this model (loglabel shards).")
+def profile(dataset: str, output: str, prefix: str | None, model: str | None) -> None:
+    """Build a baseline profile (schema and statistics) from training data in Parquet.
+
+    DATASET is loglabel's own shards or any Parquet file or directory. Point
+    ``drift.baseline_path`` at the result to get training/serving skew reports.
+    """
+    import pandas as pd
+
+    from drift.profile import build_profile, save_profile
+
+    frame = pd.read_parquet(dataset)
+    if model is not None and "model" in frame.columns:
+        frame = frame[frame["model"].astype(str) == model]
+    if prefix is None and any(str(c).startswith("feat_") for c in frame.columns):
+        prefix = "feat_"
+    built = build_profile(frame, prefix=prefix, model=model)
+    save_profile(built, output)
+    click.echo(f"profiled {len(frame)} rows, {len(built.get('features', {}))} features -> {output}")
+
+
 def _register() -> None:
     from labeler.bench import bench_command
     from labeler.demo import demo_command

@@ -8,7 +8,10 @@ import pytest
 import drift.categorical
 import drift.detectors
 import drift.skew
-from drift.evaluate import Row, format_table, main, run_evaluation, scenarios, score
+from click.testing import CliRunner
+
+from drift.evaluate import Row, format_table, run_evaluation, scenarios, score
+from labeler.cli import cli
 from drift.streams import Scenario, categorical, numeric, sea_concept
 
 
@@ -41,7 +44,9 @@ def test_table_has_one_line_per_row(rows: list[Row]) -> None:
 
 
 def test_main_prints_the_table(capsys) -> None:
-    assert main(["--only", "mean shift 1 sd", "--ours-only"]) == 0
+    result = CliRunner().invoke(cli, ["drift-eval", "--only", "mean shift 1 sd", "--ours-only"])
+    assert result.exit_code == 0, result.output
+    print(result.output, end="")
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and out[2].startswith("| mean shift 1 sd | ours |")
 
