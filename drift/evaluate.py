@@ -23,7 +23,6 @@ Run it with ``loglabel drift-eval [--size quick|full]``.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
