@@ -87,15 +87,21 @@ class DriftHub:
         self._episodes[key] = event.event_time
         return True
 
+    def _failed(self, where: str, exc: Exception) -> None:
+        self.counters["drift.internal_error"] += 1
+        if self.counters["drift.internal_error"] <= 5:
+            log("drift.internal_error", logging.ERROR, where=where,
+                error=f"{type(exc).__name__}: {exc}")
+
     def _guard(self, where: str, call: Callable[[], Sequence[DriftEvent]]) -> None:
         try:
             events = call()
         except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
-            self.counters["drift.internal_error"] += 1
-            if self.counters["drift.internal_error"] <= 5:
-                log("drift.internal_error", logging.ERROR, where=where,
-                    error=f"{type(exc).__name__}: {exc}")
+            self._failed(where, exc)
             return
+        self._publish(events)
+
+    def _publish(self, events: Sequence[DriftEvent]) -> None:
         for event in events:
             if not self._new_episode(event):
                 self.counters["drift.same_episode"] += 1
@@ -104,10 +110,16 @@ class DriftHub:
             self._sinks.emit(event)
 
     def observe_prediction(self, prediction: Prediction, source: SourceRef) -> None:
+        # the hot path: no closure, one dict lookup
         self._last_time = prediction.event_time
-        monitor = self.monitor(source.partition)
-        self._guard("observe_prediction",
-                    lambda: monitor.observe_prediction(prediction, source))
+        monitor = self.monitors.get(source.partition) or self.monitor(source.partition)
+        try:
+            events = monitor.observe_prediction(prediction, source)
+        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+            self._failed("observe_prediction", exc)
+            return
+        if events:
+            self._publish(events)
 
     def observe_labeled(self, example: LabeledExample, source: SourceRef) -> None:
         """``source``: the prediction input's position when the row was labeled."""
