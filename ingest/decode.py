@@ -2,9 +2,10 @@
 
 The steps are ``ingest.envelope.unwrap`` (bytes -> record and envelope time),
 ``ingest.mapping`` (record -> Prediction/Outcome) and, for predictions, an
-optional ``ingest.schema.SchemaEnforcer``. Each rule lives in its module's
-docstring; ``DEAD_LETTER_REASONS`` lists every reason a message can be
-dead-lettered with.
+optional ``ingest.schema.SchemaEnforcer``. An optional ``ingest.pii.PiiPolicy``
+redacts the record between the first two steps and makes every dead letter
+safe by its rule. Each rule lives in its module's docstring;
+``DEAD_LETTER_REASONS`` lists every reason a message can be dead-lettered with.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 from ingest.envelope import FORMATS, unwrap_record
 from ingest.errors import RejectedMessage
 from ingest.mapping import FieldMap, outcome_of, prediction_of
+from ingest.pii import PiiPolicy
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
 from ingest.schema import SchemaEnforcer
 
@@ -47,13 +49,16 @@ class Decoder:
     ``<kind>.dead_letter.<reason>`` per call, so decoded + dead-lettered always
     equals the messages seen; a ``schema`` adds its ``schema_skew.*`` counts
     to the same counter. ``fmt`` is one of ``ingest.envelope.FORMATS``.
-    Raises ``ValueError`` at construction for an unknown format, or a schema
-    given to an outcome decoder.
+    ``pii`` is applied to each record right after its envelope is opened and
+    before the mapping, and to every dead letter (``ingest.pii``); without
+    one (or with an empty one) nothing of it runs and dead letters keep the
+    original bytes. Raises ``ValueError`` at construction for an unknown
+    format, or a schema given to an outcome decoder.
     """
 
     def __init__(self, kind: Kind, fields: FieldMap, fmt: str = "auto",
                  counters: Counter[str] | None = None, *,
-                 schema: SchemaEnforcer | None = None) -> None:
+                 schema: SchemaEnforcer | None = None, pii: PiiPolicy | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown envelope format {fmt!r}; expected one of {FORMATS}")
         if kind not in ("prediction", "outcome"):
@@ -64,30 +69,40 @@ class Decoder:
         self.fields = fields
         self.fmt = fmt
         self.schema = schema
+        self.pii = pii if pii else None
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self._time_key = fields.event_time or "time"
         self._record_key = fields.join_id[0]
         self._to_record = prediction_of if kind == "prediction" else outcome_of
         self._decoded = f"{kind}.decoded"
         self._dead = f"{kind}.dead_letter."
+        # a policy on the time field: the mapping must read the redacted time, not unwrap's
+        self._pii_time = self.pii is not None and self.pii.covers(self._time_key)
 
     def decode(self, raw: bytes | None, source: SourceRef | None = None
                ) -> Prediction | Outcome | DeadLetter:
-        """The record in ``raw``, or a ``DeadLetter`` with its reason and the original bytes."""
+        """The record in ``raw``, or a ``DeadLetter`` with its reason and the original bytes
+        (with a PII policy: the redacted value of ``ingest.pii``'s dead-letter rule)."""
         try:
             if not raw:
                 raise RejectedMessage("empty", "message has no value (tombstone)"
                                       if raw is None else "message value is empty")
             doc, time, time_key = unwrap_record(raw, self.fmt, self._time_key, self._record_key)
+            if self.pii is not None:
+                doc = self.pii.apply(doc, self.counters)
+                if self._pii_time and time_key is not None:
+                    time = time_key = None
             record = self._to_record(doc, time, time_key, self.fields)
             if self.schema is not None and isinstance(record, Prediction):
                 record = self.schema.check(record, self.counters)
         except RejectedMessage as exc:
             self.counters[self._dead + exc.reason] += 1
-            return DeadLetter(exc.reason, exc.detail, bytes(raw or b""), source)
+            letter = DeadLetter(exc.reason, exc.detail, bytes(raw or b""), source)
+            return letter if self.pii is None else self.pii.redact_dead_letter(letter)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stream
             self.counters[self._dead + "internal_error"] += 1
-            return DeadLetter("internal_error", f"{type(exc).__name__}: {exc}",
-                              bytes(raw or b""), source)
+            letter = DeadLetter("internal_error", f"{type(exc).__name__}: {exc}",
+                                bytes(raw or b""), source)
+            return letter if self.pii is None else self.pii.redact_dead_letter(letter)
         self.counters[self._decoded] += 1
         return record

@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from ingest.pii import RedactedValue
 from ingest.records import DeadLetter
 
 
@@ -54,7 +55,10 @@ class DeadLetterSink:
     """Publishes dead letters: the original bytes, the reason in headers.
 
     Headers: ``loglabel.reason``, ``loglabel.detail``, ``loglabel.source.topic``,
-    ``loglabel.source.partition``, ``loglabel.source.offset``. The caller must
+    ``loglabel.source.partition``, ``loglabel.source.offset``. A value that a
+    PII policy redacted (``ingest.pii.RedactedValue``) adds ``loglabel.pii``
+    (``redacted`` or ``withheld``) and ``loglabel.original.sha256``, and is
+    sent without the message key, which may be a raw id. The caller must
     ``flush()`` before committing the offsets that the dead letters cover.
     """
 
@@ -75,7 +79,13 @@ class DeadLetterSink:
                 ("loglabel.source.partition", str(letter.source.partition).encode()),
                 ("loglabel.source.offset", str(letter.source.offset).encode()),
             ]
-        self.producer.send(self.topic, value=letter.raw, key=key, headers=headers)
+        raw = letter.raw
+        if isinstance(raw, RedactedValue):
+            headers += [("loglabel.pii", raw.kind.encode()),
+                        ("loglabel.original.sha256", raw.sha256.encode())]
+            key = None
+            raw = bytes(raw)  # plain bytes: some encoders refuse subclasses
+        self.producer.send(self.topic, value=raw, key=key, headers=headers)
         self.counters["dead_letters_sent"] += 1
 
     def flush(self, timeout: float | None = 30.0) -> None:

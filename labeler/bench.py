@@ -132,12 +132,17 @@ def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluent
                                "topics": [topics["predictions"], topics["outcomes"]],
                                "expected": total})
         pipeline = _child("pipeline", {"config": json.dumps(config), "expected": total})
+        quiet = dict(config, drift={"enabled": False},
+                     kafka={"bootstrap_servers": bootstrap, "group_id": f"bench-nodrift-{run}"},
+                     output={"path": out + "/nodrift", "flush_interval_s": 1.0})
+        no_drift = _child("pipeline", {"config": json.dumps(quiet), "expected": total})
         rekey = dict(config, ingest={"repartition": "always"},
                      topics=dict(topics, rekeyed_predictions=f"bench-rk-p-{run}",
                                  rekeyed_outcomes=f"bench-rk-o-{run}"),
                      kafka={"bootstrap_servers": bootstrap, "group_id": f"bench-rk-{run}"})
         ingest = _child("ingest", {"config": json.dumps(rekey), "expected": total})
-    return {"events": total, "bare": bare, "pipeline": pipeline, "ingest": ingest}
+    return {"events": total, "bare": bare, "pipeline": pipeline, "ingest": ingest,
+            "no_drift": no_drift}
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -157,6 +162,10 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(f"ratio (c)/(a): {rate(ingest) / rate(bare):.2f}  (ingest stage alone, "
                  "consume raw + decode + validate + produce re-keyed; budget: >= 0.4)")
     lines.append(f"rows written by (b): {pipe.get('rows_written')}")
+    quiet = result["no_drift"]
+    share = 1 - quiet["cpu_s"] / pipe["cpu_s"] if pipe["cpu_s"] > 0 else float("nan")
+    lines.append(f"drift monitoring: {share:.0%} of (b)'s CPU (b without drift: "
+                 f"{1e6 * quiet['cpu_s'] / max(quiet['events'], 1):.1f} µs/event; budget: <= 25%)")
     if pipe.get("latency_p99_s") is not None:
         lines.append(f"label latency, window close to durable shard: p50 "
                      f"{pipe['latency_p50_s']:.2f} s, p99 {pipe['latency_p99_s']:.2f} s "

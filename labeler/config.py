@@ -17,10 +17,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drift.settings import DriftSettings
 from ingest.mapping import FieldMap
+from ingest.pii import MIN_KEY_BYTES, FieldPolicy, PiiPolicy, needs_key
 from labeler.errors import ConfigError
 from labeler.labels import AGGREGATIONS
 
@@ -156,6 +165,73 @@ class MetricsConfig(_Section):
     broker_timeout_s: float = Field(10.0, gt=0)
 
 
+class PiiFieldConfig(_Section):
+    """One field's PII policy (``ingest.pii``): ``width`` for bucket, ``keep`` for generalize."""
+
+    policy: Literal["drop", "hash", "bucket", "generalize"]
+    width: int | float | None = Field(None, gt=0, allow_inf_nan=False)
+    keep: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> PiiFieldConfig:
+        if (self.width is not None) != (self.policy == "bucket"):
+            raise ValueError("bucket needs a width, and only bucket takes one")
+        if (self.keep is not None) != (self.policy == "generalize"):
+            raise ValueError("generalize needs keep, and only generalize takes it")
+        return self
+
+
+class PiiConfig(_Section):
+    """Per-field PII policies, applied at ingest before anything else sees a record.
+
+    ``fields`` maps a dotted record path to its policy. ``key_env`` names the
+    environment variable holding the HMAC key of ``hash`` policies; the key
+    itself is never part of the config, so it is never printed or logged.
+    """
+
+    key_env: str = Field("LOGLABEL_PII_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    fields: dict[str, PiiFieldConfig] = {}
+
+    @field_validator("key_env")
+    @classmethod
+    def _not_an_override(cls, value: str) -> str:
+        if value.upper().startswith(ENV_PREFIX) and "__" in value:
+            raise ValueError("must not look like a config override (LOGLABEL_<SECTION>__<KEY>)")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, value: dict[str, PiiFieldConfig]) -> dict[str, PiiFieldConfig]:
+        for path in value:
+            if not path or "" in path.split("."):
+                raise ValueError(f"path {path!r} has an empty part")
+        return value
+
+    def policy(self, environ: Mapping[str, str] | None = None) -> PiiPolicy | None:
+        """The policy to apply, or ``None`` when no field has one.
+
+        The hash key is read from ``environ`` (default ``os.environ``). Raises
+        ``ConfigError`` when a hash policy exists and the key is unset, empty
+        or shorter than ``ingest.pii.MIN_KEY_BYTES`` bytes: loglabel refuses
+        to start rather than pass raw values through.
+        """
+        if not self.fields:
+            return None
+        rules = {path: FieldPolicy(f.policy, f.width, f.keep) for path, f in self.fields.items()}
+        key = None
+        if needs_key(rules):
+            hashed = sorted(path for path, rule in rules.items() if rule.policy == "hash")
+            text = (os.environ if environ is None else environ).get(self.key_env, "")
+            key = text.encode()
+            if len(key) < MIN_KEY_BYTES:
+                state = "is not set" if not text else f"is shorter than {MIN_KEY_BYTES} bytes"
+                raise ConfigError(
+                    f"pii: the hash policy on {', '.join(hashed)} needs a secret key of at "
+                    f"least {MIN_KEY_BYTES} bytes in the environment variable "
+                    f"{self.key_env}, which {state} (pii.key_env names the variable)")
+        return PiiPolicy(rules, key)
+
+
 class Config(_Section):
     """The whole configuration of a loglabel process."""
 
@@ -169,6 +245,7 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     drift: DriftSettings = DriftSettings()
+    pii: PiiConfig = PiiConfig()
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

@@ -87,6 +87,7 @@ def schema_enforcer(config: Config) -> SchemaEnforcer:
 
 def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repartitioner:
     """The ingest stage, with its internal topics created (co-partitioned) if missing."""
+    pii = config.pii.policy()  # a hash policy without its key fails here, before any broker call
     topics = config.topics
     counts = _raw_partitions(config)
     partitions = config.ingest.internal_partitions or counts[topics.predictions]
@@ -98,9 +99,10 @@ def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repart
     routes = [
         Route(topics.predictions, topics.rekeyed_predictions,
               Decoder("prediction", config.fields, config.ingest.prediction_format, counters,
-                      schema=schema_enforcer(config))),
+                      schema=schema_enforcer(config), pii=pii)),
         Route(topics.outcomes, topics.rekeyed_outcomes,
-              Decoder("outcome", config.fields, config.ingest.outcome_format, counters)),
+              Decoder("outcome", config.fields, config.ingest.outcome_format, counters,
+                      pii=pii)),
     ]
     k = config.kafka
     return Repartitioner(
@@ -114,6 +116,7 @@ def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repart
 
 def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker:
     """Check the input topics, create loglabel's own, and build the labeling worker."""
+    config.pii.policy()  # a hash policy without its key fails here, before any broker call
     options = config.kafka.client_options()
     topics = config.topics
     if config.ingest.repartition == "always":
