@@ -17,7 +17,8 @@ Every semantic rule of loglabel's labeling lives in this file:
   or else same id, type and time) counts once (``duplicate_outcomes``).
 * **Late outcomes** arrive for an id whose row was already written: they are
   counted as ``late_outcomes`` (and kept for corrections, if enabled); the row
-  is never rewritten.
+  is never rewritten. A redelivered copy of an outcome the row already counted
+  (or of a late outcome already kept) is a ``duplicate_outcomes``, not late.
 * **Late predictions** (already past their close time on arrival) are still
   labeled with the outcomes buffered for them, and counted.
 
@@ -84,6 +85,7 @@ class PartitionJoin:
         self.pending: dict[str, _Pending] = {}
         self.early: dict[str, list[Outcome]] = {}
         self.closed: dict[str, float] = {}  # join id -> prediction event time
+        self.closed_keys: dict[str, set[Any]] = {}  # outcome keys of closed ids that had any
         self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
         self._close_heap: list[tuple[float, str]] = []
         self._early_heap: list[tuple[float, str]] = []
@@ -118,7 +120,12 @@ class PartitionJoin:
             return
         closed_time = self.closed.get(join_id)
         if closed_time is not None:
+            keys = self.closed_keys.get(join_id)
+            if keys is not None and outcome.dedupe_key in keys:
+                self.counters["duplicate_outcomes"] += 1
+                return
             if self._in_window(closed_time, outcome.event_time):
+                self.closed_keys.setdefault(join_id, set()).add(outcome.dedupe_key)
                 self.counters["late_outcomes"] += 1
                 if self.rules.keep_late_outcomes:
                     self.late_outcomes.append((outcome, closed_time))
@@ -164,6 +171,8 @@ class PartitionJoin:
             pending = self.pending.pop(join_id)
             emitted.append(self._label(pending))
             self.closed[join_id] = pending.prediction.event_time
+            if pending.keys:
+                self.closed_keys[join_id] = pending.keys
             heapq.heappush(self._forget_heap, (close_at + horizon, join_id))
         if emitted:
             self.counters["labeled"] += len(emitted)
@@ -172,7 +181,9 @@ class PartitionJoin:
         self._expire_early(watermark)
         forget = self._forget_heap
         while forget and forget[0][0] < watermark:
-            self.closed.pop(heapq.heappop(forget)[1], None)
+            join_id = heapq.heappop(forget)[1]
+            self.closed.pop(join_id, None)
+            self.closed_keys.pop(join_id, None)
         return emitted
 
     def _expire_early(self, watermark: float) -> None:
@@ -210,13 +221,15 @@ class PartitionJoin:
         """Plain data (msgpack-able) from which ``restore`` rebuilds this state exactly."""
         return {
             "marks": list(self.watermark.marks),
-            "watermark": self.watermark.last_value,
+            "watermark": self.watermark.durable_value,
             "pending": [
                 [_pack_prediction(p.prediction), [_pack_outcome(o) for o in p.outcomes]]
                 for p in self.pending.values()
             ],
             "early": [_pack_outcome(o) for outs in self.early.values() for o in outs],
             "closed": list(self.closed.items()),
+            "closed_keys": [[k, [list(x) if isinstance(x, tuple) else x for x in v]]
+                            for k, v in self.closed_keys.items()],
         }
 
     @classmethod
@@ -238,6 +251,8 @@ class PartitionJoin:
             join.early.setdefault(outcome.join_id, []).append(outcome)
             join._early_heap.append((outcome.event_time + rules.early_tolerance, outcome.join_id))
         heapq.heapify(join._early_heap)
+        for join_id, keys in snap.get("closed_keys", ()):
+            join.closed_keys[join_id] = {tuple(k) if isinstance(k, list) else k for k in keys}
         for join_id, t in snap["closed"]:
             join.closed[join_id] = t
             join._forget_heap.append((t + window_end + rules.dedupe_horizon, join_id))

@@ -9,9 +9,10 @@ in a way that never outruns data still waiting in Kafka:
   before the first outcome does not close windows its outcomes would fill;
 * streams that are **caught up** do not hold it back: the watermark is the
   highest high mark of all streams, minus the lateness;
-* when no input at all arrived for ``idle_after`` seconds of wall-clock time,
-  the watermark advances with the wall clock from there, so windows still
-  close (and negatives still come out) on a quiet stream.
+* when no input at all arrived for ``idle_after`` seconds of wall-clock time
+  and no input is behind, the watermark advances with the wall clock from
+  there, so windows still close (and negatives still come out) on a quiet
+  stream. A stall of our own loop while messages wait does not count as idle.
 
 The watermark never goes backwards.
 """
@@ -66,7 +67,7 @@ class Watermark:
         lagging = [m for m, b in zip(self.marks, behind, strict=False) if b]
         candidate = (min(lagging) if lagging else top) - self.lateness
         idle = wall - self.last_input_wall
-        if idle > self.idle_after:
+        if idle > self.idle_after and not lagging:
             candidate = max(candidate, top - self.lateness + idle)
         if candidate > self._value:
             self._value = candidate
@@ -75,6 +76,14 @@ class Watermark:
     @property
     def last_value(self) -> float:
         """The watermark as last computed (no clock involved)."""
+        return self._value
+
+    @property
+    def durable_value(self) -> float:
+        """The value to checkpoint: never the +inf of ``close_all`` (a drain closes
+        this run's windows, not the next run's)."""
+        if self._value == math.inf:
+            return max(self.marks) - self.lateness
         return self._value
 
     def restore(self, marks: Sequence[float], value: float, wall: float) -> None:

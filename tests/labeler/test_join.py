@@ -229,3 +229,39 @@ def test_drain_closes_everything_and_the_watermark_is_infinite() -> None:
     assert len(j.drain()) == 5
     assert j.pending_count == 0
     assert j.watermark.last_value == math.inf
+
+
+def test_a_drain_is_not_carried_into_the_next_run() -> None:
+    j = PartitionJoin(rules())
+    j.add_prediction(pred("a", 100.0), WALL)
+    j.drain()
+    restored = PartitionJoin.restore(rules(), j.snapshot(), WALL)
+    assert math.isfinite(restored.watermark.last_value)
+    restored.add_prediction(pred("b", 200.0), WALL)
+    restored.add_outcome(click("c", 203.0), WALL)  # early, for a prediction still to come
+    assert restored.advance(WALL, behind=(True, True)) == []
+    assert restored.counters["late_predictions"] == 0 and restored.counters["early_expired"] == 0
+
+
+def test_a_redelivered_outcome_after_the_close_is_a_duplicate_not_late() -> None:
+    j = PartitionJoin(rules(keep_late_outcomes=True))
+    j.add_prediction(pred("a", 100.0), WALL)
+    j.add_outcome(click("a", 103.0, outcome_id="o1"), WALL)
+    j.add_prediction(pred("z", 120.0), WALL)
+    assert labels_of(j.advance(WALL)) == {"a": (True,)}
+    late = click("a", 105.0, outcome_id="o2")
+    for outcome in (click("a", 103.0, outcome_id="o1"), late, late):
+        j.add_outcome(outcome, WALL)
+    assert j.counters["late_outcomes"] == 1
+    assert j.late_outcomes == [(late, 100.0)]
+    assert j.counters["duplicate_outcomes"] == 2
+    restored = PartitionJoin.restore(j.rules, j.snapshot(), WALL)
+    restored.add_outcome(click("a", 103.0, outcome_id="o1"), WALL)
+    assert restored.counters["duplicate_outcomes"] == 1 and restored.late_outcomes == []
+
+
+def test_a_stall_of_our_own_loop_is_not_idleness() -> None:
+    j = PartitionJoin(rules(idle_after=30.0))
+    j.add_prediction(pred("a", 100.0), WALL)
+    assert j.advance(WALL + 60.0, behind=(True, True)) == []  # messages wait: hold
+    assert labels_of(j.advance(WALL + 60.0)) == {"a": (False,)}  # really idle: advance
