@@ -155,6 +155,10 @@ class Repartitioner:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             position = self._next.get(tp)
+            if position is None and highwater is not None:
+                # nothing read from it in this run: where does the consumer stand?
+                # (a partition fully committed before a restart is caught up)
+                position = consumer.position(tp)
             if highwater is not None and position is not None and position >= highwater:
                 continue  # caught up
             if highwater == 0:

@@ -1,0 +1,72 @@
+"""The ingest stage's event-time frontier, without a broker (a stand-in for the
+consumer's assignment, highwater and position bookkeeping)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import orjson
+from kafka import TopicPartition
+
+from ingest.decode import Decoder
+from ingest.mapping import FieldMap
+from ingest.repartition import Repartitioner, Route
+
+
+class _Message:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.offset, self.value, self.key = offset, value, None
+
+
+class _Consumer:
+    def __init__(self, highwater: dict[TopicPartition, int],
+                 position: dict[TopicPartition, int]) -> None:
+        self.hw, self.pos, self.paused = highwater, position, set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.hw)
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.hw[tp]
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.pos[tp]
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused -= set(tps)
+
+
+def _messages(first_offset: int, times: list[float]) -> list[_Message]:
+    return [_Message(first_offset + i, orjson.dumps(
+        {"request_id": f"r{first_offset + i}", "time": t, "score": 0.5}))
+        for i, t in enumerate(times)]
+
+
+def _stage() -> Repartitioner:
+    decoder = Decoder("prediction", FieldMap(), counters=Counter())
+    return Repartitioner({}, "g", [Route("p", "p.rekeyed", decoder)], "dlq", max_skew=30.0)
+
+
+def test_a_partition_committed_before_a_restart_does_not_hold_the_frontier() -> None:
+    stage, tp0, tp1 = _stage(), TopicPartition("p", 0), TopicPartition("p", 1)
+    consumer = _Consumer({tp0: 1000, tp1: 500}, {tp0: 900, tp1: 500})
+    stage._take(tp0, _messages(900, [100.0 + i for i in range(100)]), None)  # type: ignore[arg-type]
+    assert stage._frontier(consumer) == math.inf  # tp0 read to its end, tp1 had nothing new
+    stage._align(consumer)
+    assert consumer.paused == set()
+
+
+def test_the_frontier_is_the_lowest_mark_among_partitions_still_behind() -> None:
+    stage, tp0, tp1 = _stage(), TopicPartition("p", 0), TopicPartition("p", 1)
+    consumer = _Consumer({tp0: 1000, tp1: 1000}, {tp0: 0, tp1: 0})
+    stage._take(tp0, _messages(0, [100.0, 200.0]), None)  # type: ignore[arg-type]
+    stage._take(tp1, _messages(0, [150.0]), None)  # type: ignore[arg-type]
+    assert stage._frontier(consumer) == 150.0
+    stage._align(consumer)
+    assert consumer.paused == {tp0}, "200 is more than max_skew ahead of 150"
+    offsets = {tp: min(held) for tp, held in stage._held.items() if held}
+    assert offsets == {tp0: 0, tp1: 0}, "nothing released yet: commits stay at the first held"
