@@ -14,16 +14,21 @@ the shard files of its epoch. ``commit`` runs the steps in this order:
 5. **Commit the offsets to Kafka** (the caller, afterwards). They are advisory:
    for lag monitoring, and for a restart that has no checkpoint.
 
+If publishing fails after step 3, the epoch is committed all the same
+(``PublishError``): its rows are never encoded again, and the next
+``recover`` publishes the staged files.
+
 Recovery (``recover``) undoes a torn commit: staged files named by the
 checkpoint are published (a crash between 3 and 4), every other staged file of
 the partition is deleted (a crash before 3). Input after the checkpoint's
 offsets is then read again and produces its rows again, so each label is
-written exactly once. Shard names are deterministic (partition, first offset,
-epoch), so publishing twice writes the same name.
+written exactly once. Shard names are deterministic (stream tag, partition,
+first offset, epoch), so publishing twice writes the same name.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,8 +57,19 @@ class Checkpoint:
     shards: list[tuple[str, str]] = field(default_factory=list)  # (staged, final)
 
 
-def shard_name(partition: int, first_offset: int, epoch: int) -> str:
-    return f"part-{partition:04d}-{first_offset:012d}-{epoch:08d}"
+def stream_tag(stream: str) -> str:
+    """Eight hex digits naming a stream in shard names, so two streams (or the same
+    topics with and without repartition) writing to one dataset never collide."""
+    return hashlib.sha256(stream.encode()).hexdigest()[:8]
+
+
+def shard_name(stream: str, partition: int, first_offset: int, epoch: int) -> str:
+    return f"part-{stream_tag(stream)}-{partition:04d}-{first_offset:012d}-{epoch:08d}"
+
+
+class PublishError(CheckpointError):
+    """Publishing failed *after* the checkpoint was written: the epoch is committed
+    (its rows must not be written again); ``recover`` finishes the publish."""
 
 
 class CheckpointStore:
@@ -128,8 +144,12 @@ class CheckpointStore:
             staged.append((staging_path, shard.path))
         checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged)
         self.storage.write_atomic(self._checkpoint_path(partition), _encode(checkpoint))  # 3
-        for staging_path, final in staged:
-            self.storage.move(staging_path, final)  # 4
+        try:
+            for staging_path, final in staged:
+                self.storage.move(staging_path, final)  # 4
+        except OSError as exc:
+            raise PublishError(f"partition {partition} epoch {epoch} is committed but not "
+                               f"yet published ({exc}); recovery will publish it") from exc
         return checkpoint
 
 

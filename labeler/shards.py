@@ -2,13 +2,13 @@
 
 Layout under the output root::
 
-    model=<model>/date=<YYYY-MM-DD>/hour=<HH>/part-<partition>-<first offset>-<epoch>.parquet
+    model=<model>/date=<YYYY-MM-DD>/hour=<HH>/part-<stream>-<partition>-<offset>-<epoch>.parquet
 
 (``model``, ``date`` and ``hour`` are partition keys, in the path only). The
 date and hour are the prediction's event time in UTC. Names are deterministic:
-the input partition, the first input offset the shard covers and the
-checkpoint epoch, so a replay writes the same name again instead of a
-duplicate. Columns are described in the README ("Output schema").
+a tag of the input stream, the input partition, the first input offset the
+shard covers and the checkpoint epoch, so a replay writes the same name again
+instead of a duplicate. Columns are described in the README ("Output schema").
 """
 
 from __future__ import annotations

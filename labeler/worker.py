@@ -26,13 +26,13 @@ from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
 from ingest.records import DeadLetter, Prediction, SourceRef
 from ingest.serde import CanonicalDecoder
-from labeler.checkpoint import CheckpointStore, shard_name
+from labeler.checkpoint import CheckpointStore, PublishError, shard_name
 from labeler.config import Config
 from labeler.join import JoinRules, PartitionJoin
 from labeler.labels import LabelSpec
 from labeler.logs import log
 from labeler.records import LabeledExample
-from labeler.shards import ShardEncoder, encode_corrections
+from labeler.shards import ShardEncoder, ShardFile, encode_corrections
 from labeler.storage import Storage
 
 
@@ -347,26 +347,19 @@ class Worker:
         for part in chosen:
             if not part.dirty:
                 continue
-            part.epoch += 1
-            name = shard_name(part.index, part.first_offset, part.epoch)
+            epoch = part.epoch + 1
+            name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch)
             files = self.encoder.encode(part.rows, name)
             late = part.join.late_outcomes
             if late:
                 files.append(encode_corrections(late, name, self.config.output.compression))
-            self.checkpoints.commit(part.index, part.epoch, part.offsets, part.join.snapshot(),
-                                    files, before=flush_producer)
-            self.counters["shards_written"] += len(files)
-            self.counters["shard_bytes"] += sum(len(f.data) for f in files)
-            self.counters["rows_written"] += len(part.rows)
-            self.counters["corrections_written"] += len(late)
-            durable = time.time()
-            for emitted, n in part.emitted_at:
-                self.latencies.extend([durable - emitted] * min(n, 1000))
-            part.rows = []
-            part.emitted_at = []
-            part.join.late_outcomes = []
-            part.dirty = False
-            part.first_offset = part.offsets.get(self.topics[0], 0)
+            try:
+                self.checkpoints.commit(part.index, epoch, part.offsets, part.join.snapshot(),
+                                        files, before=flush_producer)
+            except PublishError:
+                self._committed(part, epoch, files)  # durable: never encode these rows again
+                raise
+            self._committed(part, epoch, files)
             for topic, offset in part.offsets.items():
                 kafka_offsets[TopicPartition(topic, part.index)] = OffsetAndMetadata(offset, "", -1)
         if kafka_offsets and to_kafka and self._consumer is not None:
@@ -375,6 +368,22 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - advisory: the checkpoint is the truth
                 log("kafka_commit_failed", logging.WARNING, error=str(exc))
         self._last_commit = time.monotonic()
+
+    def _committed(self, part: _Partition, epoch: int, files: list[ShardFile]) -> None:
+        """Account for an epoch whose checkpoint is written, and start the next one."""
+        self.counters["shards_written"] += len(files)
+        self.counters["shard_bytes"] += sum(len(f.data) for f in files)
+        self.counters["rows_written"] += len(part.rows)
+        self.counters["corrections_written"] += len(part.join.late_outcomes)
+        durable = time.time()
+        for emitted, n in part.emitted_at:
+            self.latencies.extend([durable - emitted] * min(n, 1000))
+        part.epoch = epoch
+        part.rows = []
+        part.emitted_at = []
+        part.join.late_outcomes = []
+        part.dirty = False
+        part.first_offset = part.offsets.get(self.topics[0], 0)
 
     # -- assignment --------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ingest.records import Prediction
-from labeler.checkpoint import CheckpointStore, shard_name
+from labeler.checkpoint import CheckpointStore, PublishError, shard_name
 from labeler.errors import CheckpointError
 from labeler.labels import LabelSpec
 from labeler.records import LabeledExample
@@ -31,7 +31,7 @@ def visible(root: Path) -> list[Path]:
 
 def test_commit_publishes_shards_and_records_offsets(tmp_path: Path) -> None:
     store = CheckpointStore(Storage(str(tmp_path)), "p+o")
-    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(10), shard_name(3, 0, 1))
+    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(10), shard_name("p+o", 3, 0, 1))
     store.commit(3, 1, {"p": 10, "o": 4}, {"state": 1}, files)
     assert len(visible(tmp_path)) == 1
     assert pd.read_parquet(tmp_path).prediction_id.tolist() == [f"id{i}" for i in range(10)]
@@ -43,7 +43,7 @@ def test_crash_before_the_checkpoint_rolls_back(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     store = CheckpointStore(storage, "p+o")
     encoder = ShardEncoder((LabelSpec("clicked"),))
-    store.commit(0, 1, {"p": 5}, {}, encoder.encode(rows(5), shard_name(0, 0, 1)))
+    store.commit(0, 1, {"p": 5}, {}, encoder.encode(rows(5), shard_name("p+o", 0, 0, 1)))
     # a crash after staging epoch 2 but before its checkpoint: the staged file is an orphan
     storage.write("_staging/p%2Bo/p0000/00000002-0000.parquet", b"partial")
     checkpoint = store.recover(0)
@@ -55,7 +55,7 @@ def test_crash_before_the_checkpoint_rolls_back(tmp_path: Path) -> None:
 def test_crash_after_the_checkpoint_rolls_forward(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     store = CheckpointStore(storage, "p+o")
-    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(4), shard_name(0, 0, 1))
+    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(4), shard_name("p+o", 0, 0, 1))
     checkpoint = store.commit(0, 1, {"p": 4}, {}, files)
     staged, final = checkpoint.shards[0]
     storage.move(final, staged)  # as if the process died between checkpoint and publish
@@ -98,3 +98,30 @@ def test_a_torn_checkpoint_write_leaves_the_old_checkpoint_and_is_cleaned(tmp_pa
     checkpoint = store.recover(2)
     assert checkpoint is not None and checkpoint.offsets == {"a": 7}
     assert storage.list("_checkpoints/s") == ["p0002.ckpt"]
+
+
+def test_shard_names_differ_between_streams_sharing_a_dataset() -> None:
+    assert shard_name("a+b", 0, 0, 1) != shard_name("a.rekeyed+b.rekeyed", 0, 0, 1)
+    assert shard_name("a+b", 0, 0, 1) == shard_name("a+b", 0, 0, 1)
+
+
+def test_a_failed_publish_still_commits_the_epoch_and_recovery_finishes_it(
+        tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "p+o")
+    files = ShardEncoder((LabelSpec("clicked"),)).encode(rows(3), shard_name("p+o", 0, 0, 1))
+    real_move = storage.move
+
+    def failing_move(src: str, dst: str) -> None:
+        if src.startswith("_staging"):
+            raise OSError("store unavailable")
+        real_move(src, dst)
+
+    storage.move = failing_move  # type: ignore[method-assign]
+    with pytest.raises(PublishError):
+        store.commit(0, 1, {"p": 3}, {}, files)
+    storage.move = real_move  # type: ignore[method-assign]
+    assert visible(tmp_path) == []
+    checkpoint = store.recover(0)
+    assert checkpoint is not None and checkpoint.epoch == 1
+    assert len(pd.read_parquet(tmp_path)) == 3
