@@ -14,7 +14,7 @@ instead of a duplicate. Columns are described in the README ("Output schema").
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,52 +43,53 @@ class ShardFile:
 class ColumnTypes:
     """Keeps each model's column types stable from one shard to the next.
 
-    A column's type is fixed the first time it has a value; an int column that
-    later meets a float widens to float64, and values that fit neither are
-    written as strings rather than lost.
+    Every numeric feature or prediction column is float64, ints included: one
+    shard's ints and another's floats would not read back as one dataset
+    (integers are exact up to 2**53). Booleans stay bool and strings string.
+    A column's kind is fixed the first time it has a value, and a column that
+    has only nulls so far is float64. A later value of another kind (possible
+    only when ingest enforces no schema) is converted where Arrow can (a
+    string column takes any value as text) and is otherwise written as null
+    and counted in ``lost`` as ``shard_value_lost.<column>``.
     """
 
     def __init__(self) -> None:
         self._types: dict[tuple[str, str], pa.DataType] = {}
+        self.lost: Counter[str] = Counter()
 
     def cast(self, model: str, column: str, arr: pa.Array) -> pa.Array:
-        """Bring an inferred column to the model's stable type (widening where needed)."""
+        """Bring an inferred column to the model's stable type."""
+        kind = _stable(arr.type)
         key = (model, column)
         known = self._types.get(key)
-        if known is None or arr.type == known:
-            if known is None and not pa.types.is_null(arr.type):
-                self._types[key] = arr.type
-            return arr if not pa.types.is_null(arr.type) else arr.cast(known or pa.float64())
-        if pa.types.is_null(arr.type):
-            return arr.cast(known)
-        if pa.types.is_integer(known) and pa.types.is_floating(arr.type):
-            self._types[key] = pa.float64()
+        if known is None and kind is not None:
+            known = self._types[key] = kind
+        target = known or pa.float64()
+        if arr.type == target:
             return arr
-        if pa.types.is_floating(known) and pa.types.is_integer(arr.type):
-            return arr.cast(known)
-        return self.array(model, column, arr.to_pylist())
-
-    def array(self, model: str, column: str, values: list[Any]) -> pa.Array:
-        key = (model, column)
-        known = self._types.get(key)
-        if known is not None:
-            if pa.types.is_integer(known) and any(type(v) is float for v in values):
-                known = self._types[key] = pa.float64()  # pyarrow would truncate 2.5 to 2
+        if kind is None or kind == target:
+            return arr.cast(target, safe=False)  # nulls; ints to float64 (exact to 2**53)
+        if pa.types.is_string(target):
+            return pa.array([None if v is None else str(v) for v in arr.to_pylist()], target)
+        out: list[Any] = []
+        for v in arr.to_pylist():
             try:
-                return pa.array(values, type=known)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                if pa.types.is_integer(known):
-                    self._types[key] = pa.float64()
-                    return self.array(model, column, values)
-                return pa.array([None if v is None else str(v) for v in values], pa.string())
-        try:
-            arr = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arr = pa.array([None if v is None else str(v) for v in values], pa.string())
-        if pa.types.is_null(arr.type):
-            return pa.array(values, type=pa.float64())  # no value yet: keep numeric-friendly
-        self._types[key] = arr.type
-        return arr
+                out.append(None if v is None else pa.scalar(v).cast(target).as_py())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                self.lost[f"shard_value_lost.{column}"] += 1
+                out.append(None)
+        return pa.array(out, target)
+
+
+def _stable(arrow_type: pa.DataType) -> pa.DataType | None:
+    """The column kind an inferred Arrow type maps to (None: no value yet)."""
+    if pa.types.is_null(arrow_type):
+        return None
+    if pa.types.is_boolean(arrow_type):
+        return pa.bool_()
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return pa.float64()
+    return pa.string()
 
 
 def _columns(records: list[Any]) -> list[tuple[str, pa.Array]]:

@@ -350,6 +350,9 @@ class Worker:
             epoch = part.epoch + 1
             name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch)
             files = self.encoder.encode(part.rows, name)
+            if self.encoder.types.lost:
+                self.counters.update(self.encoder.types.lost)
+                self.encoder.types.lost.clear()
             late = part.join.late_outcomes
             if late:
                 files.append(encode_corrections(late, name, self.config.output.compression))

@@ -51,12 +51,31 @@ def test_missing_feature_is_null_not_zero() -> None:
     assert table.column("feat_y").to_pylist() == [None, "q"]
 
 
-def test_an_int_column_that_meets_a_float_widens_and_keeps_values() -> None:
+def test_numeric_columns_are_float64_in_every_shard_and_read_back_as_one(tmp_path) -> None:
     enc = ShardEncoder((LabelSpec("clicked"),))
-    (first,) = enc.encode([example("a", 0.0, {"n": 3})], "s1")
-    (second,) = enc.encode([example("b", 0.0, {"n": 2.5})], "s2")
-    assert read(first.data).schema.field("feat_n").type == pa.int64()
-    assert read(second.data).column("feat_n").to_pylist() == [2.5]
+    shards = [enc.encode([example("a", 0.0, {"n": 3})], "s1")[0],
+              enc.encode([example("b", 0.0, {"n": 2.5})], "s2")[0],
+              enc.encode([example("c", 0.0, {"n": 2**53 + 2})], "s3")[0]]
+    for shard in shards:
+        assert read(shard.data).schema.field("feat_n").type == pa.float64()
+        path = tmp_path / shard.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(shard.data)
+    import pandas as pd
+
+    frame = pd.read_parquet(tmp_path).sort_values("prediction_id")
+    assert frame.feat_n.tolist() == [3.0, 2.5, float(2**53 + 2)]
+
+
+def test_a_value_of_another_kind_is_converted_or_counted_never_a_crash() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),))
+    enc.encode([example("a", 0.0, {"flag": True, "name": "x", "n": 1.5})], "s1")
+    (f,) = enc.encode([example("b", 0.0, {"flag": "maybe", "name": 7, "n": "many"})], "s2")
+    table = read(f.data)
+    assert table.column("feat_name").to_pylist() == ["7"]
+    assert table.column("feat_flag").to_pylist() == [None]
+    assert table.column("feat_n").to_pylist() == [None]
+    assert enc.types.lost == {"shard_value_lost.feat_flag": 1, "shard_value_lost.feat_n": 1}
 
 
 def test_zstd_compression() -> None:
