@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from ingest.errors import IngestError
 from ingest.pii import RedactedValue
 from ingest.records import DeadLetter
 
@@ -51,6 +52,37 @@ def partition_counts(client_options: Mapping[str, Any], topics: Iterable[str]) -
     }
 
 
+class DeliveryFailed(IngestError):
+    """A record the offsets would cover was not acknowledged by the broker.
+
+    ``KafkaProducer.flush()`` waits for sends but does not raise for failed
+    ones; ``DeliveryTracker`` remembers failures so that no offset is committed
+    past a lost record.
+    """
+
+
+class DeliveryTracker:
+    """Counts failed sends through the futures' errbacks (called on the producer's
+    I/O thread)."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.last_error: BaseException | None = None
+
+    def watch(self, future: Any) -> None:
+        future.add_errback(self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failed += 1
+        self.last_error = exc
+
+    def check(self, what: str) -> None:
+        """Raise ``DeliveryFailed`` if any watched send failed (call after ``flush()``)."""
+        if self.failed:
+            raise DeliveryFailed(f"{self.failed} {what} not acknowledged by the broker: "
+                                 f"{self.last_error}; offsets are not committed")
+
+
 class DeadLetterSink:
     """Publishes dead letters: the original bytes, the reason in headers.
 
@@ -67,6 +99,7 @@ class DeadLetterSink:
         self.producer = producer
         self.topic = topic
         self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.delivery = DeliveryTracker()
 
     def send(self, letter: DeadLetter, key: bytes | None = None) -> None:
         headers = [
@@ -85,8 +118,10 @@ class DeadLetterSink:
                         ("loglabel.original.sha256", raw.sha256.encode())]
             key = None
             raw = bytes(raw)  # plain bytes: some encoders refuse subclasses
-        self.producer.send(self.topic, value=raw, key=key, headers=headers)
+        self.delivery.watch(self.producer.send(self.topic, value=raw, key=key, headers=headers))
         self.counters["dead_letters_sent"] += 1
 
     def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait for every dead letter; raise ``DeliveryFailed`` if one was lost."""
         self.producer.flush(timeout=timeout)
+        self.delivery.check("dead letters")

@@ -42,7 +42,7 @@ from kafka.partitioner import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from ingest.decode import Decoder
-from ingest.kafka_io import DeadLetterSink
+from ingest.kafka_io import DeadLetterSink, DeliveryTracker
 from ingest.records import DeadLetter, SourceRef
 from ingest.serde import encode_batch, pack
 
@@ -85,6 +85,7 @@ class Repartitioner:
         self._next: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, set[int]] = {}
         self._paused: set[TopicPartition] = set()
+        self._delivery = DeliveryTracker()
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
 
@@ -96,7 +97,8 @@ class Repartitioner:
         """Run until ``stop()``, ``should_stop()``, or ``until_idle`` seconds without input."""
         producer = KafkaProducer(**self.client_options, linger_ms=10, acks="all",
                                  enable_idempotence=True, batch_size=512 * 1024)
-        dead_letters = DeadLetterSink(producer, self.dead_letter_topic, self.counters)
+        dead_letters = self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic,
+                                                           self.counters)
         consumer = KafkaConsumer(
             *self.routes, **self.client_options, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
@@ -181,13 +183,15 @@ class Repartitioner:
             bucket = buckets.setdefault(target, [])
             bucket.append(packed)
             if len(bucket) >= self.batch_records:
-                producer.send(target[0], value=encode_batch(bucket), partition=target[1])
+                self._delivery.watch(producer.send(target[0], value=encode_batch(bucket),
+                                                   partition=target[1]))
                 buckets[target] = []
             self._held[tp].discard(offset)
             self.counters["rekeyed"] += 1
         for (topic, partition), bucket in buckets.items():
             if bucket:
-                producer.send(topic, value=encode_batch(bucket), partition=partition)
+                self._delivery.watch(producer.send(topic, value=encode_batch(bucket),
+                                                   partition=partition))
 
     def _align(self, consumer: KafkaConsumer) -> None:
         """Pause raw partitions that run too far ahead of the frontier; resume the rest."""
@@ -209,4 +213,6 @@ class Repartitioner:
         if not offsets:
             return
         producer.flush(timeout=60)  # every released record and dead letter is acked ...
+        self._delivery.check("re-keyed records")
+        self._dead_letters.delivery.check("dead letters")
         consumer.commit(offsets)  # ... before the raw offsets that cover them

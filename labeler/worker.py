@@ -340,8 +340,8 @@ class Worker:
 
         def flush_producer() -> None:
             nonlocal flushed
-            if not flushed and self._producer is not None:
-                self._producer.flush(timeout=60)
+            if not flushed and self.dead_letters is not None:
+                self.dead_letters.flush(timeout=60)  # raises DeliveryFailed: no commit then
                 flushed = True
 
         for part in chosen:
