@@ -300,8 +300,16 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send(self, topic: str, **kwargs: Any) -> None:
+    def send(self, topic: str, **kwargs: Any) -> _Sent:
         self.sent.append({"topic": topic, **kwargs})
+        return _Sent()
+
+
+class _Sent:
+    """The part of kafka-python's FutureRecordMetadata the sink uses."""
+
+    def add_errback(self, _callback: Any) -> None:
+        pass
 
 
 def redacting_decoder(fmt: str = "auto") -> Decoder:
