@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner import murmur2
 from kafka.structs import OffsetAndMetadata
 
@@ -80,6 +80,7 @@ class Repartitioner:
         self._heap: list[tuple[float, int, str, list[Any], str, TopicPartition, int]] = []
         self._partitions: dict[str, int] = {}
         self.batch_records = 500
+        self.max_batch_bytes = 900_000
         self._seq = itertools.count()
         self._marks: dict[TopicPartition, float] = {}
         self._next: dict[TopicPartition, int] = {}
@@ -100,10 +101,11 @@ class Repartitioner:
         dead_letters = self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic,
                                                            self.counters)
         consumer = KafkaConsumer(
-            *self.routes, **self.client_options, group_id=self.group_id,
+            **self.client_options, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=self.max_poll_records, **self.consumer_options,
         )
+        consumer.subscribe(list(self.routes), listener=_Forget(self))
         last_input = last_commit = time.monotonic()
         try:
             while not self._stop and not (should_stop and should_stop()):
@@ -183,15 +185,39 @@ class Repartitioner:
             bucket = buckets.setdefault(target, [])
             bucket.append(packed)
             if len(bucket) >= self.batch_records:
-                self._delivery.watch(producer.send(target[0], value=encode_batch(bucket),
-                                                   partition=target[1]))
+                self._send_batch(producer, target[0], target[1], bucket)
                 buckets[target] = []
             self._held[tp].discard(offset)
             self.counters["rekeyed"] += 1
         for (topic, partition), bucket in buckets.items():
             if bucket:
-                self._delivery.watch(producer.send(topic, value=encode_batch(bucket),
-                                                   partition=partition))
+                self._send_batch(producer, topic, partition, bucket)
+
+    def _send_batch(self, producer: KafkaProducer, topic: str, partition: int,
+                    bucket: list[list[Any]]) -> None:
+        """One internal message, split in halves while it exceeds ``max_batch_bytes``
+        (a broker refuses records over its ``max.message.bytes``, 1 MiB by default)."""
+        value = encode_batch(bucket)
+        if len(value) > self.max_batch_bytes and len(bucket) > 1:
+            half = len(bucket) // 2
+            self._send_batch(producer, topic, partition, bucket[:half])
+            self._send_batch(producer, topic, partition, bucket[half:])
+            return
+        self._delivery.watch(producer.send(topic, value=value, partition=partition))
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Drop what is held for partitions this member no longer owns: their next
+        owner reads them again from the committed offset (the labeler's dedupe
+        absorbs the overlap), and no offset of theirs is committed from here."""
+        if not partitions:
+            return
+        self._heap = [entry for entry in self._heap if entry[5] not in partitions]
+        heapq.heapify(self._heap)
+        for tp in partitions:
+            self._held.pop(tp, None)
+            self._next.pop(tp, None)
+            self._marks.pop(tp, None)
+        self._paused -= partitions
 
     def _align(self, consumer: KafkaConsumer) -> None:
         """Pause raw partitions that run too far ahead of the frontier; resume the rest."""
@@ -216,3 +242,16 @@ class Repartitioner:
         self._delivery.check("re-keyed records")
         self._dead_letters.delivery.check("dead letters")
         consumer.commit(offsets)  # ... before the raw offsets that cover them
+
+
+class _Forget(ConsumerRebalanceListener):
+    """Runs on the consumer's IO loop: only in-memory bookkeeping, nothing blocking."""
+
+    def __init__(self, stage: Repartitioner) -> None:
+        self.stage = stage
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.stage.forget(set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import orjson
 from kafka import TopicPartition
@@ -70,3 +71,43 @@ def test_the_frontier_is_the_lowest_mark_among_partitions_still_behind() -> None
     assert consumer.paused == {tp0}, "200 is more than max_skew ahead of 150"
     offsets = {tp: min(held) for tp, held in stage._held.items() if held}
     assert offsets == {tp0: 0, tp1: 0}, "nothing released yet: commits stay at the first held"
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, bytes]] = []
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def send(self, topic: str, value: bytes, partition: int) -> Any:
+        self.sent.append((topic, partition, value))
+        return _Future()
+
+
+class _Future:
+    def add_errback(self, _callback: Any) -> None:
+        pass
+
+
+def test_batches_are_split_below_the_size_limit_and_keep_every_record() -> None:
+    from ingest.serde import decode_batch
+
+    stage, tp0 = _stage(), TopicPartition("p", 0)
+    stage.max_batch_bytes = 2_000
+    stage._take(tp0, _messages(0, [100.0 + i for i in range(300)]), None)  # type: ignore[arg-type]
+    producer = _Producer()
+    stage._release(producer, math.inf)  # type: ignore[arg-type]
+    assert all(len(value) <= 2_000 for _, _, value in producer.sent)
+    records = [r for _, _, value in producer.sent for r in decode_batch(value)]
+    assert sorted(r.join_id for r in records) == sorted(f"r{i}" for i in range(300))
+    assert stage._held[tp0] == set()
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    stage, tp0, tp1 = _stage(), TopicPartition("p", 0), TopicPartition("p", 1)
+    stage._take(tp0, _messages(0, [100.0, 101.0]), None)  # type: ignore[arg-type]
+    stage._take(tp1, _messages(0, [100.5]), None)  # type: ignore[arg-type]
+    stage.forget({tp0})
+    assert [entry[5] for entry in stage._heap] == [tp1]
+    assert tp0 not in stage._next and tp0 not in stage._held
