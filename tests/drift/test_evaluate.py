@@ -4,15 +4,14 @@ import doctest
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import drift.categorical
 import drift.detectors
 import drift.skew
-from click.testing import CliRunner
-
 from drift.evaluate import Row, format_table, run_evaluation, scenarios, score
-from labeler.cli import cli
 from drift.streams import Scenario, categorical, numeric, sea_concept
+from labeler.cli import cli
 
 
 @pytest.fixture(scope="module")
