@@ -87,6 +87,7 @@ class Repartitioner:
         self._held: dict[TopicPartition, set[int]] = {}
         self._paused: set[TopicPartition] = set()
         self._delivery = DeliveryTracker()
+        self._started_at: float | None = None
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
 
@@ -106,7 +107,7 @@ class Repartitioner:
             max_poll_records=self.max_poll_records, **self.consumer_options,
         )
         consumer.subscribe(list(self.routes), listener=_Forget(self))
-        last_input = last_commit = time.monotonic()
+        last_input = last_commit = self._started_at = time.monotonic()
         try:
             while not self._stop and not (should_stop and should_stop()):
                 batch = consumer.poll(timeout_ms=200)
@@ -204,6 +205,11 @@ class Repartitioner:
             self._send_batch(producer, topic, partition, bucket[half:])
             return
         self._delivery.watch(producer.send(topic, value=value, partition=partition))
+
+    def last_activity(self) -> float | None:
+        """Monotonic time of the last input, or of the start while nothing came yet
+        (a labeler beside this stage waits for it before calling itself idle)."""
+        return self.last_input_at or self._started_at
 
     def forget(self, partitions: set[TopicPartition]) -> None:
         """Drop what is held for partitions this member no longer owns: their next

@@ -55,7 +55,8 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
         )
         thread.start()
     try:
-        return worker.run(until_idle=until_idle, drain=drain)
+        return worker.run(until_idle=until_idle, drain=drain,
+                          upstream_input_at=ingest.last_activity if ingest else None)
     finally:
         if ingest is not None and thread is not None:
             ingest.stop()

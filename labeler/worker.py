@@ -153,6 +153,7 @@ class Worker:
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
         self.last_poll_at: float | None = None
+        self._assigned_at: float | None = None
         self._dead_letter_logs: Counter[str] = Counter()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -169,11 +170,15 @@ class Worker:
     def stopped(self) -> bool:
         return self._stop
 
-    def run(self, until_idle: float | None = None, drain: bool = False) -> Counter[str]:
+    def run(self, until_idle: float | None = None, drain: bool = False,
+            upstream_input_at: Callable[[], float | None] | None = None) -> Counter[str]:
         """Consume until ``stop()``, or ``until_idle`` seconds without input.
 
-        With ``drain`` every pending window is closed before the final commit.
-        Returns the counters.
+        Idleness counts from the last input, or from the first partition
+        assignment while nothing was read yet (group joins take seconds), and
+        also from ``upstream_input_at()`` (monotonic), the last input of an
+        ingest stage running beside this worker. With ``drain`` every pending
+        window is closed before the final commit. Returns the counters.
         """
         kafka = self.config.kafka
         options = kafka.client_options()
@@ -224,9 +229,12 @@ class Worker:
                 if self.drift is not None and mono - last_schema_check >= 1.0:
                     self.drift.check_schema(self.counters)
                     last_schema_check = mono
-                if until_idle is not None and mono - last_input >= until_idle:
-                    log("worker.idle", seconds=round(mono - last_input, 1))
-                    break
+                if until_idle is not None:
+                    busy = max(last_input, self._assigned_at or started,
+                               (upstream_input_at and upstream_input_at()) or 0.0)
+                    if mono - busy >= until_idle:
+                        log("worker.idle", seconds=round(mono - busy, 1))
+                        break
             if drain:
                 for part in self.partitions.values():
                     rows = part.join.drain()
@@ -410,6 +418,7 @@ class Worker:
                 part = _Partition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
             part.first_offset = part.offsets.get(self.topics[0], 0)
             self.partitions[index] = part
+            self._assigned_at = time.monotonic()
             log("partition.assigned", partition=index, offsets=part.offsets,
                 pending=join.pending_count, epoch=part.epoch)
 

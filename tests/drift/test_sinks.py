@@ -21,8 +21,6 @@ from drift.sinks import (
     encode,
 )
 
-BOOTSTRAP = "127.0.0.1:19092"
-
 
 def event(model: str = "ctr", kind: str = "data") -> DriftEvent:
     return DriftEvent(
@@ -121,24 +119,15 @@ def test_build_sinks_follows_the_settings() -> None:
     assert [type(x).__name__ for x in build_sinks(s).sinks] == ["DriftCounters", "LogSink"]
 
 
-def _broker_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 19092), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.kafka
-@pytest.mark.skipif(not _broker_up(), reason="no Kafka broker on 127.0.0.1:19092")
-def test_kafka_sink_publishes_json_keyed_by_model() -> None:
+def test_kafka_sink_publishes_json_keyed_by_model(kafka_bootstrap: str) -> None:
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
     topic = f"loglabel-drift-test-{uuid.uuid4().hex}"
-    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
         sink = KafkaSink(producer, topic)
         sink.emit(event("ctr"))
@@ -147,7 +136,7 @@ def test_kafka_sink_publishes_json_keyed_by_model() -> None:
         assert (sink.sent, sink.failed) == (2, 0)
         consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=BOOTSTRAP,
+            bootstrap_servers=kafka_bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             consumer_timeout_ms=10_000,
