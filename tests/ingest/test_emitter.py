@@ -210,7 +210,10 @@ def test_emitted_records_decode_with_the_default_field_map(fluentd: ForwardListe
         predictions.log("r1", {"price": 12.5}, 0.73, event_time=T0)
     with OutcomeLogger(sync(fluentd.port)) as outcomes:
         outcomes.log("r1", "purchase", 5.0, outcome_id="o1", event_time=T0 + 2)
-    (p_tag, p_stamp, p_rec), (o_tag, o_stamp, o_rec) = fluentd.take(2)
+    # two connections: the listener may see them in either order
+    (o_tag, o_stamp, o_rec), (p_tag, p_stamp, p_rec) = sorted(fluentd.take(2),
+                                                             key=lambda e: e[0])
+    assert (p_tag, o_tag) == ("ml.prediction", "ml.outcome")
 
     prediction = Decoder("prediction", FieldMap()).decode(
         fluentd_kafka_value(p_tag, p_stamp, p_rec))
