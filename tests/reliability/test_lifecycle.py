@@ -47,6 +47,8 @@ allowed_lateness_s = 1.0
 [output]
 path = "{config.output.path}"
 flush_interval_s = 3600.0
+[logging]
+status_interval_s = 0.5
 """)
     sent = send_traffic(config.kafka.client_options(),
                         TrafficSpec(count=2000, seed=3, spacing=0.01, window=2.0,
@@ -59,7 +61,10 @@ flush_interval_s = 3600.0
     while b'"partition.assigned"' not in (tmp_path / "worker.log").read_bytes():
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    time.sleep(4.0)  # consume everything; windows close (idle advancement is 30 s away)
+    total = sent["prediction"] + sent["outcome"]
+    while f'"messages":{total},'.encode() not in (tmp_path / "worker.log").read_bytes():
+        assert time.monotonic() < deadline + 60, "the worker did not read everything"
+        time.sleep(0.2)  # (idle advancement is 30 s away: windows close by event time)
     proc.send_signal(signum)
     assert proc.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()[-2000:]
     log.close()
