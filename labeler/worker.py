@@ -88,6 +88,7 @@ def join_rules(config: Config) -> JoinRules:
 
 
 DEAD_LETTER_LOGS = 10
+UNASSIGNED_GRACE_S = 60.0
 
 
 class _Partition:
@@ -175,7 +176,8 @@ class Worker:
         """Consume until ``stop()``, or ``until_idle`` seconds without input.
 
         Idleness counts from the last input, or from the first partition
-        assignment while nothing was read yet (group joins take seconds), and
+        assignment while nothing was read yet (group joins take seconds; without
+        any assignment it starts after UNASSIGNED_GRACE_S), and
         also from ``upstream_input_at()`` (monotonic), the last input of an
         ingest stage running beside this worker. With ``drain`` every pending
         window is closed before the final commit. Returns the counters.
@@ -230,7 +232,10 @@ class Worker:
                     self.drift.check_schema(self.counters)
                     last_schema_check = mono
                 if until_idle is not None:
-                    busy = max(last_input, self._assigned_at or started,
+                    # before any assignment the group is still forming: not idle yet
+                    # (bounded, so a wrong topic does not hang a backfill forever)
+                    assigned = self._assigned_at or started + UNASSIGNED_GRACE_S
+                    busy = max(last_input, assigned,
                                (upstream_input_at and upstream_input_at()) or 0.0)
                     if mono - busy >= until_idle:
                         log("worker.idle", seconds=round(mono - busy, 1))

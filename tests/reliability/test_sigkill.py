@@ -35,6 +35,7 @@ group_id = "{k.group_id}"
 group_instance_id = "worker-1"
 session_timeout_ms = 6000
 heartbeat_interval_ms = 1000
+max_poll_interval_ms = 10000
 max_poll_records = 300
 [topics]
 predictions = "{t.predictions}"
@@ -69,16 +70,22 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
     spec = TrafficSpec(count=count, seed=5, spacing=0.0005, click_rate=0.3, window=4.0,
                        early_tolerance=1.0, max_disorder=0.5, start=time.time())
     truth_path = tmp_path / "truth.csv"
-    rate = count * 1.3 / (kills * 1.6)  # spread the traffic over the kill loop
+    rate = count * 1.15 / (kills * 2.5)  # spread the traffic over the kill loop (~2.5 s a cycle)
     producer = threading.Thread(target=send_traffic, kwargs=dict(
         client_options=config.kafka.client_options(), spec=spec,
         prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
         rate=rate, partitions=4, truth=truth_path, labels=join_rules(config).labels))
     producer.start()
-    with open(tmp_path / "worker.log", "ab") as log:
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "ab") as log:
         for _ in range(kills):
+            assigned = log_path.read_bytes().count(b'"partition.assigned"')
             proc = _start(config_path, log)
-            time.sleep(rng.uniform(0.8, 2.4))
+            deadline = time.monotonic() + 30
+            while (log_path.read_bytes().count(b'"partition.assigned"') == assigned
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)  # kill while it works, not while it starts up
+            time.sleep(rng.uniform(0.0, 1.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         producer.join(timeout=300)
