@@ -92,6 +92,7 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
             break
         time.sleep(0.5)
     time.sleep(3.0)
+    killed_at = time.time()
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=30)
     producer.join(timeout=120)
@@ -100,7 +101,7 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
     owned_by_a = {e["partition"] for e in _events(logs[0], "partition.assigned")}
     assert owned_by_a and owned_by_a != {0, 1, 2, 3}, "both workers must have had partitions"
     taken_over = [e for e in _events(logs[1], "partition.assigned")
-                  if e["partition"] in owned_by_a]
+                  if e["partition"] in owned_by_a and e["ts"] > killed_at]
     assert taken_over and all(e["epoch"] > 0 for e in taken_over), \
         "the survivor resumes the killed worker's partitions from their checkpoints"
 
