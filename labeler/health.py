@@ -41,7 +41,7 @@ from labeler.errors import LabelerError
 
 if TYPE_CHECKING:  # types only: labeler.config may import this package's MetricsConfig
     from labeler.config import KafkaConfig
-    from labeler.worker import WorkerStatus
+    from labeler.status import WorkerStatus
 
 StatusSource = Callable[[], "WorkerStatus"]
 Clock = Callable[[], float]

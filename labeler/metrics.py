@@ -42,9 +42,10 @@ from labeler.config import METRICS_PORT, MetricsConfig
 from labeler.errors import ConfigError
 from labeler.health import BrokerView, HealthMonitor, StatusSource, Verdict, lags
 
-if TYPE_CHECKING:  # types only, so that labeler.config can import MetricsConfig from here
+if TYPE_CHECKING:  # types only: the worker imports nothing from here at run time
     from labeler.config import KafkaConfig
-    from labeler.worker import Worker, WorkerStatus
+    from labeler.status import WorkerStatus
+    from labeler.worker import Worker
 
 DEFAULT_PORT = METRICS_PORT
 """The metrics port (the one OpenTelemetry's Prometheus exporter uses by default)."""

@@ -14,7 +14,7 @@ import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -33,26 +33,8 @@ from labeler.labels import LabelSpec
 from labeler.logs import log
 from labeler.records import LabeledExample
 from labeler.shards import ShardEncoder, ShardFile, encode_corrections
+from labeler.status import PartitionStatus, WorkerStatus
 from labeler.storage import Storage
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionStatus:
-    pending: int
-    early_buffered: int
-    watermark: float  # epoch seconds; -inf before any input
-    watermark_lag_s: float  # wall clock minus watermark
-    offsets: dict[str, int]  # topic -> next offset to read
-    epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStatus:
-    counters: dict[str, int]
-    partitions: dict[int, PartitionStatus]
-    last_input_at: float | None  # monotonic seconds
-    running: bool
-    last_poll_at: float | None = None  # monotonic seconds: the loop is alive
 
 
 class DriftObserver(Protocol):

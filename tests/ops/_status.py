@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labeler.worker import PartitionStatus, WorkerStatus
+from labeler.status import PartitionStatus, WorkerStatus
 
 
 def part(offsets: dict[str, int] | None = None, pending: int = 0, early: int = 0,

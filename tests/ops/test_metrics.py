@@ -20,7 +20,7 @@ from labeler.metrics import (
     WorkerCollector,
     start_metrics_server,
 )
-from labeler.worker import WorkerStatus
+from labeler.status import WorkerStatus
 
 from ._status import part, status
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +15,10 @@ from kafka import KafkaConsumer, TopicPartition
 from labeler.produce import send_traffic
 from labeler.simulate import TrafficSpec
 
+from ._worker import start_worker, write_config
+
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -30,33 +28,13 @@ def test_signal_checkpoints_commits_and_exits_zero(kafka_config: Any, tmp_path: 
                                 "allowed_lateness_s": 1.0},
                           output={"flush_interval_s": 3600.0})  # only the signal flushes
     k, t = config.kafka, config.topics
-    path = tmp_path / "loglabel.toml"
-    path.write_text(f"""
-[kafka]
-bootstrap_servers = "{k.bootstrap_servers}"
-group_id = "{k.group_id}"
-[topics]
-predictions = "{t.predictions}"
-outcomes = "{t.outcomes}"
-dead_letter = "{t.dead_letter}"
-drift = "{t.drift}"
-[join]
-window_s = 2.0
-early_tolerance_s = 1.0
-allowed_lateness_s = 1.0
-[output]
-path = "{config.output.path}"
-flush_interval_s = 3600.0
-[logging]
-status_interval_s = 0.5
-""")
+    path = write_config(tmp_path / "loglabel.toml", config, logging={"status_interval_s": 0.5})
     sent = send_traffic(config.kafka.client_options(),
                         TrafficSpec(count=2000, seed=3, spacing=0.01, window=2.0,
                                     early_tolerance=1.0, max_disorder=0.5),
                         t.predictions, t.outcomes, partitions=2)
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "labeler.cli", "run", "--config", str(path)],
-                            cwd=ROOT, stdout=log, stderr=log, env=os.environ.copy())
+    proc = start_worker(path, log)
     deadline = time.monotonic() + 60
     while b'"partition.assigned"' not in (tmp_path / "worker.log").read_bytes():
         assert time.monotonic() < deadline

@@ -4,10 +4,7 @@ takes its partitions over from their checkpoints. The output still equals the or
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,35 +17,10 @@ from labeler.produce import send_traffic
 from labeler.simulate import TrafficSpec
 from labeler.worker import join_rules
 
+from ._worker import start_worker, write_config
+
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _config_text(config: Any) -> str:
-    k, t, j, o = config.kafka, config.topics, config.join, config.output
-    return f"""
-[kafka]
-bootstrap_servers = "{k.bootstrap_servers}"
-group_id = "{k.group_id}"
-session_timeout_ms = 6000
-heartbeat_interval_ms = 1000
-max_poll_records = 500
-[topics]
-predictions = "{t.predictions}"
-outcomes = "{t.outcomes}"
-dead_letter = "{t.dead_letter}"
-drift = "{t.drift}"
-[join]
-window_s = {j.window_s}
-early_tolerance_s = {j.early_tolerance_s}
-allowed_lateness_s = {j.allowed_lateness_s}
-[output]
-path = "{o.path}"
-flush_interval_s = 0.5
-[logging]
-status_interval_s = 60
-"""
 
 
 def _events(log: Path, name: str) -> list[dict[str, Any]]:
@@ -65,8 +37,8 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
                                                          tmp_path: Path) -> None:
     config = kafka_config(join={"window_s": 3.0, "early_tolerance_s": 1.0,
                                 "allowed_lateness_s": 1.0})
-    path = tmp_path / "loglabel.toml"
-    path.write_text(_config_text(config))
+    path = write_config(tmp_path / "loglabel.toml", config, kafka={"max_poll_records": 500},
+                        output={"flush_interval_s": 0.5}, logging={"status_interval_s": 60})
     spec = TrafficSpec(count=8000, seed=9, spacing=0.002, click_rate=0.3, window=3.0,
                        early_tolerance=1.0, max_disorder=0.5, start=time.time())
     truth_path = tmp_path / "truth.csv"
@@ -80,9 +52,7 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
     procs = []
     for log_path, extra in zip(logs, ([], ["--until-idle", "8", "--drain"]), strict=True):
         with open(log_path, "wb") as log:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "labeler.cli", "run", "--config", str(path), *extra],
-                cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+            procs.append(start_worker(path, log, *extra))
     a, b = procs
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until both own partitions and have committed

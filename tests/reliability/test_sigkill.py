@@ -4,11 +4,8 @@ and compare the final dataset with the oracle (the plain in-memory join of the s
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,51 +18,21 @@ from labeler.produce import send_traffic
 from labeler.simulate import TrafficSpec
 from labeler.worker import join_rules
 
+from ._worker import start_worker, write_config
+
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _write_config(config: Any, path: Path) -> None:
-    k, t, j, o = config.kafka, config.topics, config.join, config.output
-    path.write_text(f"""
-[kafka]
-bootstrap_servers = "{k.bootstrap_servers}"
-group_id = "{k.group_id}"
-group_instance_id = "worker-1"
-session_timeout_ms = 6000
-heartbeat_interval_ms = 1000
-max_poll_interval_ms = 10000
-max_poll_records = 300
-[topics]
-predictions = "{t.predictions}"
-outcomes = "{t.outcomes}"
-dead_letter = "{t.dead_letter}"
-drift = "{t.drift}"
-[join]
-window_s = {j.window_s}
-early_tolerance_s = {j.early_tolerance_s}
-allowed_lateness_s = {j.allowed_lateness_s}
-[output]
-path = "{o.path}"
-flush_interval_s = 0.2
-[logging]
-status_interval_s = 60
-""")
-
-
-def _start(config_path: Path, log: Any, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "labeler.cli", "run", "--config", str(config_path), *extra],
-        cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> None:
     config = kafka_config(join={"window_s": 4.0, "early_tolerance_s": 1.0,
                                 "allowed_lateness_s": 1.0})
-    config_path = tmp_path / "loglabel.toml"
-    _write_config(config, config_path)
+    config_path = write_config(
+        tmp_path / "loglabel.toml", config,
+        kafka={"group_instance_id": "worker-1", "max_poll_interval_ms": 10000,
+               "max_poll_records": 300},
+        output={"flush_interval_s": 0.2}, logging={"status_interval_s": 60})
     rng = random.Random(2024)
     spec = TrafficSpec(count=count, seed=5, spacing=0.0005, click_rate=0.3, window=4.0,
                        early_tolerance=1.0, max_disorder=0.5, start=time.time())
@@ -80,7 +47,7 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
     with open(log_path, "ab") as log:
         for _ in range(kills):
             assigned = log_path.read_bytes().count(b'"partition.assigned"')
-            proc = _start(config_path, log)
+            proc = start_worker(config_path, log)
             deadline = time.monotonic() + 30
             while (log_path.read_bytes().count(b'"partition.assigned"') == assigned
                    and time.monotonic() < deadline):
@@ -89,7 +56,7 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         producer.join(timeout=300)
-        final = _start(config_path, log, "--until-idle", "4", "--drain")
+        final = start_worker(config_path, log, "--until-idle", "4", "--drain")
         assert final.wait(timeout=300) == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
     truth = pd.read_csv(truth_path)
