@@ -5,7 +5,6 @@ into dead letters, Kafka I/O helpers and the emitter SDK. It imports nothing
 from the other loglabel packages.
 """
 
-from ingest import kafka_fix
 from ingest.decode import DEAD_LETTER_REASONS, Decoder
 from ingest.emitter import (
     EmitterConfig,
@@ -20,10 +19,6 @@ from ingest.mapping import FieldMap
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
 from ingest.schema import Schema, SchemaEnforcer
 from ingest.timeparse import parse_time
-
-# Before any client exists: kafka-python 3.0 drops a broker's last answer before
-# it closes the connection (see ingest/kafka_fix.py).
-kafka_fix.install()
 
 __all__ = [
     "DEAD_LETTER_REASONS",

@@ -1,4 +1,4 @@
-"""A fix for kafka-python 3.0's socket reader, applied when ``ingest`` is imported.
+"""A fix for kafka-python 3.0's socket reader, applied before loglabel builds a Kafka client.
 
 kafka-python 3.0 (``kafka.net.transport``) reads a socket until it would block.
 When the bytes it read are followed by the peer's close in the same pass, it

@@ -15,9 +15,13 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from ingest import kafka_fix
 from ingest.errors import IngestError
 from ingest.pii import RedactedValue
 from ingest.records import DeadLetter
+
+# Every loglabel module that builds a Kafka client imports this one (or calls it itself).
+kafka_fix.install()
 
 
 def ensure_topics(client_options: Mapping[str, Any], topics: Iterable[str], partitions: int,

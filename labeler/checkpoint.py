@@ -1,16 +1,27 @@
 """Checkpoints and the commit order: the one place where durability is decided.
 
 Per input partition the labeler keeps, beside the shards, a checkpoint with
-the next offsets to read from both topics, the whole pending join state, and
-the shard files of its epoch. ``commit`` runs the steps in this order:
+the next offsets to read from both topics, the join state, and the shard
+files of its epoch. The join state is in two parts: a small snapshot
+(watermarks, early outcomes, recently closed ids) in the checkpoint itself,
+and the pending predictions as **state segments**: each epoch's log of
+changes (arrivals, attached outcomes, closes; see ``labeler.join``), one
+immutable file per epoch. A checkpoint lists the segments a restore needs:
+from the oldest epoch with a prediction still pending up to its own. So a
+commit writes what changed, not every pending prediction again, and a
+segment is deleted once every prediction it brought in has closed.
+
+``commit`` runs the steps in this order:
 
 1. **Flush the producer** (dead letters, drift events): the caller's
    ``before`` hook, so every produced record the offsets cover is acked.
 2. **Stage** each new shard file under ``_staging/`` (fsynced, invisible to
-   readers: pyarrow, pandas, DuckDB and Spark skip ``_``-prefixed paths).
+   readers: pyarrow, pandas, DuckDB and Spark skip ``_``-prefixed paths),
+   and write the epoch's state segment (fsynced; unused until listed).
 3. **Write the checkpoint** atomically (temp, fsync, rename). This is the
    commit point: offsets, join state and the epoch's shard list change together.
-4. **Publish**: rename each staged file to its final name in the dataset.
+4. **Publish**: rename each staged file to its final name in the dataset,
+   then delete the segments the new checkpoint no longer lists.
 5. **Commit the offsets to Kafka** (the caller, afterwards). They are advisory:
    for lag monitoring, and for a restart that has no checkpoint.
 
@@ -20,16 +31,17 @@ If publishing fails after step 3, the epoch is committed all the same
 
 Recovery (``recover``) undoes a torn commit: staged files named by the
 checkpoint are published (a crash between 3 and 4), every other staged file of
-the partition is deleted (a crash before 3). Input after the checkpoint's
-offsets is then read again and produces its rows again, so each label is
-written exactly once. Shard names are deterministic (stream tag, partition,
+the partition is deleted (a crash before 3), and so is every segment the
+checkpoint does not list (written before a crash at 3, or left by one at 4).
+Input after the checkpoint's offsets is then read again and produces its rows
+again, so each label is written exactly once. Shard names are deterministic (stream tag, partition,
 first offset, epoch), so publishing twice writes the same name.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +54,7 @@ from labeler.storage import Storage
 
 CHECKPOINT_DIR = "_checkpoints"
 STAGING_DIR = "_staging"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pending predictions in state segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,7 @@ class Checkpoint:
     offsets: dict[str, int]  # topic -> next offset to read (last processed + 1)
     state: dict[str, Any]  # PartitionJoin.snapshot()
     shards: list[tuple[str, str]] = field(default_factory=list)  # (staged, final)
+    segments: list[int] = field(default_factory=list)  # epochs of the state segments kept
 
 
 def stream_tag(stream: str) -> str:
@@ -70,6 +83,10 @@ def shard_name(stream: str, partition: int, first_offset: int, epoch: int) -> st
 class PublishError(CheckpointError):
     """Publishing failed *after* the checkpoint was written: the epoch is committed
     (its rows must not be written again); ``recover`` finishes the publish."""
+
+    def __init__(self, message: str, checkpoint: Checkpoint) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
 
 
 class CheckpointStore:
@@ -87,6 +104,26 @@ class CheckpointStore:
     def _staging_dir(self, partition: int) -> str:
         return f"{self._staging}/p{partition:04d}"
 
+    def _segment_dir(self, partition: int) -> str:
+        return f"{self._dir}/p{partition:04d}.state"
+
+    def _segment_path(self, partition: int, epoch: int) -> str:
+        return f"{self._segment_dir(partition)}/{epoch:08d}.seg"
+
+    def segments(self, checkpoint: Checkpoint) -> Iterator[tuple[int, list[list[Any]]]]:
+        """The ``(epoch, log)`` state segments ``checkpoint`` lists, oldest first, read one
+        at a time (a restore never holds more than one in memory)."""
+        for epoch in checkpoint.segments:
+            path = self._segment_path(checkpoint.partition, epoch)
+            raw = self.storage.read(path)
+            if raw is None:
+                raise CheckpointError(f"state segment {path} that the checkpoint of partition "
+                                      f"{checkpoint.partition} lists is missing")
+            try:
+                yield epoch, msgpack.unpackb(raw, raw=False, strict_map_key=False)
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise CheckpointError(f"state segment {path} is corrupt: {exc}") from exc
+
     def load(self, partition: int) -> Checkpoint | None:
         raw = self.storage.read(self._checkpoint_path(partition))
         if raw is None:
@@ -103,7 +140,7 @@ class CheckpointStore:
         return Checkpoint(
             stream=doc["stream"], partition=doc["partition"], epoch=doc["epoch"],
             offsets=doc["offsets"], state=doc["state"],
-            shards=[(s, f) for s, f in doc["shards"]],
+            shards=[(s, f) for s, f in doc["shards"]], segments=list(doc["segments"]),
         )
 
     def recover(self, partition: int) -> Checkpoint | None:
@@ -119,6 +156,11 @@ class CheckpointStore:
         for name in self.storage.list(staging):
             if f"{staging}/{name}" not in named:
                 self.storage.delete(f"{staging}/{name}")
+        kept = set(checkpoint.segments) if checkpoint is not None else set()
+        segments = self._segment_dir(partition)
+        for name in self.storage.list(segments):
+            if not (name.endswith(".seg") and name[:-4].isdigit() and int(name[:-4]) in kept):
+                self.storage.delete(f"{segments}/{name}")
         temp_prefix = f".p{partition:04d}.ckpt."
         for name in self.storage.list(self._dir):
             if name.startswith(temp_prefix):  # a checkpoint write torn before its rename
@@ -133,8 +175,15 @@ class CheckpointStore:
         state: dict[str, Any],
         files: Sequence[ShardFile],
         before: Callable[[], None] | None = None,
+        log: list[list[Any]] | None = None,
+        segments: Sequence[int] = (),
+        keep_from: int = 0,
     ) -> Checkpoint:
-        """Make one epoch of one partition durable, in the order of the module docstring."""
+        """Make one epoch of one partition durable, in the order of the module docstring.
+
+        ``log`` is the epoch's change log, ``segments`` the epochs the previous
+        checkpoint kept, ``keep_from`` the oldest epoch a restore still needs.
+        """
         if before is not None:
             before()  # 1
         staged = []
@@ -142,14 +191,22 @@ class CheckpointStore:
             staging_path = f"{self._staging_dir(partition)}/{epoch:08d}-{i:04d}.parquet"
             self.storage.write(staging_path, shard.data)  # 2
             staged.append((staging_path, shard.path))
-        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged)
+        kept = [e for e in segments if e >= keep_from]
+        if log and epoch >= keep_from:
+            self.storage.write(self._segment_path(partition, epoch),
+                               msgpack.packb(log, use_bin_type=True))  # 2
+            kept.append(epoch)
+        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged, kept)
         self.storage.write_atomic(self._checkpoint_path(partition), _encode(checkpoint))  # 3
         try:
             for staging_path, final in staged:
                 self.storage.move(staging_path, final)  # 4
+            for old in set(segments) - set(kept):
+                self.storage.delete(self._segment_path(partition, old))  # 4
         except OSError as exc:
             raise PublishError(f"partition {partition} epoch {epoch} is committed but not "
-                               f"yet published ({exc}); recovery will publish it") from exc
+                               f"yet published ({exc}); recovery will publish it",
+                               checkpoint) from exc
         return checkpoint
 
 
@@ -163,6 +220,7 @@ def _encode(checkpoint: Checkpoint) -> bytes:
             "offsets": checkpoint.offsets,
             "state": checkpoint.state,
             "shards": checkpoint.shards,
+            "segments": checkpoint.segments,
         },
         use_bin_type=True,
     )

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     SecretStr,
@@ -142,6 +143,15 @@ class OutputConfig(_Section):
     max_rows: int = Field(200_000, ge=1)
 
 
+class StateConfig(_Section):
+    """Where pending predictions live while their windows are open."""
+
+    # bytes of pending predictions kept in memory per worker ("512MiB", "2GB" or a
+    # number); beyond it the oldest spill to SQLite files under spill_dir
+    memory_budget: ByteSize = ByteSize(1024**3)
+    spill_dir: str = ""  # "": a loglabel-spill directory in the system's temp directory
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     status_interval_s: float = Field(10.0, gt=0)
@@ -242,6 +252,7 @@ class Config(_Section):
     join: JoinConfig = JoinConfig()
     labels: tuple[LabelConfig, ...] = (LabelConfig(name="clicked"),)
     output: OutputConfig = OutputConfig()
+    state: StateConfig = StateConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     drift: DriftSettings = DriftSettings()

@@ -37,11 +37,14 @@ from kafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
+from ingest import kafka_fix
 from labeler.errors import LabelerError
 
 if TYPE_CHECKING:  # types only: labeler.config may import this package's MetricsConfig
     from labeler.config import KafkaConfig
     from labeler.status import WorkerStatus
+
+kafka_fix.install()  # before the first client: keep a broker's last answer (ingest/kafka_fix.py)
 
 StatusSource = Callable[[], "WorkerStatus"]
 Clock = Callable[[], float]

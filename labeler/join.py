@@ -30,13 +30,25 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ingest.records import Outcome, Prediction
 from labeler.labels import LabelSpec
+from labeler.pending import (
+    Pending,
+    PendingStore,
+    pack_outcome,
+    pack_prediction,
+    unpack_outcome,
+    unpack_prediction,
+)
 from labeler.records import LabeledExample
 from labeler.watermark import Watermark
+
+# The state log: what changed the pending predictions, in order (see ``take_log``).
+ADD, ATTACH, CLOSE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,72 +65,57 @@ class JoinRules:
     keep_late_outcomes: bool = False
 
 
-class _Pending:
-    __slots__ = ("prediction", "outcomes", "keys")
-
-    def __init__(self, prediction: Prediction) -> None:
-        self.prediction = prediction
-        self.outcomes: list[Outcome] = []
-        self.keys: set[Any] | None = None  # most predictions never see an outcome
-
-    def attach(self, outcome: Outcome) -> bool:
-        """Add ``outcome`` unless it was seen already; return whether it was new."""
-        key = outcome.dedupe_key
-        if self.keys is None:
-            self.keys = {key}
-        elif key in self.keys:
-            return False
-        else:
-            self.keys.add(key)
-        self.outcomes.append(outcome)
-        return True
-
-
 class PartitionJoin:
-    """Join state and watermark of one (co-)partition."""
+    """Join state and watermark of one (co-)partition.
 
-    def __init__(self, rules: JoinRules, counters: Counter[str] | None = None) -> None:
+    Every change to the pending predictions (arrival, attached outcome, close)
+    is also appended to ``log``: the checkpoint keeps those logs as state
+    segments instead of snapshotting every pending prediction each time
+    (``labeler.statelog``), and ``restore`` replays them.
+    """
+
+    def __init__(self, rules: JoinRules, counters: Counter[str] | None = None,
+                 store: PendingStore | None = None, epoch: int = 1) -> None:
         self.rules = rules
         self._no_outcome_labels = tuple(spec.empty_value() for spec in rules.labels)
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self.watermark = Watermark(rules.lateness, rules.idle_after)
-        self.pending: dict[str, _Pending] = {}
+        self.pending = store if store is not None else PendingStore()
         self.early: dict[str, list[Outcome]] = {}
         self.closed: dict[str, float] = {}  # join id -> prediction event time
         self.closed_keys: dict[str, set[Any]] = {}  # outcome keys of closed ids that had any
         self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
-        self._close_heap: list[tuple[float, str]] = []
         self._early_heap: list[tuple[float, str]] = []
         self._forget_heap: list[tuple[float, str]] = []
+        self.log: list[list[Any]] = []  # changes since the last checkpoint
+        self.epoch = epoch  # the checkpoint epoch that will hold ``log``
+        self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
 
     # -- input -------------------------------------------------------------------------
 
     def add_prediction(self, prediction: Prediction, wall: float) -> None:
         self.watermark.observe(0, prediction.event_time, wall)
         join_id = prediction.join_id
-        if join_id in self.pending or join_id in self.closed:
+        if join_id in self.closed or join_id in self.pending:
             self.counters["duplicate_predictions"] += 1
             return
         t = prediction.event_time
         close_at = t + self.rules.window + self.rules.grace
         if close_at < self.watermark.last_value:
             self.counters["late_predictions"] += 1
-        pending = _Pending(prediction)
-        self.pending[join_id] = pending
-        heapq.heappush(self._close_heap, (close_at, join_id))
+        pending = Pending(prediction, self.epoch)
+        self.log.append([ADD, pack_prediction(prediction)])
+        self._arrivals[self.epoch] += 1
         early = self.early.pop(join_id, None)
         if early:
             for outcome in early:
                 self._attach(pending, outcome)
+        self.pending.add(pending, close_at)
 
     def add_outcome(self, outcome: Outcome, wall: float) -> None:
         self.watermark.observe(1, outcome.event_time, wall)
         join_id = outcome.join_id
-        pending = self.pending.get(join_id)
-        if pending is not None:
-            self._attach(pending, outcome)
-            return
-        closed_time = self.closed.get(join_id)
+        closed_time = self.closed.get(join_id)  # a closed id is never pending too
         if closed_time is not None:
             keys = self.closed_keys.get(join_id)
             if keys is not None and outcome.dedupe_key in keys:
@@ -132,6 +129,10 @@ class PartitionJoin:
             else:
                 self.counters["outside_window"] += 1
             return
+        pending = self.pending.get(join_id)
+        if pending is not None:
+            self._attach(pending, outcome)
+            return
         self.early.setdefault(join_id, []).append(outcome)
         heapq.heappush(
             self._early_heap, (outcome.event_time + self.rules.early_tolerance, join_id)
@@ -140,11 +141,13 @@ class PartitionJoin:
     def _in_window(self, t: float, u: float) -> bool:
         return t - self.rules.early_tolerance <= u <= t + self.rules.window
 
-    def _attach(self, pending: _Pending, outcome: Outcome) -> None:
+    def _attach(self, pending: Pending, outcome: Outcome) -> None:
         if not self._in_window(pending.prediction.event_time, outcome.event_time):
             self.counters["outside_window"] += 1
         elif not pending.attach(outcome):
             self.counters["duplicate_outcomes"] += 1
+        else:
+            self.log.append([ATTACH, outcome.join_id, pack_outcome(outcome)])
 
     # -- time --------------------------------------------------------------------------
 
@@ -164,16 +167,17 @@ class PartitionJoin:
 
     def _advance_to(self, watermark: float) -> list[LabeledExample]:
         emitted: list[LabeledExample] = []
-        heap = self._close_heap
-        horizon = self.rules.dedupe_horizon
-        while heap and heap[0][0] < watermark:
-            close_at, join_id = heapq.heappop(heap)
-            pending = self.pending.pop(join_id)
+        horizon = self.rules.dedupe_horizon + self.rules.window + self.rules.grace
+        for pending in self.pending.pop_due(watermark):
             emitted.append(self._label(pending))
-            self.closed[join_id] = pending.prediction.event_time
+            join_id = pending.prediction.join_id
+            t = pending.prediction.event_time
+            self.closed[join_id] = t
             if pending.keys:
                 self.closed_keys[join_id] = pending.keys
-            heapq.heappush(self._forget_heap, (close_at + horizon, join_id))
+            heapq.heappush(self._forget_heap, (t + horizon, join_id))
+            self.log.append([CLOSE, join_id])
+            self._closed_arrival(pending.epoch)
         if emitted:
             self.counters["labeled"] += len(emitted)
             if self.rules.labels and self.rules.labels[0].agg == "any":
@@ -185,6 +189,13 @@ class PartitionJoin:
             self.closed.pop(join_id, None)
             self.closed_keys.pop(join_id, None)
         return emitted
+
+    def _closed_arrival(self, epoch: int) -> None:
+        left = self._arrivals[epoch] - 1
+        if left:
+            self._arrivals[epoch] = left
+        else:
+            del self._arrivals[epoch]
 
     def _expire_early(self, watermark: float) -> None:
         heap = self._early_heap
@@ -201,7 +212,7 @@ class PartitionJoin:
             else:
                 del self.early[join_id]
 
-    def _label(self, pending: _Pending) -> LabeledExample:
+    def _label(self, pending: Pending) -> LabeledExample:
         prediction = pending.prediction
         outcomes = pending.outcomes
         if not outcomes:
@@ -217,16 +228,25 @@ class PartitionJoin:
     def pending_count(self) -> int:
         return len(self.pending)
 
+    def oldest_needed_epoch(self) -> int:
+        """The oldest epoch whose state segment a restore still needs: the earliest with
+        a prediction still pending (``epoch`` when none is)."""
+        return min(self._arrivals, default=self.epoch)
+
+    def logged(self, epoch: int) -> None:
+        """The checkpoint of ``epoch`` holds ``log``: start the next one."""
+        self.log = []
+        self.epoch = epoch + 1
+
     def snapshot(self) -> dict[str, Any]:
-        """Plain data (msgpack-able) from which ``restore`` rebuilds this state exactly."""
+        """The state besides the pending predictions, as plain data (msgpack-able).
+
+        The pending predictions are in the logs; ``restore`` needs both.
+        """
         return {
             "marks": list(self.watermark.marks),
             "watermark": self.watermark.durable_value,
-            "pending": [
-                [_pack_prediction(p.prediction), [_pack_outcome(o) for o in p.outcomes]]
-                for p in self.pending.values()
-            ],
-            "early": [_pack_outcome(o) for outs in self.early.values() for o in outs],
+            "early": [pack_outcome(o) for outs in self.early.values() for o in outs],
             "closed": list(self.closed.items()),
             "closed_keys": [[k, [list(x) if isinstance(x, tuple) else x for x in v]]
                             for k, v in self.closed_keys.items()],
@@ -234,20 +254,32 @@ class PartitionJoin:
 
     @classmethod
     def restore(cls, rules: JoinRules, snap: dict[str, Any], wall: float,
-                counters: Counter[str] | None = None) -> PartitionJoin:
-        join = cls(rules, counters)
+                logs: Iterable[tuple[int, list[list[Any]]]] = (),
+                counters: Counter[str] | None = None, store: PendingStore | None = None,
+                epoch: int = 1) -> PartitionJoin:
+        """Rebuild the state of a checkpoint: ``snap`` and the ``(epoch, log)`` segments
+        it keeps, oldest first. ``epoch`` is the next epoch to log into."""
+        join = cls(rules, counters, store, epoch)
         join.watermark.restore(snap["marks"], snap["watermark"], wall)
         window_end = rules.window + rules.grace
-        for packed, outcomes in snap["pending"]:
-            pending = _Pending(_unpack_prediction(packed))
-            for packed_outcome in outcomes:
-                pending.attach(_unpack_outcome(packed_outcome))
-            join.pending[pending.prediction.join_id] = pending
-            join._close_heap.append((pending.prediction.event_time + window_end,
-                                     pending.prediction.join_id))
-        heapq.heapify(join._close_heap)
+        pending = join.pending
+        for logged_in, log in logs:
+            for change in log:
+                kind = change[0]
+                if kind == ADD:
+                    prediction = unpack_prediction(change[1])
+                    pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
+                    join._arrivals[logged_in] += 1
+                elif kind == ATTACH:
+                    found = pending.get(change[1])
+                    if found is not None:  # else it closed in a segment already dropped
+                        found.attach(unpack_outcome(change[2]))
+                else:
+                    gone = pending.discard(change[1])
+                    if gone is not None:
+                        join._closed_arrival(gone.epoch)
         for packed_outcome in snap["early"]:
-            outcome = _unpack_outcome(packed_outcome)
+            outcome = unpack_outcome(packed_outcome)
             join.early.setdefault(outcome.join_id, []).append(outcome)
             join._early_heap.append((outcome.event_time + rules.early_tolerance, outcome.join_id))
         heapq.heapify(join._early_heap)
@@ -258,20 +290,3 @@ class PartitionJoin:
             join._forget_heap.append((t + window_end + rules.dedupe_horizon, join_id))
         heapq.heapify(join._forget_heap)
         return join
-
-
-def _pack_prediction(p: Prediction) -> list[Any]:
-    return [p.join_id, p.event_time, p.model, p.model_version, dict(p.features),
-            dict(p.prediction)]
-
-
-def _unpack_prediction(v: list[Any]) -> Prediction:
-    return Prediction(v[0], v[1], v[2], v[3], v[4], v[5])
-
-
-def _pack_outcome(o: Outcome) -> list[Any]:
-    return [o.join_id, o.event_time, o.outcome_type, o.value, o.outcome_id]
-
-
-def _unpack_outcome(v: list[Any]) -> Outcome:
-    return Outcome(v[0], v[1], v[2], v[3], v[4])

@@ -40,6 +40,7 @@ class Storage:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            _fsync_dir(os.path.dirname(target))  # the new name survives a power cut too
             return
         self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         with self.fs.open_output_stream(target) as out:

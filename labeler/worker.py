@@ -26,11 +26,12 @@ from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
 from ingest.records import DeadLetter, Prediction, SourceRef
 from ingest.serde import CanonicalDecoder
-from labeler.checkpoint import CheckpointStore, PublishError, shard_name
+from labeler.checkpoint import Checkpoint, CheckpointStore, PublishError, shard_name, stream_tag
 from labeler.config import Config
 from labeler.join import JoinRules, PartitionJoin
 from labeler.labels import LabelSpec
 from labeler.logs import log
+from labeler.pending import PendingStore
 from labeler.records import LabeledExample
 from labeler.shards import ShardEncoder, ShardFile, encode_corrections
 from labeler.status import PartitionStatus, WorkerStatus
@@ -77,7 +78,7 @@ class _Partition:
     """Everything the worker holds for one assigned partition index."""
 
     __slots__ = ("index", "join", "rows", "emitted_at", "epoch", "offsets", "first_offset",
-                 "dirty")
+                 "dirty", "segments")
 
     def __init__(self, index: int, join: PartitionJoin, epoch: int, offsets: dict[str, int]):
         self.index = index
@@ -88,6 +89,7 @@ class _Partition:
         self.offsets = offsets  # topic -> next offset to read
         self.first_offset = 0
         self.dirty = False
+        self.segments: list[int] = []  # epochs of the state segments its checkpoint keeps
 
 
 class Worker:
@@ -232,6 +234,8 @@ class Worker:
             self.commit()
             self.log_status(time.monotonic() - started)
         finally:
+            for part in self.partitions.values():
+                part.join.pending.close()  # the spill files are scratch space
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=10)
             if self.drift is not None:
@@ -340,7 +344,7 @@ class Worker:
                 flushed = True
 
         for part in chosen:
-            if not part.dirty:
+            if not part.dirty and not part.join.log:
                 continue
             epoch = part.epoch + 1
             name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch)
@@ -351,13 +355,16 @@ class Worker:
             late = part.join.late_outcomes
             if late:
                 files.append(encode_corrections(late, name, self.config.output.compression))
+            join = part.join
             try:
-                self.checkpoints.commit(part.index, epoch, part.offsets, part.join.snapshot(),
-                                        files, before=flush_producer)
-            except PublishError:
-                self._committed(part, epoch, files)  # durable: never encode these rows again
+                checkpoint = self.checkpoints.commit(
+                    part.index, epoch, part.offsets, join.snapshot(), files,
+                    before=flush_producer, log=join.log, segments=part.segments,
+                    keep_from=join.oldest_needed_epoch())
+            except PublishError as exc:
+                self._committed(part, epoch, files, exc.checkpoint)  # never encode these again
                 raise
-            self._committed(part, epoch, files)
+            self._committed(part, epoch, files, checkpoint)
             for topic, offset in part.offsets.items():
                 kafka_offsets[TopicPartition(topic, part.index)] = OffsetAndMetadata(offset, "", -1)
         if kafka_offsets and to_kafka and self._consumer is not None:
@@ -367,8 +374,11 @@ class Worker:
                 log("kafka_commit_failed", logging.WARNING, error=str(exc))
         self._last_commit = time.monotonic()
 
-    def _committed(self, part: _Partition, epoch: int, files: list[ShardFile]) -> None:
+    def _committed(self, part: _Partition, epoch: int, files: list[ShardFile],
+                   checkpoint: Checkpoint) -> None:
         """Account for an epoch whose checkpoint is written, and start the next one."""
+        part.segments = checkpoint.segments
+        part.join.logged(epoch)
         self.counters["shards_written"] += len(files)
         self.counters["shard_bytes"] += sum(len(f.data) for f in files)
         self.counters["rows_written"] += len(part.rows)
@@ -391,38 +401,57 @@ class Worker:
         if self._consumer is None:
             raise RuntimeError("assign() is called by the consumer, inside run()")
         wall = time.time()
-        for index in sorted(indexes - set(self.partitions)):
+        new = sorted(indexes - set(self.partitions))
+        share = int(self.config.state.memory_budget) // max(len(self.partitions) + len(new), 1)
+        for index in new:
             checkpoint = self.checkpoints.recover(index)
             if checkpoint is None:
                 # No checkpoint: start where Kafka's committed offset (or the reset
                 # policy) says; offsets become known with the first message read.
-                join = PartitionJoin(self.rules, self.counters)
+                join = PartitionJoin(self.rules, self.counters, self._pending_store(index, share))
                 part = _Partition(index, join, 0, {})
             else:
-                join = PartitionJoin.restore(self.rules, checkpoint.state, wall, self.counters)
+                join = PartitionJoin.restore(
+                    self.rules, checkpoint.state, wall, self.checkpoints.segments(checkpoint),
+                    self.counters, self._pending_store(index, share), checkpoint.epoch + 1)
                 for topic, offset in checkpoint.offsets.items():
                     self._consumer.seek(TopicPartition(topic, index), offset)
                 part = _Partition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
+                part.segments = checkpoint.segments
             part.first_offset = part.offsets.get(self.topics[0], 0)
             self.partitions[index] = part
             self._assigned_at = time.monotonic()
             log("partition.assigned", partition=index, offsets=part.offsets,
-                pending=join.pending_count, epoch=part.epoch)
+                pending=join.pending_count, pending_on_disk=join.pending.on_disk,
+                epoch=part.epoch, restore_s=round(time.time() - wall, 3))
+        self._share_memory()
+
+    def _pending_store(self, index: int, share: int) -> PendingStore:
+        return PendingStore(share, self.config.state.spill_dir or None,
+                            name=f"{stream_tag(self.checkpoints.stream)}-p{index:04d}")
+
+    def _share_memory(self) -> None:
+        """Split ``state.memory_budget`` evenly between the partitions held now."""
+        share = int(self.config.state.memory_budget) // max(len(self.partitions), 1)
+        for part in self.partitions.values():
+            part.join.pending.memory_budget = share
 
     def revoke(self, indexes: set[int]) -> None:
         mine = sorted(indexes & set(self.partitions))
         if mine:
             self.commit(mine, to_kafka=False)
         for index in mine:
-            del self.partitions[index]
+            self.partitions.pop(index).join.pending.close()
             log("partition.revoked", partition=index)
+        self._share_memory()
 
     def lose(self, indexes: set[int]) -> None:
         """Partitions taken away after this member was evicted: another member may
         own them already, so their state is dropped without a checkpoint."""
         for index in sorted(indexes & set(self.partitions)):
-            del self.partitions[index]
+            self.partitions.pop(index).join.pending.close()
             log("partition.lost", logging.WARNING, partition=index)
+        self._share_memory()
 
     # -- status ------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ import socket
 import kafka.errors
 from kafka.net.transport import KafkaTCPTransport
 
-import ingest  # noqa: F401  (importing ingest applies the fix)
 from ingest import kafka_fix
+
+kafka_fix.install()  # as ingest.kafka_io and labeler.health do on import
 
 
 def reader_with_answer_then_close() -> tuple[KafkaTCPTransport, socket.socket]:

@@ -30,6 +30,12 @@ def rules(**overrides: object) -> JoinRules:
     return JoinRules(**base)  # type: ignore[arg-type]
 
 
+def reborn(join: PartitionJoin, rules: JoinRules | None = None) -> PartitionJoin:
+    """What a restart from a checkpoint taken now rebuilds: the snapshot plus the log."""
+    return PartitionJoin.restore(rules or join.rules, join.snapshot(), WALL,
+                                 [(join.epoch, join.log)])
+
+
 def labels_of(rows: list) -> dict[str, tuple]:
     return {r.prediction.join_id: r.labels for r in rows}
 
@@ -212,8 +218,7 @@ def test_snapshot_restore_gives_the_same_rows() -> None:
     for e in events:
         (a.add_prediction if isinstance(e, Prediction) else a.add_outcome)(e, WALL)  # type: ignore[operator]
     first = labels_of(a.advance(WALL))
-    snap = a.snapshot()
-    b = PartitionJoin.restore(r, snap, WALL)
+    b = reborn(a, r)
     tail = [pred("b", 100.5), click("c", 106.0), pred("y", 200.0)]
     for join in (a, b):
         for e in tail:
@@ -235,7 +240,7 @@ def test_a_drain_is_not_carried_into_the_next_run() -> None:
     j = PartitionJoin(rules())
     j.add_prediction(pred("a", 100.0), WALL)
     j.drain()
-    restored = PartitionJoin.restore(rules(), j.snapshot(), WALL)
+    restored = reborn(j, rules())
     assert math.isfinite(restored.watermark.last_value)
     restored.add_prediction(pred("b", 200.0), WALL)
     restored.add_outcome(click("c", 203.0), WALL)  # early, for a prediction still to come
@@ -255,7 +260,7 @@ def test_a_redelivered_outcome_after_the_close_is_a_duplicate_not_late() -> None
     assert j.counters["late_outcomes"] == 1
     assert j.late_outcomes == [(late, 100.0)]
     assert j.counters["duplicate_outcomes"] == 2
-    restored = PartitionJoin.restore(j.rules, j.snapshot(), WALL)
+    restored = reborn(j)
     restored.add_outcome(click("a", 103.0, outcome_id="o1"), WALL)
     assert restored.counters["duplicate_outcomes"] == 1 and restored.late_outcomes == []
 

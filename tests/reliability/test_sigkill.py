@@ -4,6 +4,7 @@ and compare the final dataset with the oracle (the plain in-memory join of the s
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import threading
@@ -32,7 +33,10 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
         tmp_path / "loglabel.toml", config,
         kafka={"group_instance_id": "worker-1", "max_poll_interval_ms": 10000,
                "max_poll_records": 300},
-        output={"flush_interval_s": 0.2}, logging={"status_interval_s": 60})
+        output={"flush_interval_s": 0.2}, logging={"status_interval_s": 60},
+        # a budget of a few dozen predictions per partition: most pending ones live on
+        # disk, so every restart rebuilds a spilled store from the state segments
+        state={"memory_budget": 192 * 1024, "spill_dir": str(tmp_path / "spill")})
     rng = random.Random(2024)
     spec = TrafficSpec(count=count, seed=5, spacing=0.0005, click_rate=0.3, window=4.0,
                        early_tolerance=1.0, max_disorder=0.5, start=time.time())
@@ -67,6 +71,9 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
     assert (merged.label_clicked_truth == merged.label_clicked_out).all()
     assert (merged.outcome_count_truth == merged.outcome_count_out).all()
     assert 0.05 < truth.label_clicked.mean() < 0.95
+    restored = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
+                if '"partition.assigned"' in line]
+    assert any(e["pending_on_disk"] > 0 for e in restored), "no restart had spilled state"
 
 
 def test_twenty_sigkills_leave_exactly_the_oracle(kafka_config: Any, tmp_path: Path) -> None:
