@@ -49,6 +49,7 @@ from urllib.parse import quote
 import msgpack
 
 from labeler.errors import CheckpointError
+from labeler.join import read_log
 from labeler.shards import ShardFile
 from labeler.storage import Storage
 
@@ -110,7 +111,7 @@ class CheckpointStore:
     def _segment_path(self, partition: int, epoch: int) -> str:
         return f"{self._segment_dir(partition)}/{epoch:08d}.seg"
 
-    def segments(self, checkpoint: Checkpoint) -> Iterator[tuple[int, list[list[Any]]]]:
+    def segments(self, checkpoint: Checkpoint) -> Iterator[tuple[int, Iterator[list[Any]]]]:
         """The ``(epoch, log)`` state segments ``checkpoint`` lists, oldest first, read one
         at a time (a restore never holds more than one in memory)."""
         for epoch in checkpoint.segments:
@@ -119,10 +120,7 @@ class CheckpointStore:
             if raw is None:
                 raise CheckpointError(f"state segment {path} that the checkpoint of partition "
                                       f"{checkpoint.partition} lists is missing")
-            try:
-                yield epoch, msgpack.unpackb(raw, raw=False, strict_map_key=False)
-            except (ValueError, msgpack.UnpackException) as exc:
-                raise CheckpointError(f"state segment {path} is corrupt: {exc}") from exc
+            yield epoch, _changes(raw, path)
 
     def load(self, partition: int) -> Checkpoint | None:
         raw = self.storage.read(self._checkpoint_path(partition))
@@ -175,7 +173,7 @@ class CheckpointStore:
         state: dict[str, Any],
         files: Sequence[ShardFile],
         before: Callable[[], None] | None = None,
-        log: list[list[Any]] | None = None,
+        log: Sequence[bytes] = (),
         segments: Sequence[int] = (),
         keep_from: int = 0,
     ) -> Checkpoint:
@@ -193,8 +191,7 @@ class CheckpointStore:
             staged.append((staging_path, shard.path))
         kept = [e for e in segments if e >= keep_from]
         if log and epoch >= keep_from:
-            self.storage.write(self._segment_path(partition, epoch),
-                               msgpack.packb(log, use_bin_type=True))  # 2
+            self.storage.write(self._segment_path(partition, epoch), b"".join(log))  # 2
             kept.append(epoch)
         checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged, kept)
         self.storage.write_atomic(self._checkpoint_path(partition), _encode(checkpoint))  # 3
@@ -224,3 +221,10 @@ def _encode(checkpoint: Checkpoint) -> bytes:
         },
         use_bin_type=True,
     )
+
+
+def _changes(raw: bytes, path: str) -> Iterator[list[Any]]:
+    try:
+        yield from read_log(raw)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise CheckpointError(f"state segment {path} is corrupt: {exc}") from exc

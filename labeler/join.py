@@ -30,9 +30,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import msgpack
 
 from ingest.records import Outcome, Prediction
 from labeler.labels import LabelSpec
@@ -87,7 +89,7 @@ class PartitionJoin:
         self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
         self._early_heap: list[tuple[float, str]] = []
         self._forget_heap: list[tuple[float, str]] = []
-        self.log: list[list[Any]] = []  # changes since the last checkpoint
+        self.log: list[bytes] = []  # changes since the last checkpoint, msgpack-encoded
         self.epoch = epoch  # the checkpoint epoch that will hold ``log``
         self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
 
@@ -104,7 +106,7 @@ class PartitionJoin:
         if close_at < self.watermark.last_value:
             self.counters["late_predictions"] += 1
         pending = Pending(prediction, self.epoch)
-        self.log.append([ADD, pack_prediction(prediction)])
+        self.log.append(_packb([ADD, pack_prediction(prediction)]))
         self._arrivals[self.epoch] += 1
         early = self.early.pop(join_id, None)
         if early:
@@ -147,7 +149,7 @@ class PartitionJoin:
         elif not pending.attach(outcome):
             self.counters["duplicate_outcomes"] += 1
         else:
-            self.log.append([ATTACH, outcome.join_id, pack_outcome(outcome)])
+            self.log.append(_packb([ATTACH, outcome.join_id, pack_outcome(outcome)]))
 
     # -- time --------------------------------------------------------------------------
 
@@ -176,7 +178,7 @@ class PartitionJoin:
             if pending.keys:
                 self.closed_keys[join_id] = pending.keys
             heapq.heappush(self._forget_heap, (t + horizon, join_id))
-            self.log.append([CLOSE, join_id])
+            self.log.append(_packb([CLOSE, join_id]))
             self._closed_arrival(pending.epoch)
         if emitted:
             self.counters["labeled"] += len(emitted)
@@ -254,7 +256,7 @@ class PartitionJoin:
 
     @classmethod
     def restore(cls, rules: JoinRules, snap: dict[str, Any], wall: float,
-                logs: Iterable[tuple[int, list[list[Any]]]] = (),
+                logs: Iterable[tuple[int, Iterable[list[Any]]]] = (),
                 counters: Counter[str] | None = None, store: PendingStore | None = None,
                 epoch: int = 1) -> PartitionJoin:
         """Rebuild the state of a checkpoint: ``snap`` and the ``(epoch, log)`` segments
@@ -290,3 +292,17 @@ class PartitionJoin:
             join._forget_heap.append((t + window_end + rules.dedupe_horizon, join_id))
         heapq.heapify(join._forget_heap)
         return join
+
+
+def _packb(change: list[Any]) -> bytes:
+    return msgpack.packb(change, use_bin_type=True)
+
+
+def read_log(data: bytes) -> Iterator[list[Any]]:
+    """The changes of a log (``b"".join(join.log)``, as a state segment holds it), in order."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
+    unpacker.feed(data)
+    yield from unpacker
+    if unpacker.tell() != len(data):
+        raise ValueError(f"the log ends in the middle of a change (byte {unpacker.tell()} "
+                         f"of {len(data)})")

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ingest.records import Outcome, Prediction
-from labeler.join import JoinRules, PartitionJoin
+from labeler.join import JoinRules, PartitionJoin, read_log
 from labeler.labels import LabelSpec
 
 WALL = 1_000_000.0  # a fixed wall clock: idleness never kicks in unless a test moves it
@@ -33,7 +33,7 @@ def rules(**overrides: object) -> JoinRules:
 def reborn(join: PartitionJoin, rules: JoinRules | None = None) -> PartitionJoin:
     """What a restart from a checkpoint taken now rebuilds: the snapshot plus the log."""
     return PartitionJoin.restore(rules or join.rules, join.snapshot(), WALL,
-                                 [(join.epoch, join.log)])
+                                 [(join.epoch, read_log(b"".join(join.log)))])
 
 
 def labels_of(rows: list) -> dict[str, tuple]:

@@ -197,3 +197,22 @@ def test_a_missing_segment_is_a_clear_error(tmp_path: Path) -> None:
     assert checkpoint is not None
     with pytest.raises(CheckpointError, match="00000001.seg.*is missing"):
         list(store.segments(checkpoint))
+
+
+def test_a_truncated_segment_is_a_clear_error(tmp_path: Path) -> None:
+    from labeler.errors import CheckpointError
+
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "p+o")
+    join = PartitionJoin(RULES)
+    join.add_prediction(pred("a", 100.0), WALL)
+    join.add_prediction(pred("b", 101.0), WALL)
+    commit(store, join, 1, [])
+    path = "_checkpoints/p%2Bo/p0000.state/00000001.seg"
+    raw = storage.read(path)
+    assert raw is not None
+    storage.write(path, raw[:-3])
+    checkpoint = store.load(0)
+    assert checkpoint is not None
+    with pytest.raises(CheckpointError, match="00000001.seg is corrupt.*middle of a change"):
+        PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint))
