@@ -140,10 +140,13 @@ def profile(dataset: str, output: str, prefix: str | None, model: str | None) ->
 
 def _register() -> None:
     from labeler.bench import bench_command
+    from labeler.bench_state import bench_state_command, phase_command
     from labeler.demo import demo_command
     from labeler.doctor import doctor_command
 
     cli.add_command(bench_command)
+    cli.add_command(bench_state_command)
+    cli.add_command(phase_command)
     cli.add_command(demo_command)
     cli.add_command(doctor_command)
 

@@ -159,6 +159,9 @@ class WorkerCollector(Collector):
             "pending": GaugeMetricFamily("loglabel_pending_predictions",
                                          "Predictions waiting for their window to close.",
                                          labels=["partition"]),
+            "on_disk": GaugeMetricFamily("loglabel_pending_predictions_on_disk",
+                                         "Pending predictions spilled beyond the memory "
+                                         "budget.", labels=["partition"]),
             "early": GaugeMetricFamily("loglabel_early_outcomes_buffered",
                                        "Outcomes waiting for their prediction.",
                                        labels=["partition"]),
@@ -176,6 +179,7 @@ class WorkerCollector(Collector):
         for index, part in sorted(status.partitions.items()):
             label = [str(index)]
             gauges["pending"].add_metric(label, float(part.pending))
+            gauges["on_disk"].add_metric(label, float(part.pending_on_disk))
             gauges["early"].add_metric(label, float(part.early_buffered))
             gauges["epoch"].add_metric(label, float(part.epoch))
             if math.isfinite(part.watermark):

@@ -34,6 +34,7 @@ from ingest.records import Outcome, Prediction
 SPILL_FRACTION = 0.1  # of the budget's predictions moved to disk at once, in one transaction
 SIZE_SAMPLE_EVERY = 997  # predictions between two size samples
 CACHE_KIB = 16 * 1024  # SQLite's page cache per store
+SHARED_REFS = 4  # a string with more references than its dict's and ours is shared
 
 
 class Pending:
@@ -78,14 +79,21 @@ def unpack_outcome(v: list[Any]) -> Outcome:
 
 
 def resident_size(pending: Pending) -> int:
-    """Bytes the Python objects of one pending prediction take, roughly (keys of the
-    feature dicts are shared between records and not counted)."""
+    """Bytes the Python objects of one pending prediction take, roughly.
+
+    A key of the feature dicts counts unless other objects hold it too (the
+    JSON decoder shares the key strings it has seen between records).
+    """
     p = pending.prediction
     size = sys.getsizeof(pending) + sys.getsizeof(p) + sys.getsizeof(p.join_id)
     for values in (p.features, p.prediction):
-        size += sys.getsizeof(values) + sum(sys.getsizeof(v) for v in values.values())
+        size += sys.getsizeof(values)
+        for key, value in values.items():
+            size += sys.getsizeof(value)
+            if sys.getrefcount(key) <= SHARED_REFS:
+                size += sys.getsizeof(key)
     size += sys.getsizeof(pending.outcomes) + 120 * len(pending.outcomes)
-    return size + 150  # its dict slot and close-heap entry
+    return size + 400  # its dict slot, close-heap entry and allocator overhead (measured)
 
 
 class PendingStore:

@@ -13,6 +13,7 @@ class PartitionStatus:
     watermark_lag_s: float  # wall clock minus watermark
     offsets: dict[str, int]  # topic -> next offset to read
     epoch: int
+    pending_on_disk: int = 0  # of ``pending``, those spilled beyond the memory budget
 
 
 @dataclass(frozen=True, slots=True)

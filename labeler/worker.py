@@ -468,6 +468,7 @@ class Worker:
                     watermark_lag_s=wall - p.join.watermark.last_value,
                     offsets=dict(p.offsets),
                     epoch=p.epoch,
+                    pending_on_disk=p.join.pending.on_disk,
                 )
                 for p in list(self.partitions.values())
             },
@@ -492,6 +493,7 @@ class Worker:
             duplicate_outcomes=c["duplicate_outcomes"],
             dead_letters=sum(v for k, v in c.items() if ".dead_letter." in k),
             pending=sum(p.pending for p in status.partitions.values()),
+            pending_on_disk=sum(p.pending_on_disk for p in status.partitions.values()),
             watermark_lag_s={
                 i: round(p.watermark_lag_s, 1)
                 for i, p in status.partitions.items() if math.isfinite(p.watermark_lag_s)

@@ -7,9 +7,10 @@ from labeler.status import PartitionStatus, WorkerStatus
 
 def part(offsets: dict[str, int] | None = None, pending: int = 0, early: int = 0,
          watermark: float = float("-inf"), lag: float = float("inf"),
-         epoch: int = 0) -> PartitionStatus:
+         epoch: int = 0, on_disk: int = 0) -> PartitionStatus:
     return PartitionStatus(pending=pending, early_buffered=early, watermark=watermark,
-                           watermark_lag_s=lag, offsets=dict(offsets or {}), epoch=epoch)
+                           watermark_lag_s=lag, offsets=dict(offsets or {}), epoch=epoch,
+                           pending_on_disk=on_disk)
 
 
 def status(partitions: dict[int, PartitionStatus] | None = None,

@@ -77,11 +77,12 @@ def test_every_known_counter_is_exported_even_before_it_moves() -> None:
 def test_partition_gauges_follow_the_snapshot() -> None:
     got = collect(status({
         3: part({"p": 17, "o": 5}, pending=12, early=2, watermark=1_700_000_000.0, lag=4.5,
-                epoch=9),
+                epoch=9, on_disk=7),
         1: part({}, pending=0),
     }))
     assert got[("loglabel_assigned_partitions", ())] == 2
     assert got[("loglabel_pending_predictions", (("partition", "3"),))] == 12
+    assert got[("loglabel_pending_predictions_on_disk", (("partition", "3"),))] == 7
     assert got[("loglabel_early_outcomes_buffered", (("partition", "3"),))] == 2
     assert got[("loglabel_watermark_seconds", (("partition", "3"),))] == 1_700_000_000.0
     assert got[("loglabel_watermark_lag_seconds", (("partition", "3"),))] == 4.5
