@@ -141,6 +141,8 @@ class OutputConfig(_Section):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     flush_interval_s: float = Field(10.0, gt=0)
     max_rows: int = Field(200_000, ge=1)
+    max_bytes: ByteSize = ByteSize(128 * 1024**2)
+    max_span_s: float = Field(3600.0, gt=0)
 
 
 class StateConfig(_Section):

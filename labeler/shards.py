@@ -9,6 +9,13 @@ date and hour are the prediction's event time in UTC. Names are deterministic:
 a tag of the input stream, the input partition, the first input offset the
 shard covers and the checkpoint epoch, so a replay writes the same name again
 instead of a duplicate. Columns are described in the README ("Output schema").
+
+**Rotation.** One epoch's rows of one hour become several files when they
+would pass ``Rotation``'s limits: ``max_rows`` rows, ``max_span_s`` seconds
+between the first and last prediction time in a file, or ``max_bytes`` (an
+estimate from the bytes per row of the files written so far). Rows are
+sorted by prediction time (then id) and cut in that order; the second file
+of an epoch is named ``...-<epoch>-001``, and so on.
 """
 
 from __future__ import annotations
@@ -144,13 +151,29 @@ def encode_corrections(late: Sequence[tuple[Outcome, float]], name: str,
     return ShardFile(f"{CORRECTIONS_DIR}/{name}.parquet", sink.getvalue().to_pybytes(), len(late))
 
 
-class ShardEncoder:
-    """Turns a batch of labeled examples into Parquet files, one per (model, date, hour)."""
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """When a shard file is full (see the module docstring)."""
 
-    def __init__(self, labels: Sequence[LabelSpec], compression: str = "zstd") -> None:
+    max_rows: int = 200_000
+    max_bytes: int = 128 * 1024 * 1024
+    max_span_s: float = 3600.0
+
+
+FIRST_ROW_BYTES = 256.0  # bytes per row assumed before the first file is written
+
+
+class ShardEncoder:
+    """Turns a batch of labeled examples into Parquet files: per (model, date, hour),
+    cut further by ``rotation``."""
+
+    def __init__(self, labels: Sequence[LabelSpec], compression: str = "zstd",
+                 rotation: Rotation | None = None) -> None:
         self.labels = tuple(labels)
         self.compression = compression
+        self.rotation = rotation or Rotation()
         self.types = ColumnTypes()
+        self.row_bytes = FIRST_ROW_BYTES  # running estimate of encoded bytes per row
 
     def encode(self, rows: Iterable[LabeledExample], name: str) -> list[ShardFile]:
         groups: dict[tuple[str, str, str], list[LabeledExample]] = defaultdict(list)
@@ -160,16 +183,40 @@ class ShardEncoder:
             groups[(row.prediction.model, day, f"{t.tm_hour:02d}")].append(row)
         files = []
         for (model, day, hour), group in sorted(groups.items()):
-            table = self.table(model, group)
-            sink = pa.BufferOutputStream()
-            # dictionary encoding pays off for strings, not for unique float features
-            dictionary = [f.name for f in table.schema
-                          if pa.types.is_string(f.type) or pa.types.is_boolean(f.type)]
-            pq.write_table(table, sink, compression=self.compression,
-                           use_dictionary=dictionary)
-            path = f"model={quote(model, safe='')}/date={day}/hour={hour}/{name}.parquet"
-            files.append(ShardFile(path, sink.getvalue().to_pybytes(), len(group)))
+            group.sort(key=lambda r: (r.prediction.event_time, r.prediction.join_id))
+            for k, chunk in enumerate(self._cut(group)):
+                table = self.table(model, chunk)
+                sink = pa.BufferOutputStream()
+                # dictionary encoding pays off for strings, not for unique float features
+                dictionary = [f.name for f in table.schema
+                              if pa.types.is_string(f.type) or pa.types.is_boolean(f.type)]
+                pq.write_table(table, sink, compression=self.compression,
+                               use_dictionary=dictionary)
+                data = sink.getvalue().to_pybytes()
+                self.row_bytes = 0.7 * self.row_bytes + 0.3 * len(data) / len(chunk)
+                file_name = f"{name}-{k:03d}" if k else name
+                path = f"model={quote(model, safe='')}/date={day}/hour={hour}/{file_name}.parquet"
+                files.append(ShardFile(path, data, len(chunk)))
         return files
+
+    def _cut(self, rows: list[LabeledExample]) -> list[list[LabeledExample]]:
+        """Rows (sorted by prediction time) cut into files within the rotation limits."""
+        limits = self.rotation
+        max_rows = max(1, min(limits.max_rows, int(limits.max_bytes // max(self.row_bytes, 1))))
+        chunks: list[list[LabeledExample]] = []
+        chunk: list[LabeledExample] = []
+        first = 0.0
+        for row in rows:
+            t = row.prediction.event_time
+            if chunk and (len(chunk) >= max_rows or t - first > limits.max_span_s):
+                chunks.append(chunk)
+                chunk = []
+            if not chunk:
+                first = t
+            chunk.append(row)
+        if chunk:
+            chunks.append(chunk)
+        return chunks
 
     def table(self, model: str, rows: Sequence[LabeledExample]) -> pa.Table:
         """The Arrow table of one model's rows (column order: ids, features, predictions,

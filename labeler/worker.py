@@ -33,7 +33,7 @@ from labeler.labels import LabelSpec
 from labeler.logs import log
 from labeler.pending import PendingStore
 from labeler.records import LabeledExample
-from labeler.shards import ShardEncoder, ShardFile, encode_corrections
+from labeler.shards import Rotation, ShardEncoder, ShardFile, encode_corrections
 from labeler.status import PartitionStatus, WorkerStatus
 from labeler.storage import Storage
 
@@ -124,7 +124,9 @@ class Worker:
                                          pii=self.pii),
             }
         self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
-        self.encoder = ShardEncoder(self.rules.labels, config.output.compression)
+        out = config.output
+        self.encoder = ShardEncoder(self.rules.labels, out.compression,
+                                    Rotation(out.max_rows, int(out.max_bytes), out.max_span_s))
         self.drift = drift
         self.on_rows = on_rows
         self.partitions: dict[int, _Partition] = {}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from ingest.records import Prediction
 from labeler.labels import LabelSpec
 from labeler.records import LabeledExample
-from labeler.shards import ShardEncoder
+from labeler.shards import Rotation, ShardEncoder
 
 
 def example(join_id: str, t: float, features: dict, model: str = "m") -> LabeledExample:
@@ -81,3 +81,41 @@ def test_a_value_of_another_kind_is_converted_or_counted_never_a_crash() -> None
 def test_zstd_compression() -> None:
     (f,) = ShardEncoder((LabelSpec("clicked"),)).encode([example("a", 0.0, {"x": 1.0})], "s")
     assert pq.ParquetFile(io.BytesIO(f.data)).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_rotation_by_rows_cuts_in_prediction_time_order() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),), rotation=Rotation(max_rows=4))
+    rows = [example(f"r{i}", 1718000000.0 + (9 - i), {"x": float(i)}) for i in range(10)]
+    files = enc.encode(rows, "part-x")
+    assert [f.path.rsplit("/", 1)[1] for f in files] == [
+        "part-x.parquet", "part-x-001.parquet", "part-x-002.parquet"]
+    assert [f.rows for f in files] == [4, 4, 2]
+    ids = [read(f.data).column("prediction_id").to_pylist() for f in files]
+    assert ids == [["r9", "r8", "r7", "r6"], ["r5", "r4", "r3", "r2"], ["r1", "r0"]]
+
+
+def test_rotation_by_event_time_span() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),), rotation=Rotation(max_span_s=60.0))
+    base = 1718000000.0  # 06:13:20, so everything stays within hour 06
+    rows = [example(f"r{i}", base + 25.0 * i, {"x": 1.0}) for i in range(8)]  # 175 s
+    files = enc.encode(rows, "p")
+    spans = []
+    for f in files:
+        times = read(f.data).column("event_time").to_pylist()
+        spans.append((times[-1] - times[0]).total_seconds())
+    assert [f.rows for f in files] == [3, 3, 2] and max(spans) <= 60.0
+
+
+def test_rotation_by_bytes_uses_what_earlier_files_weighed() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),))
+    rows = [example(f"r{i:05d}", 1718000000.0 + i * 0.01, {"x": float(i), "s": f"v{i}"})
+            for i in range(2000)]
+    (first,) = enc.encode(rows, "a")  # no limit hit: one file, and the bytes per row learnt
+    per_row = len(first.data) / first.rows
+    small = ShardEncoder((LabelSpec("clicked"),),
+                         rotation=Rotation(max_bytes=int(per_row * 500)))
+    small.row_bytes = enc.row_bytes
+    files = small.encode(rows, "b")
+    assert len(files) >= 3
+    assert sum(f.rows for f in files) == 2000
+    assert all(len(f.data) <= per_row * 500 * 1.5 for f in files)
