@@ -78,7 +78,7 @@ def fill(workdir: Path, count: int, budget: int | None, commit_every: int,
     store = PendingStore(budget, workdir / "spill", name="bench")
     join = PartitionJoin(rules(), store=store)
     checkpoints = CheckpointStore(Storage(str(workdir / "out")), STREAM)
-    segments: list[int] = []
+    segments: list[tuple[int, str]] = []
     epoch = 0
     started = time.perf_counter()
     commit_s = 0.0

@@ -29,6 +29,16 @@ If publishing fails after step 3, the epoch is committed all the same
 (``PublishError``): its rows are never encoded again, and the next
 ``recover`` publishes the staged files.
 
+**Fencing.** Each worker process writes as its own ``owner`` (a random id).
+Before the commit point it reads the partition's checkpoint back: if another
+owner has checkpointed since the epoch this worker restored or last wrote,
+the partition was taken over (this worker is a zombie: evicted from the
+group and not told yet), and ``commit`` raises ``Fenced`` without writing.
+Staged files and segments carry the owner in their names, so two owners
+never overwrite each other's files. Without a compare-and-swap on the
+filesystem a window remains between the check and the rename; it is as
+short as one read.
+
 Recovery (``recover``) undoes a torn commit: staged files named by the
 checkpoint are published (a crash between 3 and 4), every other staged file of
 the partition is deleted (a crash before 3), and so is every segment the
@@ -41,6 +51,7 @@ first offset, epoch), so publishing twice writes the same name.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +79,8 @@ class Checkpoint:
     offsets: dict[str, int]  # topic -> next offset to read (last processed + 1)
     state: dict[str, Any]  # PartitionJoin.snapshot()
     shards: list[tuple[str, str]] = field(default_factory=list)  # (staged, final)
-    segments: list[int] = field(default_factory=list)  # epochs of the state segments kept
+    segments: list[tuple[int, str]] = field(default_factory=list)  # (epoch, owner), kept
+    owner: str = ""  # the worker process that wrote it
 
 
 def stream_tag(stream: str) -> str:
@@ -79,6 +91,10 @@ def stream_tag(stream: str) -> str:
 
 def shard_name(stream: str, partition: int, first_offset: int, epoch: int) -> str:
     return f"part-{stream_tag(stream)}-{partition:04d}-{first_offset:012d}-{epoch:08d}"
+
+
+class Fenced(CheckpointError):
+    """Another worker checkpointed the partition after this one last did: it owns it now."""
 
 
 class PublishError(CheckpointError):
@@ -93,9 +109,10 @@ class PublishError(CheckpointError):
 class CheckpointStore:
     """Checkpoints of one stream (a pair of prediction and outcome topics)."""
 
-    def __init__(self, storage: Storage, stream: str) -> None:
+    def __init__(self, storage: Storage, stream: str, owner: str | None = None) -> None:
         self.storage = storage
         self.stream = stream
+        self.owner = owner or uuid.uuid4().hex[:12]
         self._dir = f"{CHECKPOINT_DIR}/{quote(stream, safe='')}"
         self._staging = f"{STAGING_DIR}/{quote(stream, safe='')}"
 
@@ -108,14 +125,14 @@ class CheckpointStore:
     def _segment_dir(self, partition: int) -> str:
         return f"{self._dir}/p{partition:04d}.state"
 
-    def _segment_path(self, partition: int, epoch: int) -> str:
-        return f"{self._segment_dir(partition)}/{epoch:08d}.seg"
+    def _segment_path(self, partition: int, epoch: int, owner: str) -> str:
+        return f"{self._segment_dir(partition)}/{_segment_name(epoch, owner)}"
 
     def segments(self, checkpoint: Checkpoint) -> Iterator[tuple[int, Iterator[list[Any]]]]:
         """The ``(epoch, log)`` state segments ``checkpoint`` lists, oldest first, read one
         at a time (a restore never holds more than one in memory)."""
-        for epoch in checkpoint.segments:
-            path = self._segment_path(checkpoint.partition, epoch)
+        for epoch, owner in checkpoint.segments:
+            path = self._segment_path(checkpoint.partition, epoch, owner)
             raw = self.storage.read(path)
             if raw is None:
                 raise CheckpointError(f"state segment {path} that the checkpoint of partition "
@@ -138,7 +155,8 @@ class CheckpointStore:
         return Checkpoint(
             stream=doc["stream"], partition=doc["partition"], epoch=doc["epoch"],
             offsets=doc["offsets"], state=doc["state"],
-            shards=[(s, f) for s, f in doc["shards"]], segments=list(doc["segments"]),
+            shards=[(s, f) for s, f in doc["shards"]],
+            segments=[(e, o) for e, o in doc["segments"]], owner=doc["owner"],
         )
 
     def recover(self, partition: int) -> Checkpoint | None:
@@ -154,10 +172,10 @@ class CheckpointStore:
         for name in self.storage.list(staging):
             if f"{staging}/{name}" not in named:
                 self.storage.delete(f"{staging}/{name}")
-        kept = set(checkpoint.segments) if checkpoint is not None else set()
+        kept = {_segment_name(*s) for s in checkpoint.segments} if checkpoint else set()
         segments = self._segment_dir(partition)
         for name in self.storage.list(segments):
-            if not (name.endswith(".seg") and name[:-4].isdigit() and int(name[:-4]) in kept):
+            if name not in kept:
                 self.storage.delete(f"{segments}/{name}")
         temp_prefix = f".p{partition:04d}.ckpt."
         for name in self.storage.list(self._dir):
@@ -174,37 +192,57 @@ class CheckpointStore:
         files: Sequence[ShardFile],
         before: Callable[[], None] | None = None,
         log: Sequence[bytes] = (),
-        segments: Sequence[int] = (),
+        segments: Sequence[tuple[int, str]] = (),
         keep_from: int = 0,
+        previous_epoch: int | None = None,
     ) -> Checkpoint:
         """Make one epoch of one partition durable, in the order of the module docstring.
 
-        ``log`` is the epoch's change log, ``segments`` the epochs the previous
+        ``log`` is the epoch's change log, ``segments`` the ones the previous
         checkpoint kept, ``keep_from`` the oldest epoch a restore still needs.
+        With ``previous_epoch`` (the epoch this worker restored or last wrote),
+        raises ``Fenced`` if the stored checkpoint is no longer that one.
         """
         if before is not None:
             before()  # 1
         staged = []
         for i, shard in enumerate(files):
-            staging_path = f"{self._staging_dir(partition)}/{epoch:08d}-{i:04d}.parquet"
+            staging_path = (f"{self._staging_dir(partition)}/"
+                            f"{epoch:08d}-{self.owner}-{i:04d}.parquet")
             self.storage.write(staging_path, shard.data)  # 2
             staged.append((staging_path, shard.path))
-        kept = [e for e in segments if e >= keep_from]
+        kept = [s for s in segments if s[0] >= keep_from]
         if log and epoch >= keep_from:
-            self.storage.write(self._segment_path(partition, epoch), b"".join(log))  # 2
-            kept.append(epoch)
-        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged, kept)
+            self.storage.write(self._segment_path(partition, epoch, self.owner),
+                               b"".join(log))  # 2
+            kept.append((epoch, self.owner))
+        if previous_epoch is not None:
+            self._check_owner(partition, previous_epoch)
+        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged, kept,
+                                self.owner)
         self.storage.write_atomic(self._checkpoint_path(partition), _encode(checkpoint))  # 3
         try:
             for staging_path, final in staged:
                 self.storage.move(staging_path, final)  # 4
             for old in set(segments) - set(kept):
-                self.storage.delete(self._segment_path(partition, old))  # 4
+                self.storage.delete(self._segment_path(partition, *old))  # 4
         except OSError as exc:
             raise PublishError(f"partition {partition} epoch {epoch} is committed but not "
                                f"yet published ({exc}); recovery will publish it",
                                checkpoint) from exc
         return checkpoint
+
+    def _check_owner(self, partition: int, previous_epoch: int) -> None:
+        current = self.load(partition)
+        epoch = current.epoch if current is not None else 0
+        if epoch != previous_epoch:
+            who = current.owner if current is not None else "nobody"
+            raise Fenced(f"partition {partition} was checkpointed at epoch {epoch} by {who} "
+                         f"since this worker's epoch {previous_epoch}: another worker owns it")
+
+
+def _segment_name(epoch: int, owner: str) -> str:
+    return f"{epoch:08d}-{owner}.seg"
 
 
 def _encode(checkpoint: Checkpoint) -> bytes:
@@ -218,6 +256,7 @@ def _encode(checkpoint: Checkpoint) -> bytes:
             "state": checkpoint.state,
             "shards": checkpoint.shards,
             "segments": checkpoint.segments,
+            "owner": checkpoint.owner,
         },
         use_bin_type=True,
     )

@@ -26,7 +26,14 @@ from ingest.decode import Decoder
 from ingest.kafka_io import DeadLetterSink
 from ingest.records import DeadLetter, Prediction, SourceRef
 from ingest.serde import CanonicalDecoder
-from labeler.checkpoint import Checkpoint, CheckpointStore, PublishError, shard_name, stream_tag
+from labeler.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    Fenced,
+    PublishError,
+    shard_name,
+    stream_tag,
+)
 from labeler.config import Config
 from labeler.join import JoinRules, PartitionJoin
 from labeler.labels import LabelSpec
@@ -89,7 +96,7 @@ class _Partition:
         self.offsets = offsets  # topic -> next offset to read
         self.first_offset = 0
         self.dirty = False
-        self.segments: list[int] = []  # epochs of the state segments its checkpoint keeps
+        self.segments: list[tuple[int, str]] = []  # state segments its checkpoint keeps
 
 
 class Worker:
@@ -362,7 +369,10 @@ class Worker:
                 checkpoint = self.checkpoints.commit(
                     part.index, epoch, part.offsets, join.snapshot(), files,
                     before=flush_producer, log=join.log, segments=part.segments,
-                    keep_from=join.oldest_needed_epoch())
+                    keep_from=join.oldest_needed_epoch(), previous_epoch=part.epoch)
+            except Fenced as exc:
+                self._fenced(part, exc)
+                continue
             except PublishError as exc:
                 self._committed(part, epoch, files, exc.checkpoint)  # never encode these again
                 raise
@@ -445,6 +455,17 @@ class Worker:
         for index in mine:
             self.partitions.pop(index).join.pending.close()
             log("partition.revoked", partition=index)
+        self._share_memory()
+
+    def _fenced(self, part: _Partition, reason: Fenced) -> None:
+        """Another worker took ``part`` over while this one was cut off from the group:
+        drop it unwritten, and stop fetching it until the group reassigns it."""
+        self.partitions.pop(part.index, None)
+        part.join.pending.close()
+        self.counters["partitions_fenced"] += 1
+        if self._consumer is not None:
+            self._consumer.pause(*(TopicPartition(t, part.index) for t in self.topics))
+        log("partition.fenced", logging.WARNING, partition=part.index, reason=str(reason))
         self._share_memory()
 
     def lose(self, indexes: set[int]) -> None:

@@ -125,3 +125,29 @@ def test_a_failed_publish_still_commits_the_epoch_and_recovery_finishes_it(
     checkpoint = store.recover(0)
     assert checkpoint is not None and checkpoint.epoch == 1
     assert len(pd.read_parquet(tmp_path)) == 3
+
+
+def test_a_zombie_is_fenced_and_the_new_owner_files_stay_intact(tmp_path: Path) -> None:
+    from labeler.checkpoint import Fenced
+
+    storage = Storage(str(tmp_path))
+    encoder = ShardEncoder((LabelSpec("clicked"),))
+    zombie = CheckpointStore(storage, "p+o", owner="zombie")
+    zombie.commit(0, 1, {"p": 5}, {}, encoder.encode(rows(5), shard_name("p+o", 0, 0, 1)),
+                  log=[b"\x91\x00"], previous_epoch=0)
+    # the group moves partition 0 to a new owner, which restores epoch 1 and goes on
+    heir = CheckpointStore(storage, "p+o", owner="heir")
+    restored = heir.recover(0)
+    assert restored is not None and restored.epoch == 1 and restored.owner == "zombie"
+    heir.commit(0, 2, {"p": 9}, {}, encoder.encode(rows(4, 5), shard_name("p+o", 0, 5, 2)),
+                log=[b"\x91\x01"], segments=restored.segments, previous_epoch=1)
+    # the zombie, cut off from the group, still thinks it owns the partition at epoch 1
+    with pytest.raises(Fenced, match="epoch 2 by heir since this worker's epoch 1"):
+        zombie.commit(0, 2, {"p": 7}, {},
+                      encoder.encode(rows(2, 5), shard_name("p+o", 0, 5, 2) + "z"),
+                      log=[b"\x91\x02"], segments=restored.segments, previous_epoch=1)
+    final = heir.load(0)
+    assert final is not None and final.owner == "heir" and final.offsets == {"p": 9}
+    assert final.segments == [(1, "zombie"), (2, "heir")]
+    assert storage.read("_checkpoints/p%2Bo/p0000.state/00000002-heir.seg") == b"\x91\x01"
+    assert sorted(pd.read_parquet(tmp_path).prediction_id) == sorted(f"id{i}" for i in range(9))

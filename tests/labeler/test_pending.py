@@ -133,8 +133,11 @@ def test_spilling_gives_the_same_rows_in_the_same_order(tmp_path: Path, seed: in
     assert spilling.counters == in_memory.counters
 
 
-def commit(store: CheckpointStore, join: PartitionJoin, epoch: int, segments: list[int]
-           ) -> list[int]:
+Segments = list[tuple[int, str]]
+
+
+def commit(store: CheckpointStore, join: PartitionJoin, epoch: int, segments: Segments
+           ) -> Segments:
     checkpoint = store.commit(0, epoch, {"p": epoch}, join.snapshot(), [], log=join.log,
                               segments=segments, keep_from=join.oldest_needed_epoch())
     join.logged(epoch)
@@ -147,16 +150,16 @@ def test_a_restart_from_state_segments_continues_exactly(tmp_path: Path) -> None
     store = CheckpointStore(storage, "p+o")
     join = PartitionJoin(RULES, store=tiny_store(tmp_path, 40))
     rows: list[LabeledExample] = []
-    segments: list[int] = []
+    segments: Segments = []
     chunks = [events[i:i + 1000] for i in range(0, len(events), 1000)]
     cut = len(chunks) // 2
     for epoch, chunk in enumerate(chunks[:cut], start=1):
         rows += feed(join, chunk)
         segments = commit(store, join, epoch, segments)
     # segments whose predictions all closed are gone; the oldest kept one is still needed
-    assert segments[0] > 1 and segments == sorted(segments)
+    assert segments[0][0] > 1 and segments == sorted(segments)
     files = storage.list("_checkpoints/p%2Bo/p0000.state")
-    assert files == [f"{e:08d}.seg" for e in segments]
+    assert files == [f"{e:08d}-{store.owner}.seg" for e, _ in segments]
 
     checkpoint = store.recover(0)
     assert checkpoint is not None
@@ -175,11 +178,12 @@ def test_recover_drops_a_segment_the_checkpoint_does_not_list(tmp_path: Path) ->
     join = PartitionJoin(RULES)
     join.add_prediction(pred("a", 100.0), WALL)
     segments = commit(store, join, 1, [])
-    assert segments == [1]
-    storage.write("_checkpoints/p%2Bo/p0000.state/00000002.seg", b"torn")  # crash before 3
+    assert segments == [(1, store.owner)]
+    name = f"00000002-{store.owner}.seg"
+    storage.write(f"_checkpoints/p%2Bo/p0000.state/{name}", b"torn")  # crash before 3
     checkpoint = store.recover(0)
-    assert checkpoint is not None and checkpoint.segments == [1]
-    assert storage.list("_checkpoints/p%2Bo/p0000.state") == ["00000001.seg"]
+    assert checkpoint is not None and checkpoint.segments == [(1, store.owner)]
+    assert storage.list("_checkpoints/p%2Bo/p0000.state") == [f"00000001-{store.owner}.seg"]
     restored = PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint))
     assert [r.prediction.join_id for r in restored.drain()] == ["a"]
 
@@ -192,10 +196,10 @@ def test_a_missing_segment_is_a_clear_error(tmp_path: Path) -> None:
     join = PartitionJoin(RULES)
     join.add_prediction(pred("a", 100.0), WALL)
     commit(store, join, 1, [])
-    storage.delete("_checkpoints/p%2Bo/p0000.state/00000001.seg")
+    storage.delete(f"_checkpoints/p%2Bo/p0000.state/00000001-{store.owner}.seg")
     checkpoint = store.load(0)
     assert checkpoint is not None
-    with pytest.raises(CheckpointError, match="00000001.seg.*is missing"):
+    with pytest.raises(CheckpointError, match="00000001-.*seg.*is missing"):
         list(store.segments(checkpoint))
 
 
@@ -208,11 +212,11 @@ def test_a_truncated_segment_is_a_clear_error(tmp_path: Path) -> None:
     join.add_prediction(pred("a", 100.0), WALL)
     join.add_prediction(pred("b", 101.0), WALL)
     commit(store, join, 1, [])
-    path = "_checkpoints/p%2Bo/p0000.state/00000001.seg"
+    path = f"_checkpoints/p%2Bo/p0000.state/00000001-{store.owner}.seg"
     raw = storage.read(path)
     assert raw is not None
     storage.write(path, raw[:-3])
     checkpoint = store.load(0)
     assert checkpoint is not None
-    with pytest.raises(CheckpointError, match="00000001.seg is corrupt.*middle of a change"):
+    with pytest.raises(CheckpointError, match="00000001-.*seg is corrupt.*middle of a change"):
         PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint))
