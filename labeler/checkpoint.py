@@ -3,13 +3,13 @@
 Per input partition the labeler keeps, beside the shards, a checkpoint with
 the next offsets to read from both topics, the join state, and the shard
 files of its epoch. The join state is in two parts: a small snapshot
-(watermarks, early outcomes, recently closed ids) in the checkpoint itself,
-and the pending predictions as **state segments**: each epoch's log of
-changes (arrivals, attached outcomes, closes; see ``labeler.join``), one
-immutable file per epoch. A checkpoint lists the segments a restore needs:
-from the oldest epoch with a prediction still pending up to its own. So a
-commit writes what changed, not every pending prediction again, and a
-segment is deleted once every prediction it brought in has closed.
+(watermarks, early outcomes) in the checkpoint itself, and the rest (pending
+predictions, ids closed within the dedupe horizon) as **state segments**:
+each epoch's log of changes (see ``labeler.join``), one immutable file per
+epoch. A checkpoint lists the segments a restore needs: from the oldest
+epoch with a prediction still pending, or a close still within the dedupe
+horizon, up to its own. So a commit writes what changed, not the whole state
+again, and a segment is deleted once nothing in it is needed.
 
 ``commit`` runs the steps in this order:
 

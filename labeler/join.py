@@ -49,8 +49,10 @@ from labeler.pending import (
 from labeler.records import LabeledExample
 from labeler.watermark import Watermark
 
-# The state log: what changed the pending predictions, in order (see ``take_log``).
-ADD, ATTACH, CLOSE = 0, 1, 2
+# The state log: what changed, in order. ADD: a prediction arrived; ATTACH: an outcome
+# joined a pending one; CLOSE: its row was emitted (with the prediction time and the
+# outcome keys seen, for the dedupe horizon); LATE: a late outcome's key, after the close.
+ADD, ATTACH, CLOSE, LATE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,12 @@ class JoinRules:
 class PartitionJoin:
     """Join state and watermark of one (co-)partition.
 
-    Every change to the pending predictions (arrival, attached outcome, close)
-    is also appended to ``log``: the checkpoint keeps those logs as state
-    segments instead of snapshotting every pending prediction each time
-    (``labeler.statelog``), and ``restore`` replays them.
+    Every change to the pending predictions and the recently closed ids is
+    also appended to ``log``: the checkpoint keeps those logs as state
+    segments instead of snapshotting that state each time (see
+    ``labeler.checkpoint``), and ``restore`` replays them. A segment is needed
+    while a prediction it brought in is pending, or a close it records is
+    within the dedupe horizon (``oldest_needed_epoch``).
     """
 
     def __init__(self, rules: JoinRules, counters: Counter[str] | None = None,
@@ -88,10 +92,12 @@ class PartitionJoin:
         self.closed_keys: dict[str, set[Any]] = {}  # outcome keys of closed ids that had any
         self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
         self._early_heap: list[tuple[float, str]] = []
-        self._forget_heap: list[tuple[float, str]] = []
+        # (forget at, join id, prediction time, epoch of the close's log)
+        self._forget_heap: list[tuple[float, str, float, int]] = []
         self.log: list[bytes] = []  # changes since the last checkpoint, msgpack-encoded
         self.epoch = epoch  # the checkpoint epoch that will hold ``log``
         self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
+        self._closes: Counter[int] = Counter()  # epoch -> its closes not yet forgotten
 
     # -- input -------------------------------------------------------------------------
 
@@ -124,7 +130,9 @@ class PartitionJoin:
                 self.counters["duplicate_outcomes"] += 1
                 return
             if self._in_window(closed_time, outcome.event_time):
-                self.closed_keys.setdefault(join_id, set()).add(outcome.dedupe_key)
+                key = outcome.dedupe_key
+                self.closed_keys.setdefault(join_id, set()).add(key)
+                self.log.append(_packb([LATE, join_id, key]))
                 self.counters["late_outcomes"] += 1
                 if self.rules.keep_late_outcomes:
                     self.late_outcomes.append((outcome, closed_time))
@@ -174,30 +182,37 @@ class PartitionJoin:
             emitted.append(self._label(pending))
             join_id = pending.prediction.join_id
             t = pending.prediction.event_time
-            self.closed[join_id] = t
-            if pending.keys:
-                self.closed_keys[join_id] = pending.keys
-            heapq.heappush(self._forget_heap, (t + horizon, join_id))
-            self.log.append(_packb([CLOSE, join_id]))
+            self._close(join_id, t, pending.keys, self.epoch, horizon)
+            self.log.append(_packb([CLOSE, join_id, t, list(pending.keys or ())]))
             self._closed_arrival(pending.epoch)
         if emitted:
             self.counters["labeled"] += len(emitted)
             if self.rules.labels and self.rules.labels[0].agg == "any":
                 self.counters["positives"] += sum(1 for r in emitted if r.labels[0] is True)
         self._expire_early(watermark)
-        forget = self._forget_heap
-        while forget and forget[0][0] < watermark:
-            join_id = heapq.heappop(forget)[1]
-            self.closed.pop(join_id, None)
-            self.closed_keys.pop(join_id, None)
+        self._forget(watermark)
         return emitted
 
+    def _forget(self, watermark: float) -> None:
+        """Drop the closed ids whose dedupe horizon the watermark has passed."""
+        forget = self._forget_heap
+        while forget and forget[0][0] < watermark:
+            _, join_id, t, epoch = heapq.heappop(forget)
+            if self.closed.get(join_id) == t:  # else a later close of a re-used id
+                del self.closed[join_id]
+                self.closed_keys.pop(join_id, None)
+            _take(self._closes, epoch)
+
+    def _close(self, join_id: str, t: float, keys: set[Any] | None, epoch: int,
+               horizon: float) -> None:
+        self.closed[join_id] = t
+        if keys:
+            self.closed_keys[join_id] = keys
+        heapq.heappush(self._forget_heap, (t + horizon, join_id, t, epoch))
+        self._closes[epoch] += 1
+
     def _closed_arrival(self, epoch: int) -> None:
-        left = self._arrivals[epoch] - 1
-        if left:
-            self._arrivals[epoch] = left
-        else:
-            del self._arrivals[epoch]
+        _take(self._arrivals, epoch)
 
     def _expire_early(self, watermark: float) -> None:
         heap = self._early_heap
@@ -232,8 +247,8 @@ class PartitionJoin:
 
     def oldest_needed_epoch(self) -> int:
         """The oldest epoch whose state segment a restore still needs: the earliest with
-        a prediction still pending (``epoch`` when none is)."""
-        return min(self._arrivals, default=self.epoch)
+        a prediction still pending or a close still within the dedupe horizon."""
+        return min(min(self._arrivals, default=self.epoch), min(self._closes, default=self.epoch))
 
     def logged(self, epoch: int) -> None:
         """The checkpoint of ``epoch`` holds ``log``: start the next one."""
@@ -241,17 +256,12 @@ class PartitionJoin:
         self.epoch = epoch + 1
 
     def snapshot(self) -> dict[str, Any]:
-        """The state besides the pending predictions, as plain data (msgpack-able).
-
-        The pending predictions are in the logs; ``restore`` needs both.
-        """
+        """The state the logs do not hold, as plain data (msgpack-able): watermarks and
+        early outcomes, both small. ``restore`` needs it and the logs."""
         return {
             "marks": list(self.watermark.marks),
             "watermark": self.watermark.durable_value,
             "early": [pack_outcome(o) for outs in self.early.values() for o in outs],
-            "closed": list(self.closed.items()),
-            "closed_keys": [[k, [list(x) if isinstance(x, tuple) else x for x in v]]
-                            for k, v in self.closed_keys.items()],
         }
 
     @classmethod
@@ -264,34 +274,51 @@ class PartitionJoin:
         join = cls(rules, counters, store, epoch)
         join.watermark.restore(snap["marks"], snap["watermark"], wall)
         window_end = rules.window + rules.grace
-        pending = join.pending
+        horizon = window_end + rules.dedupe_horizon
+        pending, closed, closed_keys = join.pending, join.closed, join.closed_keys
         for logged_in, log in logs:
             for change in log:
                 kind = change[0]
                 if kind == ADD:
                     prediction = unpack_prediction(change[1])
+                    join_id = prediction.join_id
+                    if join_id in closed:  # the original run had forgotten it by now
+                        del closed[join_id]
+                        closed_keys.pop(join_id, None)
                     pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
                     join._arrivals[logged_in] += 1
                 elif kind == ATTACH:
                     found = pending.get(change[1])
                     if found is not None:  # else it closed in a segment already dropped
                         found.attach(unpack_outcome(change[2]))
-                else:
-                    gone = pending.discard(change[1])
+                elif kind == CLOSE:
+                    _, join_id, t, keys = change
+                    gone = pending.discard(join_id)
                     if gone is not None:
                         join._closed_arrival(gone.epoch)
+                    join._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
+                elif kind == LATE and change[1] in closed:
+                    closed_keys.setdefault(change[1], set()).add(_key(change[2]))
+        join._forget(join.watermark.last_value)  # what the checkpointed run forgot already
         for packed_outcome in snap["early"]:
             outcome = unpack_outcome(packed_outcome)
             join.early.setdefault(outcome.join_id, []).append(outcome)
             join._early_heap.append((outcome.event_time + rules.early_tolerance, outcome.join_id))
         heapq.heapify(join._early_heap)
-        for join_id, keys in snap.get("closed_keys", ()):
-            join.closed_keys[join_id] = {tuple(k) if isinstance(k, list) else k for k in keys}
-        for join_id, t in snap["closed"]:
-            join.closed[join_id] = t
-            join._forget_heap.append((t + window_end + rules.dedupe_horizon, join_id))
-        heapq.heapify(join._forget_heap)
         return join
+
+
+def _take(counts: Counter[int], epoch: int) -> None:
+    left = counts[epoch] - 1
+    if left > 0:
+        counts[epoch] = left
+    else:
+        del counts[epoch]
+
+
+def _key(packed: Any) -> Any:
+    """An outcome's dedupe key as msgpack gave it back (tuples come back as lists)."""
+    return tuple(packed) if isinstance(packed, list) else packed
 
 
 def _packb(change: list[Any]) -> bytes:

@@ -11,7 +11,8 @@
 #   LOGLABEL_KAFKA_HOME   state: data, pid, logs              (default ~/.cache/loglabel/kafka-run-$PORT)
 #   LOGLABEL_KAFKA_CACHE  where the jars are copied            (default ~/.cache/loglabel)
 #   LOGLABEL_KAFKA_HEAP   JVM heap                             (default 512m)
-#   PYTHON                interpreter with kafka-python, for the readiness probe (default python3)
+#   PYTHON                interpreter with kafka-python, for the readiness probe
+#                         (default: the repository's .venv/bin/python if it exists, else python3)
 #
 # Opt-in SASL/SCRAM listener, for testing authenticated clients:
 #   LOGLABEL_KAFKA_SCRAM           1 adds a SASL_PLAINTEXT listener (SCRAM-SHA-256 and -512)  (default 0)
@@ -28,7 +29,9 @@ controller_port=$((port + 1))
 cache=${LOGLABEL_KAFKA_CACHE:-$HOME/.cache/loglabel}
 home=${LOGLABEL_KAFKA_HOME:-$cache/kafka-run-$port}
 heap=${LOGLABEL_KAFKA_HEAP:-512m}
-python=${PYTHON:-python3}
+venv_python=$here/../../.venv/bin/python
+if [ -x "$venv_python" ]; then default_python=$venv_python; else default_python=python3; fi
+python=${PYTHON:-$default_python}
 scram=${LOGLABEL_KAFKA_SCRAM:-0}
 scram_port=${LOGLABEL_KAFKA_SCRAM_PORT:-$((port + 2))}
 scram_user=${LOGLABEL_KAFKA_SCRAM_USER:-loglabel}

@@ -144,8 +144,9 @@ def commit(store: CheckpointStore, join: PartitionJoin, epoch: int, segments: Se
     return checkpoint.segments
 
 
-def test_a_restart_from_state_segments_continues_exactly(tmp_path: Path) -> None:
-    events = random_events(7, 12_000)
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_a_restart_from_state_segments_continues_exactly(tmp_path: Path, seed: int) -> None:
+    events = random_events(seed, 12_000)
     storage = Storage(str(tmp_path / "out"))
     store = CheckpointStore(storage, "p+o")
     join = PartitionJoin(RULES, store=tiny_store(tmp_path, 40))
