@@ -209,13 +209,17 @@ class CheckpointStore:
         for i, shard in enumerate(files):
             staging_path = (f"{self._staging_dir(partition)}/"
                             f"{epoch:08d}-{self.owner}-{i:04d}.parquet")
-            self.storage.write(staging_path, shard.data)  # 2
+            self.storage.write(staging_path, shard.data, sync_dir=False)  # 2
             staged.append((staging_path, shard.path))
         kept = [s for s in segments if s[0] >= keep_from]
         if log and epoch >= keep_from:
             self.storage.write(self._segment_path(partition, epoch, self.owner),
-                               b"".join(log))  # 2
+                               b"".join(log), sync_dir=False)  # 2
             kept.append((epoch, self.owner))
+        written = [s for s, _ in staged]
+        if kept and kept[-1] == (epoch, self.owner):
+            written.append(self._segment_path(partition, epoch, self.owner))
+        self.storage.sync_dirs(written)  # 2: one fsync per directory, not per file
         if previous_epoch is not None:
             self._check_owner(partition, previous_epoch)
         checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged, kept,

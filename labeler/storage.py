@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -31,8 +32,11 @@ class Storage:
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
 
-    def write(self, rel: str, data: bytes) -> None:
-        """Write ``data`` at ``rel`` and make it durable (not atomic: use for staging)."""
+    def write(self, rel: str, data: bytes, sync_dir: bool = True) -> None:
+        """Write ``data`` at ``rel`` and make it durable (not atomic: use for staging).
+
+        ``sync_dir=False`` leaves the new name's durability to a later
+        ``sync_dirs`` (one directory fsync for many files)."""
         target = self.path(rel)
         if self.local:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -40,11 +44,18 @@ class Storage:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            _fsync_dir(os.path.dirname(target))  # the new name survives a power cut too
+            if sync_dir:
+                _fsync_dir(os.path.dirname(target))  # the new name survives a power cut too
             return
         self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         with self.fs.open_output_stream(target) as out:
             out.write(data)
+
+    def sync_dirs(self, rels: Iterable[str]) -> None:
+        """Make the names written into the directories of ``rels`` durable."""
+        if self.local:
+            for directory in sorted({os.path.dirname(self.path(rel)) for rel in rels}):
+                _fsync_dir(directory)
 
     def write_atomic(self, rel: str, data: bytes) -> None:
         """Replace ``rel`` with ``data`` atomically and durably."""
