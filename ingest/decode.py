@@ -10,8 +10,9 @@ safe by its rule. Each rule lives in its module's docstring;
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from ingest.envelope import FORMATS, unwrap_record
@@ -37,6 +38,8 @@ DEAD_LETTER_REASONS: Mapping[str, str] = {
     "non_finite": "a feature, prediction or outcome value is +-infinity",
     "out_of_range": "an int is outside the signed 64-bit range",
     "missing_required": "a feature the schema requires is missing or null",
+    "future_time": "the event time is further ahead of this host's clock than "
+                   "ingest.max_future_s (it would move the watermark and close windows early)",
     "internal_error": "a decoder bug: the message is kept and the stream goes on",
 }
 """Every dead-letter reason code, with its meaning (also the counter suffixes)."""
@@ -52,13 +55,17 @@ class Decoder:
     ``pii`` is applied to each record right after its envelope is opened and
     before the mapping, and to every dead letter (``ingest.pii``); without
     one (or with an empty one) nothing of it runs and dead letters keep the
-    original bytes. Raises ``ValueError`` at construction for an unknown
-    format, or a schema given to an outcome decoder.
+    original bytes. With ``max_future_s``, a record whose event time is that
+    far ahead of ``clock()`` is a ``future_time`` dead letter. Raises
+    ``ValueError`` at construction for an unknown format, or a schema given to
+    an outcome decoder.
     """
 
     def __init__(self, kind: Kind, fields: FieldMap, fmt: str = "auto",
                  counters: Counter[str] | None = None, *,
-                 schema: SchemaEnforcer | None = None, pii: PiiPolicy | None = None) -> None:
+                 schema: SchemaEnforcer | None = None, pii: PiiPolicy | None = None,
+                 max_future_s: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown envelope format {fmt!r}; expected one of {FORMATS}")
         if kind not in ("prediction", "outcome"):
@@ -71,6 +78,8 @@ class Decoder:
         self.schema = schema
         self.pii = pii if pii else None
         self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.max_future_s = max_future_s
+        self._clock = clock
         self._time_key = fields.event_time or "time"
         self._record_key = fields.join_id[0]
         self._to_record = prediction_of if kind == "prediction" else outcome_of
@@ -93,6 +102,12 @@ class Decoder:
                 if self._pii_time and time_key is not None:
                     time = time_key = None
             record = self._to_record(doc, time, time_key, self.fields)
+            if self.max_future_s is not None:
+                ahead = record.event_time - self._clock()
+                if ahead > self.max_future_s:
+                    raise RejectedMessage(
+                        "future_time", f"event time is {ahead:.0f} s ahead of this host's clock "
+                        f"(more than ingest.max_future_s = {self.max_future_s:g})")
             if self.schema is not None and isinstance(record, Prediction):
                 record = self.schema.check(record, self.counters)
         except RejectedMessage as exc:

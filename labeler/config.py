@@ -108,6 +108,7 @@ class IngestConfig(_Section):
     internal_replication: int = Field(1, ge=1)
     flush_interval_s: float = Field(1.0, gt=0)
     max_skew_s: float = Field(30.0, gt=0)
+    max_future_s: float = Field(3600.0, ge=0)  # 0: no limit
     schema_infer_from: int = Field(1000, ge=0)  # 0: no inference, only [ingest.schemas]
     schemas: dict[str, SchemaConfig] = {}  # model name ("*" for every model) -> schema
 

@@ -100,10 +100,11 @@ def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repart
     routes = [
         Route(topics.predictions, topics.rekeyed_predictions,
               Decoder("prediction", config.fields, config.ingest.prediction_format, counters,
-                      schema=schema_enforcer(config), pii=pii)),
+                      schema=schema_enforcer(config), pii=pii,
+                      max_future_s=config.ingest.max_future_s or None)),
         Route(topics.outcomes, topics.rekeyed_outcomes,
               Decoder("outcome", config.fields, config.ingest.outcome_format, counters,
-                      pii=pii)),
+                      pii=pii, max_future_s=config.ingest.max_future_s or None)),
     ]
     k = config.kafka
     return Repartitioner(

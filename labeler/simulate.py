@@ -50,7 +50,7 @@ class TrafficSpec:
 
     count: int = 10_000
     seed: int = 7
-    start: float = 0.0  # epoch seconds of the first prediction; 0 = now
+    start: float = 0.0  # epoch seconds of the first prediction; 0: the run ends a minute from now
     spacing: float = 0.01  # event-time seconds between predictions
     click_rate: float = 0.1
     window: float = 60.0
@@ -85,7 +85,9 @@ def _pick(rng: random.Random, choices: tuple[tuple[str, float], ...]) -> str:
 def plan(spec: TrafficSpec) -> list[Message]:
     """Every message of the run, in arrival order (deterministic for the spec)."""
     rng = random.Random(spec.seed)
-    start = spec.start or float(int(time.time()))
+    # default: end at most a minute from now (real logs are not from the future; the
+    # decoder dead-letters events more than ingest.max_future_s ahead)
+    start = spec.start or float(int(time.time() - max(spec.count * spec.spacing - 60.0, 0.0)))
     drift_index = None if spec.drift_at is None else int(spec.drift_at * spec.count)
     messages: list[Message] = []
     for i in range(spec.count):

@@ -125,10 +125,12 @@ class Worker:
             self.decoders = {
                 topics.predictions: Decoder("prediction", config.fields,
                                             config.ingest.prediction_format, self.counters,
-                                            schema=schema, pii=self.pii),
+                                            schema=schema, pii=self.pii,
+                                            max_future_s=config.ingest.max_future_s or None),
                 topics.outcomes: Decoder("outcome", config.fields,
                                          config.ingest.outcome_format, self.counters,
-                                         pii=self.pii),
+                                         pii=self.pii,
+                                         max_future_s=config.ingest.max_future_s or None),
             }
         self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
         out = config.output

@@ -157,3 +157,21 @@ def test_configuration_errors_are_raised_at_construction(args: tuple[Any, ...],
                                                          kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Decoder(*args, **kwargs)
+
+
+def test_an_event_far_ahead_of_the_clock_is_a_dead_letter() -> None:
+    now = 1_718_000_000.0
+    counters: Counter[str] = Counter()
+    decoder = Decoder("prediction", FieldMap(), counters=counters, max_future_s=3600.0,
+                      clock=lambda: now)
+    fine = b'{"request_id": "a", "time": %d, "features": {"x": 1.0}, "score": 0.5}' % (now + 3500)
+    ahead = b'{"request_id": "b", "time": %d, "features": {"x": 1.0}, "score": 0.5}' % (now + 3700)
+    year_2100 = b'{"request_id": "c", "time": "2100-01-01T00:00:00Z", "features": {}, "score": 1}'
+    assert isinstance(decoder.decode(fine), Prediction)
+    letter = decoder.decode(ahead, SOURCE)
+    assert isinstance(letter, DeadLetter) and letter.reason == "future_time"
+    assert "3700 s ahead" in letter.detail and letter.raw == ahead
+    assert decoder.decode(year_2100).reason == "future_time"  # type: ignore[union-attr]
+    assert counters == Counter({"prediction.decoded": 1, "prediction.dead_letter.future_time": 2})
+    unlimited = Decoder("prediction", FieldMap())
+    assert isinstance(unlimited.decode(ahead), Prediction)
