@@ -13,7 +13,10 @@ is bounded (``cache_size``), so the process's memory stays near the budget
 however many rows the file holds, and a B-tree index on the close time gives
 the due predictions in order. The file is scratch space, opened fresh and
 deleted on close: durability comes from the checkpoint's state segments
-(``labeler.statelog``), from which a restart rebuilds this store.
+(see ``labeler.checkpoint``), from which a restart rebuilds this store. A
+process killed before it could delete its files leaves them behind; the
+next store opened in the same directory deletes those of processes that
+are gone (``sweep_spill_dir``).
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class PendingStore:
                  name: str = "pending") -> None:
         self.memory_budget = memory_budget
         self._spill_path = (Path(spill_dir or _default_spill_dir())
-                            / f"{name}-{os.getpid()}-{id(self):x}.sqlite")
+                            / f"{name}.{os.getpid()}.{id(self):x}.sqlite")
         self._memory: dict[str, tuple[float, Pending]] = {}
         self._heap: list[tuple[float, str]] = []
         self._db: sqlite3.Connection | None = None
@@ -207,6 +210,7 @@ class PendingStore:
             self._db.close()
             self._db = None
             self._spill_path.unlink(missing_ok=True)
+            _OPEN.discard(self._spill_path)
         self._memory.clear()
         self._heap.clear()
         self._on_disk = 0
@@ -254,7 +258,9 @@ class PendingStore:
     def _disk(self) -> sqlite3.Connection:
         if self._db is None:
             self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_spill_dir(self._spill_path.parent)
             self._spill_path.unlink(missing_ok=True)
+            _OPEN.add(self._spill_path)
             db = sqlite3.connect(self._spill_path, isolation_level=None,
                                  check_same_thread=False)
             # Scratch space, rebuilt from the checkpoint after a crash: no journal, no fsync.
@@ -280,6 +286,36 @@ def _decode(body: bytes, epoch: int) -> Pending:
     for packed_outcome in outcomes:
         pending.attach(unpack_outcome(packed_outcome))
     return pending
+
+
+_OPEN: set[Path] = set()  # spill files of this process's open stores
+
+
+def sweep_spill_dir(directory: Path) -> list[Path]:
+    """Delete the spill files that no running store owns: those of processes that are
+    gone, and this process's own that no open store uses (left by an earlier
+    process with the same pid, as in a restarted container). Returns them."""
+    swept = []
+    me = os.getpid()
+    for path in directory.glob("*.*.*.sqlite"):
+        try:
+            pid = int(path.name.rsplit(".", 3)[1])
+        except ValueError:
+            continue
+        if (pid == me and path not in _OPEN) or (pid != me and not _alive(pid)):
+            path.unlink(missing_ok=True)
+            swept.append(path)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _default_spill_dir() -> Path:

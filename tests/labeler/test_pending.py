@@ -221,3 +221,30 @@ def test_a_truncated_segment_is_a_clear_error(tmp_path: Path) -> None:
     assert checkpoint is not None
     with pytest.raises(CheckpointError, match="00000001-.*seg is corrupt.*middle of a change"):
         PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint))
+
+
+def test_spill_files_of_dead_processes_are_swept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from labeler.pending import sweep_spill_dir
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = spill / f"s-p0000.{int(gone.stdout)}.7f00.sqlite"
+    mine_stale = spill / f"s-p0001.{os.getpid()}.1.sqlite"
+    other_alive = spill / f"s-p0002.{os.getppid()}.2.sqlite"
+    for path in (dead, mine_stale, other_alive):
+        path.write_bytes(b"x")
+    store = tiny_store(tmp_path, 10)
+    for i in range(100):  # spills, so it opens its file and sweeps the directory
+        store.add(Pending(pred(f"id-{i:03d}", float(i))), float(i))
+    assert store.on_disk > 0
+    left = sorted(p.name for p in spill.iterdir())
+    assert dead.name not in left and mine_stale.name not in left
+    assert other_alive.name in left and len(left) == 2  # and the store's own file
+    assert sweep_spill_dir(spill) == []  # the open store's file is kept
+    store.close()
