@@ -74,8 +74,8 @@ def simulate(config_path: str | None, count: int, rate: float, duration: float |
              envelope: str, partitions: int, partitioner: str, click_rate: float,
              spacing: float, drift_at: float | None, truth: str | None) -> None:
     """Send realistic prediction and click traffic into the raw topics."""
+    from labeler.join import join_rules
     from labeler.produce import send_traffic
-    from labeler.worker import join_rules
 
     config = _load(config_path)
     if duration is not None:

@@ -16,11 +16,11 @@ import click
 import pandas as pd
 
 from labeler.config import validate
+from labeler.join import join_rules
 from labeler.logs import setup
 from labeler.pipeline import build_worker
 from labeler.produce import send_traffic
 from labeler.simulate import TrafficSpec
-from labeler.worker import join_rules
 
 
 def run_demo(bootstrap: str, output: Path, count: int, drift_at: float) -> dict[str, Any]:

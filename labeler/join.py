@@ -32,7 +32,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -48,6 +48,9 @@ from labeler.pending import (
 )
 from labeler.records import LabeledExample
 from labeler.watermark import Watermark
+
+if TYPE_CHECKING:
+    from labeler.config import Config
 
 # The state log: what changed, in order. ADD: a prediction arrived; ATTACH: an outcome
 # joined a pending one; CLOSE: its row was emitted (with the prediction time and the
@@ -333,3 +336,20 @@ def read_log(data: bytes) -> Iterator[list[Any]]:
     if unpacker.tell() != len(data):
         raise ValueError(f"the log ends in the middle of a change (byte {unpacker.tell()} "
                          f"of {len(data)})")
+
+
+def join_rules(config: Config) -> JoinRules:
+    """The join's parameters and label columns from the ``[join]`` and ``[[labels]]`` config."""
+    j = config.join
+    labels = tuple(
+        LabelSpec(lc.name, lc.outcome, lc.agg)
+        if lc.default is None
+        else LabelSpec(lc.name, lc.outcome, lc.agg, lc.default)
+        for lc in config.labels
+    )
+    return JoinRules(
+        window=j.window_s, grace=j.grace_s, early_tolerance=j.early_tolerance_s,
+        lateness=j.allowed_lateness_s, idle_after=j.idle_after_s,
+        dedupe_horizon=j.dedupe_horizon_s, labels=labels,
+        keep_late_outcomes=j.keep_late_outcomes,
+    )

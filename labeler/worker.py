@@ -9,7 +9,6 @@ partition index has its own ``PartitionJoin``, rows buffer and checkpoint.
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import time
 from collections import Counter, deque
@@ -35,13 +34,12 @@ from labeler.checkpoint import (
     stream_tag,
 )
 from labeler.config import Config
-from labeler.join import JoinRules, PartitionJoin
-from labeler.labels import LabelSpec
+from labeler.join import PartitionJoin, join_rules
 from labeler.logs import log
 from labeler.pending import PendingStore
 from labeler.records import LabeledExample
 from labeler.shards import Rotation, ShardEncoder, ShardFile, encode_corrections
-from labeler.status import PartitionStatus, WorkerStatus
+from labeler.status import PartitionStatus, WorkerStatus, status_line
 from labeler.storage import Storage
 
 
@@ -49,32 +47,11 @@ class DriftObserver(Protocol):
     """What the worker needs from drift monitoring (``labeler.monitoring.DriftHub``)."""
 
     def attach(self, producer: KafkaProducer) -> None: ...
-
     def observe_prediction(self, prediction: Prediction, source: SourceRef) -> Any: ...
-
     def observe_labeled(self, example: LabeledExample, source: SourceRef) -> Any: ...
-
     def check_schema(self, counters: Counter[str]) -> None: ...
-
     def flush(self) -> None: ...
-
     def close(self) -> None: ...
-
-
-def join_rules(config: Config) -> JoinRules:
-    j = config.join
-    labels = tuple(
-        LabelSpec(lc.name, lc.outcome, lc.agg)
-        if lc.default is None
-        else LabelSpec(lc.name, lc.outcome, lc.agg, lc.default)
-        for lc in config.labels
-    )
-    return JoinRules(
-        window=j.window_s, grace=j.grace_s, early_tolerance=j.early_tolerance_s,
-        lateness=j.allowed_lateness_s, idle_after=j.idle_after_s,
-        dedupe_horizon=j.dedupe_horizon_s, labels=labels,
-        keep_late_outcomes=j.keep_late_outcomes,
-    )
 
 
 DEAD_LETTER_LOGS = 10
@@ -503,30 +480,9 @@ class Worker:
         )
 
     def log_status(self, elapsed: float) -> None:
-        status = self.status()
-        c = self.counters
-        log(
-            "status",
-            elapsed_s=round(elapsed, 1),
-            messages=c["messages"],
-            rate_per_s=round(c["messages"] / elapsed, 1) if elapsed > 0 else None,
-            labeled=c["labeled"], positives=c["positives"],
-            negatives=c["labeled"] - c["positives"],
-            late_outcomes=c["late_outcomes"], early_expired=c["early_expired"],
-            outside_window=c["outside_window"],
-            duplicate_predictions=c["duplicate_predictions"],
-            duplicate_outcomes=c["duplicate_outcomes"],
-            dead_letters=sum(v for k, v in c.items() if ".dead_letter." in k),
-            pending=sum(p.pending for p in status.partitions.values()),
-            pending_on_disk=sum(p.pending_on_disk for p in status.partitions.values()),
-            watermark_lag_s={
-                i: round(p.watermark_lag_s, 1)
-                for i, p in status.partitions.items() if math.isfinite(p.watermark_lag_s)
-            },
-            shards_written=c["shards_written"], rows_written=c["rows_written"],
-            dead_letter_logs_suppressed=sum(
-                max(0, v - DEAD_LETTER_LOGS) for v in self._dead_letter_logs.values()),
-        )
+        suppressed = sum(max(0, v - DEAD_LETTER_LOGS) for v in self._dead_letter_logs.values())
+        log("status", **status_line(self.status(), self.counters, elapsed),
+            dead_letter_logs_suppressed=suppressed)
         self._dead_letter_logs.clear()
 
 

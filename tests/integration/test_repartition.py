@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from ingest.kafka_io import partition_counts
+from labeler.join import join_rules
 from labeler.pipeline import run_pipeline
 from labeler.produce import send_traffic
 from labeler.simulate import TrafficSpec
-from labeler.worker import join_rules
 
 pytestmark = pytest.mark.kafka
 

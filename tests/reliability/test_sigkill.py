@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from labeler.join import join_rules
 from labeler.produce import send_traffic
 from labeler.simulate import TrafficSpec
-from labeler.worker import join_rules
 
 from ._worker import start_worker, write_config
 
