@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from drift.categorical import CategoricalAlarm
 from drift.detectors import Spec, spec_params
-from drift.events import DriftEvent
+from drift.events import DriftEvent, DriftKind
 from drift.labels import LabelAlarm
 from drift.numeric import NumericAlarm
 from drift.skew import SkewFinding
@@ -31,12 +31,19 @@ class Evidence:
 
 def numeric_event(alarm: NumericAlarm, at: Evidence) -> DriftEvent:
     """A data or prediction event for a numeric stream (``mean`` or ``dispersion``)."""
+    kind: DriftKind = "prediction" if alarm.kind == "prediction" else "data"
+    return _detector_event(alarm, kind, alarm.name, at)
+
+
+def _detector_event(alarm: NumericAlarm | LabelAlarm, kind: DriftKind, feature: str,
+                    at: Evidence) -> DriftEvent:
+    """An event whose statistic is the firing detector's own."""
     f = alarm.firing
     return DriftEvent(
         model=at.model,
-        kind="prediction" if alarm.kind == "prediction" else "data",
+        kind=kind,
         stream=alarm.stream,
-        feature=alarm.name,
+        feature=feature,
         detector=f.detector,
         params=alarm.params,
         statistic_name=f.statistic_name,
@@ -73,22 +80,7 @@ def categorical_event(
 
 def label_event(alarm: LabelAlarm, label: str, at: Evidence) -> DriftEvent:
     """A concept event: the positive rate or the error rate of ``label`` changed."""
-    f = alarm.firing
-    return DriftEvent(
-        model=at.model,
-        kind="concept",
-        stream=alarm.stream,
-        feature=label,
-        detector=f.detector,
-        params=alarm.params,
-        statistic_name=f.statistic_name,
-        statistic=f.statistic,
-        threshold=f.threshold,
-        event_time=at.event_time,
-        source=at.source,
-        reference=alarm.reference,
-        current=alarm.current,
-    )
+    return _detector_event(alarm, "concept", label, at)
 
 
 def skew_event(finding: SkewFinding, window: int, at: Evidence) -> DriftEvent:
