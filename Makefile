@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest -m 'not kafka'
+	$(BIN)/pytest -m 'not kafka and not slow and not bench'
 
 bench: install
 	LOGLABEL_KAFKA_PORT=9092 deploy/kafka/kafka.sh start

@@ -13,18 +13,19 @@ One :class:`DriftMonitor` per process watches every model it is shown:
 
 Each change gives one :class:`DriftEvent`, which the sinks write as a JSON
 log line, to a Kafka topic and optionally to Fluentd. River's detectors sit
-behind our own :class:`Detector` interface. :mod:`drift.evaluate` measures
+behind our own :class:`Detector` interface. :mod:`drift.evaluation.evaluate` measures
 detection delay and false alarms on streams with known changes.
 
 This package may import ``ingest``; it never imports ``labeler``.
 """
 
-from drift.categorical import CategoricalDrift, linf_distance
+from drift.baseline.profile import build_profile, load_profile, save_profile
+from drift.baseline.skew import SkewChecker, SkewFinding, js_divergence
 from drift.detectors import DETECTORS, Detector, Firing, Watch, make_detector
 from drift.errors import DriftConfigError, DriftError, ProfileError
 from drift.events import KINDS, DriftEvent
 from drift.monitor import DriftMonitor
-from drift.profile import build_profile, load_profile, save_profile
+from drift.monitors.categorical import CategoricalDrift, linf_distance
 from drift.settings import (
     CategoricalSettings,
     DetectorSpec,
@@ -47,7 +48,6 @@ from drift.sinks import (
     LogSink,
     build_sinks,
 )
-from drift.skew import SkewChecker, SkewFinding, js_divergence
 
 __all__ = [
     "DETECTORS",

@@ -2,16 +2,16 @@
 
 ``observe_prediction`` only buffers the prediction; every ``block_size``
 predictions of a model the block is turned into one float matrix and every
-numeric feature and score is checked at once (:mod:`drift.numeric`), every
+numeric feature and score is checked at once (:mod:`drift.monitors.numeric`), every
 ``categorical.block_size`` predictions the categorical features and classes
-(:mod:`drift.categorical`). The event that completes a block carries the
+(:mod:`drift.monitors.categorical`). The event that completes a block carries the
 block's evidence, so its event time and source are those of the returned
 drift events.
 
 Features are discovered as they are served: a feature whose first non-null
 value is an int or float is numeric, a str or bool is categorical, anything
 else is ignored. With a baseline profile, served values are also compared with
-training (:mod:`drift.skew`).
+training (:mod:`drift.baseline.skew`).
 
 Each returned :class:`DriftEvent` is also kept in :attr:`DriftMonitor.history`
 (bounded) and counted in :attr:`DriftMonitor.counts`.
@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from drift.categorical import MISSING, CategoricalDrift
+from drift.baseline.profile import load_profile
+from drift.baseline.skew import SkewChecker
 from drift.detectors import Spec
 from drift.events import DriftEvent
-from drift.labels import LabelDrift
-from drift.numeric import NumericDrift
-from drift.profile import load_profile
+from drift.monitors.categorical import MISSING, CategoricalDrift
+from drift.monitors.labels import LabelDrift
+from drift.monitors.numeric import NumericDrift
 from drift.reports import Evidence, SchemaLog, categorical_event, label_event, numeric_event
 from drift.settings import DetectorSpec, DriftSettings
-from drift.skew import SkewChecker
 from ingest.records import Prediction, SourceRef
 
 _FEATURE, _PRED = 0, 1

@@ -12,12 +12,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drift.categorical import CategoricalAlarm
+from drift.baseline.skew import SkewFinding
 from drift.detectors import Spec, spec_params
 from drift.events import DriftEvent, DriftKind
-from drift.labels import LabelAlarm
-from drift.numeric import NumericAlarm
-from drift.skew import SkewFinding
+from drift.monitors.categorical import CategoricalAlarm
+from drift.monitors.labels import LabelAlarm
+from drift.monitors.numeric import NumericAlarm
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ The labeler's config validates the ``[drift]`` TOML table into
 typo is an error that names the key.
 
 The defaults were chosen with ``loglabel drift-eval --size full``
-(:mod:`drift.evaluate`): no false alarm on any stationary stream (10^6 events
+(:mod:`drift.evaluation.evaluate`): no false alarm on any stationary stream (10^6 events
 each of Gaussian, lognormal, Poisson, categorical and label data), and median
 delays of 151 events for a 0.5 sd mean shift, 71 for 1 sd, 111 for a doubled
 sd, 831 for 0.2 sd, 447 for a 0.1 L-infinity shift of categorical shares, 503

@@ -5,7 +5,6 @@ into dead letters, Kafka I/O helpers and the emitter SDK. It imports nothing
 from the other loglabel packages.
 """
 
-from ingest.decode import DEAD_LETTER_REASONS, Decoder
 from ingest.emitter import (
     EmitterConfig,
     EmitterStats,
@@ -13,12 +12,13 @@ from ingest.emitter import (
     OutcomeLogger,
     PredictionLogger,
 )
-from ingest.envelope import FORMATS, Envelope, unwrap
 from ingest.errors import IngestError, LoglabelError, RejectedMessage
-from ingest.mapping import FieldMap
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
-from ingest.schema import Schema, SchemaEnforcer
-from ingest.timeparse import parse_time
+from ingest.wire.decode import DEAD_LETTER_REASONS, Decoder
+from ingest.wire.envelope import FORMATS, Envelope, unwrap
+from ingest.wire.mapping import FieldMap
+from ingest.wire.schema import Schema, SchemaEnforcer
+from ingest.wire.timeparse import parse_time
 
 __all__ = [
     "DEAD_LETTER_REASONS",

@@ -5,7 +5,7 @@ environment variable ``LOGLABEL_<SECTION>__<KEY>`` (for example
 ``LOGLABEL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or
 ``LOGLABEL_JOIN__WINDOW_S=600``); the value is read as a TOML value when it
 parses as one, else as a string. Unknown keys are errors that name the key.
-Field mapping keys are ``ingest.mapping.FieldMap``'s fields; drift keys are
+Field mapping keys are ``ingest.wire.mapping.FieldMap``'s fields; drift keys are
 ``drift.settings.DriftSettings``' fields: both are validated here too.
 """
 
@@ -29,10 +29,10 @@ from pydantic import (
 )
 
 from drift.settings import DriftSettings
-from ingest.mapping import FieldMap
-from ingest.pii import MIN_KEY_BYTES, FieldPolicy, PiiPolicy, needs_key
+from ingest.wire.mapping import FieldMap
+from ingest.wire.pii import MIN_KEY_BYTES, FieldPolicy, PiiPolicy, needs_key
 from labeler.errors import ConfigError
-from labeler.labels import AGGREGATIONS
+from labeler.join.labels import AGGREGATIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -179,7 +179,8 @@ class MetricsConfig(_Section):
 
 
 class PiiFieldConfig(_Section):
-    """One field's PII policy (``ingest.pii``): ``width`` for bucket, ``keep`` for generalize."""
+    """One field's PII policy (``ingest.wire.pii``): ``width`` for bucket, ``keep`` for
+    generalize."""
 
     policy: Literal["drop", "hash", "bucket", "generalize"]
     width: int | float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -187,11 +188,11 @@ class PiiFieldConfig(_Section):
 
     @model_validator(mode="after")
     def _parameters(self) -> PiiFieldConfig:
-        if (self.width is not None) != (self.policy == "bucket"):
-            raise ValueError("bucket needs a width, and only bucket takes one")
-        if (self.keep is not None) != (self.policy == "generalize"):
-            raise ValueError("generalize needs keep, and only generalize takes it")
+        self.rule()  # ingest's FieldPolicy states the parameter rules; a ValueError names them
         return self
+
+    def rule(self) -> FieldPolicy:
+        return FieldPolicy(self.policy, self.width, self.keep)
 
 
 class PiiConfig(_Section):
@@ -225,12 +226,12 @@ class PiiConfig(_Section):
 
         The hash key is read from ``environ`` (default ``os.environ``). Raises
         ``ConfigError`` when a hash policy exists and the key is unset, empty
-        or shorter than ``ingest.pii.MIN_KEY_BYTES`` bytes: loglabel refuses
+        or shorter than ``ingest.wire.pii.MIN_KEY_BYTES`` bytes: loglabel refuses
         to start rather than pass raw values through.
         """
         if not self.fields:
             return None
-        rules = {path: FieldPolicy(f.policy, f.width, f.keep) for path, f in self.fields.items()}
+        rules = {path: f.rule() for path, f in self.fields.items()}
         key = None
         if needs_key(rules):
             hashed = sorted(path for path, rule in rules.items() if rule.policy == "hash")

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from ingest.decode import Decoder
 from ingest.emitter import DEFAULT_TAG_PREFIX, OUTCOME_LABEL, PREDICTION_LABEL
-from ingest.mapping import FieldMap
 from ingest.records import Outcome, Prediction
+from ingest.wire.decode import Decoder
+from ingest.wire.mapping import FieldMap
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DEFAULTS = FieldMap()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from drift.evaluate import format_table, run_evaluation
+from drift.evaluation.evaluate import format_table, run_evaluation
 from drift.monitor import DriftMonitor
 from ingest.records import Prediction, SourceRef
 

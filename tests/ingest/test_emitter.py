@@ -22,7 +22,6 @@ import numpy as np
 import orjson
 import pytest
 
-from ingest.decode import Decoder
 from ingest.emitter import (
     EmitterConfig,
     EmitterStats,
@@ -30,8 +29,9 @@ from ingest.emitter import (
     OutcomeLogger,
     PredictionLogger,
 )
-from ingest.mapping import JOIN_ID_SEPARATOR, FieldMap
 from ingest.records import Outcome, Prediction
+from ingest.wire.decode import Decoder
+from ingest.wire.mapping import JOIN_ID_SEPARATOR, FieldMap
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from ingest.kafka_io import ensure_topics
-from labeler.pipeline import run_pipeline
-from labeler.simulate import TrafficSpec, plan, render
+from ingest.kafka.topics import ensure_topics
+from labeler.runtime.compose import run_pipeline
+from labeler.tools.simulate import TrafficSpec, plan, render
 
 pytestmark = pytest.mark.kafka
 

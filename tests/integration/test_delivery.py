@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from ingest.kafka_io import DeadLetterSink, DeliveryFailed
+from ingest.kafka.dead_letters import DeadLetterSink, DeliveryFailed
 from ingest.records import DeadLetter, SourceRef
 
 pytestmark = pytest.mark.kafka

@@ -11,10 +11,10 @@ import pytest
 from kafka import KafkaConsumer
 
 from labeler.logs import JsonFormatter
-from labeler.pipeline import run_pipeline
-from labeler.produce import send_traffic
-from labeler.simulate import TrafficSpec
-from labeler.worker import join_rules
+from labeler.runtime.compose import run_pipeline
+from labeler.runtime.worker import join_rules
+from labeler.tools.produce import send_traffic
+from labeler.tools.simulate import TrafficSpec
 
 pytestmark = pytest.mark.kafka
 

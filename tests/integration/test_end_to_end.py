@@ -10,10 +10,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from labeler.pipeline import run_pipeline
-from labeler.produce import send_traffic
-from labeler.simulate import TrafficSpec
-from labeler.worker import join_rules
+from labeler.join.rules import join_rules
+from labeler.runtime.compose import run_pipeline
+from labeler.tools.produce import send_traffic
+from labeler.tools.simulate import TrafficSpec
+from tests.oracle import assert_equals_oracle
 
 pytestmark = pytest.mark.kafka
 
@@ -31,22 +32,13 @@ def _simulate(config: Any, tmp_path: Path, envelope: str = "fluentd", count: int
     return pd.read_csv(truth)
 
 
-def _assert_equals_oracle(shards: pd.DataFrame, truth: pd.DataFrame) -> None:
-    assert not shards.prediction_id.duplicated().any(), "a prediction was labeled twice"
-    assert set(shards.prediction_id) == set(truth.prediction_id)
-    merged = truth.merge(shards, on="prediction_id", suffixes=("_truth", "_out"))
-    assert len(merged) == len(truth)
-    assert (merged.label_clicked_truth == merged.label_clicked_out).all()
-    assert (merged.outcome_count_truth == merged.outcome_count_out).all()
-
-
 def test_shards_equal_the_oracle(kafka_config: Any, tmp_path: Path) -> None:
     config = kafka_config()
     truth = _simulate(config, tmp_path)
     counters = run_pipeline(config, until_idle=3.0, drain=True, install_signals=False)
 
     shards = pd.read_parquet(config.output.path)
-    _assert_equals_oracle(shards, truth)
+    assert_equals_oracle(shards, truth)
     assert 0 < truth.label_clicked.mean() < 1, "the traffic must hold both classes"
     assert counters["labeled"] == len(truth)
     assert counters["duplicate_predictions"] > 0, "the simulator sends duplicates"
@@ -87,4 +79,4 @@ def test_every_envelope_gives_the_same_labels(kafka_config: Any, tmp_path: Path,
     config = kafka_config()
     truth = _simulate(config, tmp_path, envelope=envelope, count=600, seed=13)
     run_pipeline(config, until_idle=3.0, drain=True, install_signals=False)
-    _assert_equals_oracle(pd.read_parquet(config.output.path), truth)
+    assert_equals_oracle(pd.read_parquet(config.output.path), truth)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from kafka import KafkaProducer
 
-from ingest.kafka_io import ensure_topics
-from labeler.pipeline import build_worker
+from ingest.kafka.topics import ensure_topics
+from labeler.runtime.compose import build_worker
 
 pytestmark = pytest.mark.kafka
 

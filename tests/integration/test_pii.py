@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from ingest.kafka_io import ensure_topics
+from ingest.kafka.topics import ensure_topics
 from labeler.logs import LOGGER_NAME, JsonFormatter
-from labeler.pipeline import run_pipeline
+from labeler.runtime.compose import run_pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -30,6 +30,6 @@ def write_config(path: Path, config: Any, **overrides: dict[str, Any]) -> Path:
 
 def start_worker(config_path: Path, log: Any, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "labeler.cli", "run", "--config", str(config_path), *extra],
+        [sys.executable, "-m", "labeler.ops.cli", "run", "--config", str(config_path), *extra],
         cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

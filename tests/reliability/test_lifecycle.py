@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from labeler.produce import send_traffic
-from labeler.simulate import TrafficSpec
+from labeler.tools.produce import send_traffic
+from labeler.tools.simulate import TrafficSpec
 
 from ._worker import start_worker, write_config
 

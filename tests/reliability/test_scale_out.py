@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from labeler.join import join_rules
-from labeler.produce import send_traffic
-from labeler.simulate import TrafficSpec
+from labeler.join.rules import join_rules
+from labeler.tools.produce import send_traffic
+from labeler.tools.simulate import TrafficSpec
+from tests.oracle import assert_equals_oracle
 
 from ._worker import start_worker, write_config
 
@@ -89,7 +90,4 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
 
     truth = pd.read_csv(truth_path)
     shards = pd.read_parquet(config.output.path)
-    assert not shards.prediction_id.duplicated().any()
-    assert set(shards.prediction_id) == set(truth.prediction_id)
-    merged = truth.merge(shards, on="prediction_id", suffixes=("_truth", "_out"))
-    assert (merged.label_clicked_truth == merged.label_clicked_out).all()
+    assert_equals_oracle(shards, truth)

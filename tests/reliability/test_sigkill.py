@@ -15,9 +15,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from labeler.join import join_rules
-from labeler.produce import send_traffic
-from labeler.simulate import TrafficSpec
+from labeler.join.rules import join_rules
+from labeler.tools.produce import send_traffic
+from labeler.tools.simulate import TrafficSpec
+from tests.oracle import assert_equals_oracle
 
 from ._worker import start_worker, write_config
 
@@ -65,11 +66,7 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
 
     truth = pd.read_csv(truth_path)
     shards = pd.read_parquet(config.output.path)
-    assert not shards.prediction_id.duplicated().any(), "a label was written twice"
-    assert set(shards.prediction_id) == set(truth.prediction_id), "labels are missing"
-    merged = truth.merge(shards, on="prediction_id", suffixes=("_truth", "_out"))
-    assert (merged.label_clicked_truth == merged.label_clicked_out).all()
-    assert (merged.outcome_count_truth == merged.outcome_count_out).all()
+    assert_equals_oracle(shards, truth)
     assert 0.05 < truth.label_clicked.mean() < 0.95
     restored = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
                 if '"partition.assigned"' in line]

@@ -1,0 +1,35 @@
+"""The one place loglabel builds Kafka clients.
+
+Every client comes from here, so every client gets the same treatment:
+kafka-python's transport patch (``ingest.kafka.patch``) is installed first, and
+values are always read as raw bytes, to be decoded in our own code (never in
+kafka-python's ``value_deserializer``, where one bad message would make every
+later ``poll()`` raise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from ingest.kafka import patch
+
+
+def new_consumer(options: Mapping[str, Any], *topics: str, **settings: Any) -> KafkaConsumer:
+    """A consumer with the connection ``options`` (``KafkaConfig.client_options()``)."""
+    patch.install()
+    return KafkaConsumer(*topics, **options, **settings)
+
+
+def new_producer(options: Mapping[str, Any], **settings: Any) -> KafkaProducer:
+    """A producer with the connection ``options``; the caller closes it."""
+    patch.install()
+    return KafkaProducer(**options, **settings)
+
+
+def new_admin(options: Mapping[str, Any], **settings: Any) -> KafkaAdminClient:
+    """An admin client with the connection ``options``; the caller closes it."""
+    patch.install()
+    return KafkaAdminClient(**options, **settings)

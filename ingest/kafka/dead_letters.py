@@ -1,0 +1,87 @@
+"""Dead letters out, and knowing that every send the offsets cover was acknowledged."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from kafka import KafkaProducer
+
+from ingest.errors import IngestError
+from ingest.records import DeadLetter
+from ingest.wire.pii import RedactedValue
+
+
+class DeliveryFailed(IngestError):
+    """A record the offsets would cover was not acknowledged by the broker.
+
+    ``KafkaProducer.flush()`` waits for sends but does not raise for failed
+    ones; ``DeliveryTracker`` remembers failures so that no offset is committed
+    past a lost record.
+    """
+
+
+class DeliveryTracker:
+    """Counts failed sends through the futures' errbacks (called on the producer's
+    I/O thread)."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.last_error: BaseException | None = None
+
+    def watch(self, future: Any) -> None:
+        future.add_errback(self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failed += 1
+        self.last_error = exc
+
+    def check(self, what: str) -> None:
+        """Raise ``DeliveryFailed`` if any watched send failed (call after ``flush()``)."""
+        if self.failed:
+            raise DeliveryFailed(f"{self.failed} {what} not acknowledged by the broker: "
+                                 f"{self.last_error}; offsets are not committed")
+
+
+class DeadLetterSink:
+    """Publishes dead letters: the original bytes, the reason in headers.
+
+    Headers: ``loglabel.reason``, ``loglabel.detail``, ``loglabel.source.topic``,
+    ``loglabel.source.partition``, ``loglabel.source.offset``. A value that a
+    PII policy redacted (``ingest.wire.pii.RedactedValue``) adds ``loglabel.pii``
+    (``redacted`` or ``withheld``) and ``loglabel.original.sha256``, and is
+    sent without the message key, which may be a raw id. The caller must
+    ``flush()`` before committing the offsets that the dead letters cover.
+    """
+
+    def __init__(self, producer: KafkaProducer, topic: str,
+                 counters: Counter[str] | None = None) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.delivery = DeliveryTracker()
+
+    def send(self, letter: DeadLetter, key: bytes | None = None) -> None:
+        headers = [
+            ("loglabel.reason", letter.reason.encode()),
+            ("loglabel.detail", letter.detail[:1000].encode()),
+        ]
+        if letter.source is not None:
+            headers += [
+                ("loglabel.source.topic", letter.source.topic.encode()),
+                ("loglabel.source.partition", str(letter.source.partition).encode()),
+                ("loglabel.source.offset", str(letter.source.offset).encode()),
+            ]
+        raw = letter.raw
+        if isinstance(raw, RedactedValue):
+            headers += [("loglabel.pii", raw.kind.encode()),
+                        ("loglabel.original.sha256", raw.sha256.encode())]
+            key = None
+            raw = bytes(raw)  # plain bytes: some encoders refuse subclasses
+        self.delivery.watch(self.producer.send(self.topic, value=raw, key=key, headers=headers))
+        self.counters["dead_letters_sent"] += 1
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait for every dead letter; raise ``DeliveryFailed`` if one was lost."""
+        self.producer.flush(timeout=timeout)
+        self.delivery.check("dead letters")

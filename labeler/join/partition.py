@@ -1,0 +1,294 @@
+"""The join rules: one partition's predictions and outcomes become labeled examples.
+
+Every semantic rule of loglabel's labeling lives in this file:
+
+* **Window.** A prediction at event time ``t`` collects the outcomes with the
+  same join id whose event time ``u`` is in ``[t - early_tolerance, t + window]``.
+  Outcomes outside it are counted as ``outside_window``.
+* **Close.** The row is emitted once the partition's watermark passes
+  ``t + window + grace`` (see ``labeler.join.watermark``).
+* **Early outcomes** (no prediction yet) are buffered until their prediction
+  arrives, or until the watermark passes ``u + early_tolerance`` (then no
+  prediction that could match them can still be on time): those are counted as
+  ``early_expired``.
+* **Dedupe.** A join id is labeled once: a second prediction with an id that
+  is pending, or closed within ``dedupe_horizon`` seconds, is counted as
+  ``duplicate_predictions`` and ignored. An outcome seen twice (same outcome id,
+  or else same id, type and time) counts once (``duplicate_outcomes``).
+* **Late outcomes** arrive for an id whose row was already written: they are
+  counted as ``late_outcomes`` (and kept for corrections, if enabled); the row
+  is never rewritten. A redelivered copy of an outcome the row already counted
+  (or of a late outcome already kept) is a ``duplicate_outcomes``, not late.
+* **Late predictions** (already past their close time on arrival) are still
+  labeled with the outcomes buffered for them, and counted.
+
+The class is pure: no I/O, no clock. Callers pass the wall-clock time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from ingest.records import Outcome, Prediction
+from ingest.wire.codec import pack, unpack_outcome, unpack_prediction
+from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
+from labeler.join.pending import Pending, PendingStore
+from labeler.join.records import LabeledExample
+from labeler.join.rules import JoinRules
+from labeler.join.watermark import Watermark
+
+
+class PartitionJoin:
+    """Join state and watermark of one (co-)partition.
+
+    Every change to the pending predictions and the recently closed ids is
+    also appended to ``log``: the checkpoint keeps those logs as state
+    segments instead of snapshotting that state each time (see
+    ``labeler.output.checkpoint``), and ``restore`` replays them. A segment is needed
+    while a prediction it brought in is pending, or a close it records is
+    within the dedupe horizon (``oldest_needed_epoch``).
+    """
+
+    def __init__(self, rules: JoinRules, counters: Counter[str] | None = None,
+                 store: PendingStore | None = None, epoch: int = 1) -> None:
+        self.rules = rules
+        self._no_outcome_labels = tuple(spec.empty_value() for spec in rules.labels)
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.watermark = Watermark(rules.lateness, rules.idle_after)
+        self.pending = store if store is not None else PendingStore()
+        self.early: dict[str, list[Outcome]] = {}
+        self.closed: dict[str, float] = {}  # join id -> prediction event time
+        self.closed_keys: dict[str, set[Any]] = {}  # outcome keys of closed ids that had any
+        self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
+        self._early_heap: list[tuple[float, str]] = []
+        # (forget at, join id, prediction time, epoch of the close's log)
+        self._forget_heap: list[tuple[float, str, float, int]] = []
+        self.log: list[bytes] = []  # changes since the last checkpoint, msgpack-encoded
+        self.epoch = epoch  # the checkpoint epoch that will hold ``log``
+        self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
+        self._closes: Counter[int] = Counter()  # epoch -> its closes not yet forgotten
+
+    # -- input -------------------------------------------------------------------------
+
+    def add_prediction(self, prediction: Prediction, wall: float) -> None:
+        self.watermark.observe(0, prediction.event_time, wall)
+        join_id = prediction.join_id
+        if join_id in self.closed or join_id in self.pending:
+            self.counters["duplicate_predictions"] += 1
+            return
+        t = prediction.event_time
+        close_at = t + self.rules.window + self.rules.grace
+        if close_at < self.watermark.last_value:
+            self.counters["late_predictions"] += 1
+        pending = Pending(prediction, self.epoch)
+        self.log.append(change([ADD, pack(prediction)]))
+        self._arrivals[self.epoch] += 1
+        early = self.early.pop(join_id, None)
+        if early:
+            for outcome in early:
+                self._attach(pending, outcome)
+        self.pending.add(pending, close_at)
+
+    def add_outcome(self, outcome: Outcome, wall: float) -> None:
+        self.watermark.observe(1, outcome.event_time, wall)
+        join_id = outcome.join_id
+        closed_time = self.closed.get(join_id)  # a closed id is never pending too
+        if closed_time is not None:
+            keys = self.closed_keys.get(join_id)
+            if keys is not None and outcome.dedupe_key in keys:
+                self.counters["duplicate_outcomes"] += 1
+                return
+            if self._in_window(closed_time, outcome.event_time):
+                key = outcome.dedupe_key
+                self.closed_keys.setdefault(join_id, set()).add(key)
+                self.log.append(change([LATE, join_id, key]))
+                self.counters["late_outcomes"] += 1
+                if self.rules.keep_late_outcomes:
+                    self.late_outcomes.append((outcome, closed_time))
+            else:
+                self.counters["outside_window"] += 1
+            return
+        pending = self.pending.get(join_id)
+        if pending is not None:
+            self._attach(pending, outcome)
+            return
+        self.early.setdefault(join_id, []).append(outcome)
+        heapq.heappush(
+            self._early_heap, (outcome.event_time + self.rules.early_tolerance, join_id)
+        )
+
+    def _in_window(self, t: float, u: float) -> bool:
+        return t - self.rules.early_tolerance <= u <= t + self.rules.window
+
+    def _attach(self, pending: Pending, outcome: Outcome) -> None:
+        if not self._in_window(pending.prediction.event_time, outcome.event_time):
+            self.counters["outside_window"] += 1
+        elif not pending.attach(outcome):
+            self.counters["duplicate_outcomes"] += 1
+        else:
+            self.log.append(change([ATTACH, outcome.join_id, pack(outcome)]))
+
+    # -- time --------------------------------------------------------------------------
+
+    def advance(self, wall: float, behind: tuple[bool, bool] = (False, False)
+                ) -> list[LabeledExample]:
+        """Emit every row whose window the watermark has passed; expire old state.
+
+        ``behind`` tells, for the prediction and the outcome input, whether
+        unread messages wait in Kafka (see ``labeler.join.watermark``).
+        """
+        return self._advance_to(self.watermark.value(wall, behind))
+
+    def drain(self) -> list[LabeledExample]:
+        """Close every window now, whatever the watermark (for ``--drain``)."""
+        self.watermark.close_all()
+        return self._advance_to(math.inf)
+
+    def _advance_to(self, watermark: float) -> list[LabeledExample]:
+        emitted: list[LabeledExample] = []
+        horizon = self.rules.dedupe_horizon + self.rules.window + self.rules.grace
+        for pending in self.pending.pop_due(watermark):
+            emitted.append(self._label(pending))
+            join_id = pending.prediction.join_id
+            t = pending.prediction.event_time
+            self._close(join_id, t, pending.keys, self.epoch, horizon)
+            self.log.append(change([CLOSE, join_id, t, list(pending.keys or ())]))
+            self._closed_arrival(pending.epoch)
+        if emitted:
+            self.counters["labeled"] += len(emitted)
+            if self.rules.labels and self.rules.labels[0].agg == "any":
+                self.counters["positives"] += sum(1 for r in emitted if r.labels[0] is True)
+        self._expire_early(watermark)
+        self._forget(watermark)
+        return emitted
+
+    def _forget(self, watermark: float) -> None:
+        """Drop the closed ids whose dedupe horizon the watermark has passed."""
+        forget = self._forget_heap
+        while forget and forget[0][0] < watermark:
+            _, join_id, t, epoch = heapq.heappop(forget)
+            if self.closed.get(join_id) == t:  # else a later close of a re-used id
+                del self.closed[join_id]
+                self.closed_keys.pop(join_id, None)
+            _take(self._closes, epoch)
+
+    def _close(self, join_id: str, t: float, keys: set[Any] | None, epoch: int,
+               horizon: float) -> None:
+        self.closed[join_id] = t
+        if keys:
+            self.closed_keys[join_id] = keys
+        heapq.heappush(self._forget_heap, (t + horizon, join_id, t, epoch))
+        self._closes[epoch] += 1
+
+    def _closed_arrival(self, epoch: int) -> None:
+        _take(self._arrivals, epoch)
+
+    def _expire_early(self, watermark: float) -> None:
+        heap = self._early_heap
+        tolerance = self.rules.early_tolerance
+        while heap and heap[0][0] < watermark:
+            _, join_id = heapq.heappop(heap)
+            buffered = self.early.get(join_id)
+            if buffered is None:
+                continue  # its prediction arrived and took it
+            kept = [o for o in buffered if o.event_time + tolerance >= watermark]
+            self.counters["early_expired"] += len(buffered) - len(kept)
+            if kept:
+                self.early[join_id] = kept
+            else:
+                del self.early[join_id]
+
+    def _label(self, pending: Pending) -> LabeledExample:
+        prediction = pending.prediction
+        outcomes = pending.outcomes
+        if not outcomes:
+            return LabeledExample(prediction, self._no_outcome_labels, 0, None)
+        t = prediction.event_time
+        labels = tuple(spec.compute(t, outcomes) for spec in self.rules.labels)
+        return LabeledExample(prediction, labels, len(outcomes),
+                              min(o.event_time for o in outcomes) - t)
+
+    # -- introspection and checkpoints -------------------------------------------------
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.pending)
+
+    def oldest_needed_epoch(self) -> int:
+        """The oldest epoch whose state segment a restore still needs: the earliest with
+        a prediction still pending or a close still within the dedupe horizon."""
+        return min(min(self._arrivals, default=self.epoch), min(self._closes, default=self.epoch))
+
+    def logged(self, epoch: int) -> None:
+        """The checkpoint of ``epoch`` holds ``log``: start the next one."""
+        self.log = []
+        self.epoch = epoch + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state the logs do not hold, as plain data (msgpack-able): watermarks and
+        early outcomes, both small. ``restore`` needs it and the logs."""
+        return {
+            "marks": list(self.watermark.marks),
+            "watermark": self.watermark.durable_value,
+            "early": [pack(o) for outs in self.early.values() for o in outs],
+        }
+
+    @classmethod
+    def restore(cls, rules: JoinRules, snap: dict[str, Any], wall: float,
+                logs: Iterable[tuple[int, Iterable[list[Any]]]] = (),
+                counters: Counter[str] | None = None, store: PendingStore | None = None,
+                epoch: int = 1) -> PartitionJoin:
+        """Rebuild the state of a checkpoint: ``snap`` and the ``(epoch, log)`` segments
+        it keeps, oldest first. ``epoch`` is the next epoch to log into."""
+        join = cls(rules, counters, store, epoch)
+        join.watermark.restore(snap["marks"], snap["watermark"], wall)
+        window_end = rules.window + rules.grace
+        horizon = window_end + rules.dedupe_horizon
+        pending, closed, closed_keys = join.pending, join.closed, join.closed_keys
+        for logged_in, log in logs:
+            for entry in log:
+                kind = entry[0]
+                if kind == ADD:
+                    prediction = unpack_prediction(entry[1])
+                    join_id = prediction.join_id
+                    if join_id in closed:  # the original run had forgotten it by now
+                        del closed[join_id]
+                        closed_keys.pop(join_id, None)
+                    pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
+                    join._arrivals[logged_in] += 1
+                elif kind == ATTACH:
+                    found = pending.get(entry[1])
+                    if found is not None:  # else it closed in a segment already dropped
+                        found.attach(unpack_outcome(entry[2]))
+                elif kind == CLOSE:
+                    _, join_id, t, keys = entry
+                    gone = pending.discard(join_id)
+                    if gone is not None:
+                        join._closed_arrival(gone.epoch)
+                    join._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
+                elif kind == LATE and entry[1] in closed:
+                    closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
+        join._forget(join.watermark.last_value)  # what the checkpointed run forgot already
+        for packed_outcome in snap["early"]:
+            outcome = unpack_outcome(packed_outcome)
+            join.early.setdefault(outcome.join_id, []).append(outcome)
+            join._early_heap.append((outcome.event_time + rules.early_tolerance, outcome.join_id))
+        heapq.heapify(join._early_heap)
+        return join
+
+
+def _take(counts: Counter[int], epoch: int) -> None:
+    left = counts[epoch] - 1
+    if left > 0:
+        counts[epoch] = left
+    else:
+        del counts[epoch]
+
+
+def _key(packed: Any) -> Any:
+    """An outcome's dedupe key as msgpack gave it back (tuples come back as lists)."""
+    return tuple(packed) if isinstance(packed, list) else packed

@@ -1,0 +1,167 @@
+"""The ``loglabel`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ingest.errors import LoglabelError
+from labeler.config import Config, load_config
+from labeler.logs import log, setup
+from labeler.tools.simulate import ENVELOPES, TrafficSpec
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except LoglabelError as exc:  # config, broker unreachable, bad credentials
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loglabel")
+def cli() -> None:
+    """loglabel: prediction logs in Kafka to training labels and drift alerts."""
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="TOML config file (environment LOGLABEL_SECTION__KEY overrides it).")
+@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
+              help="Exit cleanly after this many seconds without input.")
+@click.option("--drain", is_flag=True, help="Close every window at exit (backfills, tests).")
+@click.option("--stage", type=click.Choice(["all", "ingest", "label"]), default="all",
+              show_default=True, help="Run every stage, or only one (for scale-out).")
+def run(config_path: str | None, until_idle: float | None, drain: bool, stage: str) -> None:
+    """Consume, label, write Parquet shards and watch drift until stopped."""
+    from labeler.ops.metrics import serve_worker
+    from labeler.runtime.compose import run_pipeline
+
+    config = _load(config_path)
+    setup(config.logging.level)
+    try:
+        counters = run_pipeline(
+            config, until_idle=until_idle, drain=drain, stage=stage,  # type: ignore[arg-type]
+            serve=lambda worker: serve_worker(config.metrics, config.kafka, worker))
+    except LoglabelError as exc:  # config, broker unreachable, bad credentials
+        raise click.ClickException(str(exc)) from None
+    log("worker.stopped", labeled=counters["labeled"], rows_written=counters["rows_written"])
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="Config whose kafka, topics and join.window_s are used.")
+@click.option("--count", type=int, default=10_000, show_default=True,
+              help="Number of predictions.")
+@click.option("--rate", type=float, default=0.0, show_default=True,
+              help="Messages per second (0: as fast as possible).")
+@click.option("--duration", type=float, default=None,
+              help="Seconds to run at --rate (sets --count).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--envelope", type=click.Choice(ENVELOPES), default="fluentd", show_default=True)
+@click.option("--partitions", type=int, default=4, show_default=True,
+              help="Partitions of the raw topics if they must be created.")
+@click.option("--partitioner", type=click.Choice(["murmur2", "crc32", "none"]),
+              default="murmur2", show_default=True,
+              help="Key hashing: murmur2 (Java clients), crc32 (Fluentd default), none (no key).")
+@click.option("--click-rate", type=float, default=0.1, show_default=True)
+@click.option("--spacing", type=float, default=0.01, show_default=True,
+              help="Event-time seconds between predictions.")
+@click.option("--drift-at", type=float, default=None,
+              help="Fraction of the run where f00 shifts and the click rate changes.")
+@click.option("--truth", type=click.Path(dir_okay=False), default=None,
+              help="Write the exact expected labels (CSV, or Parquet by suffix).")
+def simulate(config_path: str | None, count: int, rate: float, duration: float | None, seed: int,
+             envelope: str, partitions: int, partitioner: str, click_rate: float,
+             spacing: float, drift_at: float | None, truth: str | None) -> None:
+    """Send realistic prediction and click traffic into the raw topics."""
+    from labeler.join.rules import join_rules
+    from labeler.tools.produce import send_traffic
+
+    config = _load(config_path)
+    if duration is not None:
+        if rate <= 0:
+            raise click.UsageError("--duration needs a --rate")
+        count = int(duration * rate / (1 + click_rate))
+    spec = TrafficSpec(count=count, seed=seed, spacing=spacing, click_rate=click_rate,
+                       window=config.join.window_s, early_tolerance=config.join.early_tolerance_s,
+                       max_disorder=min(2.0, config.join.allowed_lateness_s / 2),
+                       drift_at=drift_at)
+    rules = join_rules(config)
+    sent = send_traffic(config.kafka.client_options(), spec, config.topics.predictions,
+                        config.topics.outcomes, envelope=envelope, rate=rate,
+                        partitions=partitions, partitioner=partitioner, truth=truth,
+                        labels=rules.labels)
+    click.echo(f"sent {sent['prediction']} predictions and {sent['outcome']} outcomes"
+               + (f"; truth in {truth}" if truth else ""))
+
+
+@cli.command("drift-eval")
+@click.option("--size", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+              help="quick: seconds; full: 10^6 stationary events per stream (minutes).")
+@click.option("--only", multiple=True, help="Scenario name substring (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ours-only", is_flag=True, help="Skip the raw River baselines.")
+def drift_eval(size: str, only: tuple[str, ...], seed: int, ours_only: bool) -> None:
+    """Run every drift monitor over streams with known change points; print the table."""
+    from drift.evaluation.evaluate import format_table, run_evaluation
+
+    rows = run_evaluation(size, only=list(only) or None, seed=seed,
+                          river_baselines=not ours_only)
+    click.echo(format_table(rows))
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the baseline profile (JSON).")
+@click.option("--prefix", default=None,
+              help="Profile the columns with this prefix, named without it "
+                   "(default: feat_ for loglabel shards, else every column).")
+@click.option("--model", default=None, help="Only the rows of this model (loglabel shards).")
+def profile(dataset: str, output: str, prefix: str | None, model: str | None) -> None:
+    """Build a baseline profile (schema and statistics) from training data in Parquet.
+
+    DATASET is loglabel's own shards or any Parquet file or directory. Point
+    ``drift.baseline_path`` at the result to get training/serving skew reports.
+    """
+    import pandas as pd
+
+    from drift.baseline.profile import build_profile, save_profile
+
+    frame = pd.read_parquet(dataset)
+    if model is not None and "model" in frame.columns:
+        frame = frame[frame["model"].astype(str) == model]
+    if prefix is None and any(str(c).startswith("feat_") for c in frame.columns):
+        prefix = "feat_"
+    built = build_profile(frame, prefix=prefix, model=model)
+    save_profile(built, output)
+    click.echo(f"profiled {len(frame)} rows, {len(built.get('features', {}))} features -> {output}")
+
+
+def _register() -> None:
+    from labeler.ops.doctor import doctor_command
+    from labeler.tools.bench import bench_command
+    from labeler.tools.bench_state import bench_state_command, phase_command
+    from labeler.tools.demo import demo_command
+
+    cli.add_command(bench_command)
+    cli.add_command(bench_state_command)
+    cli.add_command(phase_command)
+    cli.add_command(demo_command)
+    cli.add_command(doctor_command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

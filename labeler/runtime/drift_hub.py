@@ -1,0 +1,165 @@
+"""Wiring drift monitoring into the worker.
+
+The worker feeds every decoded prediction and every labeled example to a
+``DriftHub``. Each drift event the monitor reports goes through
+``drift.sinks`` to four places at once: a JSON log line (``"event":
+"drift"``), the ``topics.drift`` Kafka topic (JSON, keyed by model), Fluentd
+through fluent-logger when ``drift.fluentd.enabled``, and the
+``drift.<kind>`` counters. A failure inside monitoring is counted
+(``drift.internal_error``) and logged, and never stops labeling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kafka import KafkaProducer
+
+from drift.events import DriftEvent
+from drift.monitor import DriftMonitor
+from drift.settings import DriftSettings
+from drift.sinks import DriftCounters, FanoutSink, build_sinks
+from ingest.records import Prediction, SourceRef
+from ingest.wire.schema import parse_skew_key
+from labeler.join.labels import LabelSpec
+from labeler.join.records import LabeledExample
+from labeler.logs import log
+
+SCHEMA_KINDS = {"new_feature": "new_feature", "missing_feature": "missing_feature",
+                "numeric_string": "type_mismatch"}
+
+
+class DriftHub:
+    """Feeds drift monitors from the worker and publishes their events.
+
+    Each input partition has its own ``DriftMonitor``: event time is ordered
+    within a partition but not across partitions (a backfill may read one
+    partition's whole day before the next one's), and a worker in a scaled-out
+    group only sees its own partitions anyway. The same change seen by several
+    partitions within ``drift.episode_s`` seconds of event time is published
+    once (the others are counted as ``drift.same_episode``).
+
+    The label watched for concept drift is the first label column when it is
+    boolean (an ``any`` label); the score is ``drift.prediction.fields[0]``.
+    """
+
+    def __init__(self, settings: DriftSettings, topic: str, counters: Counter[str],
+                 label_name: str | None) -> None:
+        self.settings = settings
+        self.monitors: dict[int, DriftMonitor] = {}
+        self.schema_monitor = DriftMonitor(settings)
+        self._episodes: dict[tuple[str, str, str, str | None], float] = {}
+        self.topic = topic
+        self.counters = counters
+        self.label_name = label_name
+        self.score_field = settings.prediction.fields[0] if settings.prediction.fields else None
+        self.events: deque[DriftEvent] = deque(maxlen=settings.history)
+        self._kinds = DriftCounters(on_event=self._count)
+        self._sinks: FanoutSink = build_sinks(settings, counters=self._kinds)
+        self._skew_seen: dict[str, int] = {}
+        self._last_time = -math.inf
+
+    def _count(self, kind: str, _model: str) -> None:
+        self.counters[f"drift.{kind}"] += 1
+
+    def attach(self, producer: KafkaProducer) -> None:
+        """Publish to ``topics.drift`` with the worker's producer, which the commit
+        protocol flushes before offsets move on."""
+        self._sinks.close()
+        self._sinks = build_sinks(self.settings, producer=producer, topic=self.topic,
+                                  counters=self._kinds)
+
+    def monitor(self, partition: int) -> DriftMonitor:
+        monitor = self.monitors.get(partition)
+        if monitor is None:
+            monitor = self.monitors[partition] = DriftMonitor(self.settings)
+        return monitor
+
+    def _new_episode(self, event: DriftEvent) -> bool:
+        key = (event.model, event.kind, event.stream, event.feature)
+        last = self._episodes.get(key)
+        if last is not None and abs(event.event_time - last) <= self.settings.episode_s:
+            return False
+        self._episodes[key] = event.event_time
+        return True
+
+    def _failed(self, where: str, exc: Exception) -> None:
+        self.counters["drift.internal_error"] += 1
+        if self.counters["drift.internal_error"] <= 5:
+            log("drift.internal_error", logging.ERROR, where=where,
+                error=f"{type(exc).__name__}: {exc}")
+
+    def _guard(self, where: str, call: Callable[[], Sequence[DriftEvent]]) -> None:
+        try:
+            events = call()
+        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+            self._failed(where, exc)
+            return
+        self._publish(events)
+
+    def _publish(self, events: Sequence[DriftEvent]) -> None:
+        for event in events:
+            if not self._new_episode(event):
+                self.counters["drift.same_episode"] += 1
+                continue
+            self.events.append(event)
+            self._sinks.emit(event)
+
+    def observe_prediction(self, prediction: Prediction, source: SourceRef) -> None:
+        # the hot path: no closure, one dict lookup
+        self._last_time = prediction.event_time
+        monitor = self.monitors.get(source.partition) or self.monitor(source.partition)
+        try:
+            events = monitor.observe_prediction(prediction, source)
+        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+            self._failed("observe_prediction", exc)
+            return
+        if events:
+            self._publish(events)
+
+    def observe_labeled(self, example: LabeledExample, source: SourceRef) -> None:
+        """``source``: the prediction input's position when the row was labeled."""
+        if self.label_name is None or not isinstance(example.labels[0], bool):
+            return
+        p = example.prediction
+        score = p.prediction.get(self.score_field) if self.score_field else None
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            score = None
+        monitor = self.monitor(source.partition)
+        self._guard("observe_label", lambda: monitor.observe_label(
+            p.model, p.event_time, score, bool(example.labels[0]), source,
+            label_name=self.label_name or "label"))
+
+    def check_schema(self, counters: Counter[str]) -> None:
+        """Report the schema skew that ingest counted since the last call."""
+        for key, count in list(counters.items()):
+            parsed = parse_skew_key(key)
+            if parsed is None or self._skew_seen.get(key) == count:
+                continue
+            self._skew_seen[key] = count
+            what, model, feature = parsed
+            self._guard("observe_schema_skew", lambda: self.schema_monitor.observe_schema_skew(
+                model, self._last_time, SCHEMA_KINDS.get(what, what), feature,  # noqa: B023
+                f"{count} predictions so far"))  # noqa: B023
+
+    def flush(self) -> None:
+        """Evaluate partial blocks (at shutdown and at the end of a backfill)."""
+        for monitor in self.monitors.values():
+            self._guard("flush", monitor.flush)
+
+    def close(self) -> None:
+        self._sinks.close()
+
+
+def build_hub(settings: DriftSettings, topic: str, counters: Counter[str],
+              labels: Sequence[Any]) -> DriftHub | None:
+    """The drift hub for a worker, or ``None`` when drift monitoring is off."""
+    if not settings.enabled:
+        return None
+    first: LabelSpec | Any = labels[0] if labels else None
+    label_name = first.name if first is not None and first.agg == "any" else None
+    return DriftHub(settings, topic, counters, label_name)

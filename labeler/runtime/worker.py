@@ -1,0 +1,502 @@
+"""The worker loop: consume, decode, join, write shards, checkpoint, commit.
+
+One ``Worker`` consumes the prediction and outcome topics in one consumer
+group. The range assignor gives it partition *i* of both topics together (the
+topics must have the same partition count: co-partitioned). Each assigned
+partition index has its own ``PartitionJoin``, rows buffer and checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from ingest.kafka.clients import new_consumer, new_producer
+from ingest.kafka.dead_letters import DeadLetterSink
+from ingest.records import DeadLetter, Prediction, SourceRef
+from ingest.wire.codec import CanonicalDecoder
+from ingest.wire.decode import Decoder
+from labeler.config import Config
+from labeler.join.partition import PartitionJoin
+from labeler.join.pending import PendingStore
+from labeler.join.records import LabeledExample
+from labeler.join.rules import join_rules
+from labeler.logs import log
+from labeler.output.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    Fenced,
+    PublishError,
+    shard_name,
+    stream_tag,
+)
+from labeler.output.shards import Rotation, ShardEncoder, ShardFile, encode_corrections
+from labeler.output.storage import Storage
+from labeler.runtime.status import PartitionStatus, WorkerStatus, status_line
+
+
+class DriftObserver(Protocol):
+    """What the worker needs from drift monitoring (``labeler.runtime.drift_hub.DriftHub``)."""
+
+    def attach(self, producer: KafkaProducer) -> None: ...
+    def observe_prediction(self, prediction: Prediction, source: SourceRef) -> Any: ...
+    def observe_labeled(self, example: LabeledExample, source: SourceRef) -> Any: ...
+    def check_schema(self, counters: Counter[str]) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+DEAD_LETTER_LOGS = 10
+UNASSIGNED_GRACE_S = 60.0
+
+
+class _Partition:
+    """Everything the worker holds for one assigned partition index."""
+
+    __slots__ = ("index", "join", "rows", "emitted_at", "epoch", "offsets", "first_offset",
+                 "dirty", "segments")
+
+    def __init__(self, index: int, join: PartitionJoin, epoch: int, offsets: dict[str, int]):
+        self.index = index
+        self.join = join
+        self.rows: list[LabeledExample] = []
+        self.emitted_at: list[tuple[float, int]] = []  # (wall time, rows emitted then)
+        self.epoch = epoch
+        self.offsets = offsets  # topic -> next offset to read
+        self.first_offset = 0
+        self.dirty = False
+        self.segments: list[tuple[int, str]] = []  # state segments its checkpoint keeps
+
+
+class Worker:
+    """Runs the labeling pipeline until stopped, idle, or signalled."""
+
+    def __init__(self, config: Config, drift: DriftObserver | None = None,
+                 on_rows: Callable[[list[LabeledExample]], None] | None = None,
+                 counters: Counter[str] | None = None, schema: Any = None) -> None:
+        self.config = config
+        self.rules = join_rules(config)
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.storage = Storage(config.output.path)
+        topics = config.topics
+        # PII is redacted by the decoders, before anything else sees a record
+        self.pii = config.pii.policy()
+        self.decoders: dict[str, Any]
+        if config.ingest.repartition == "always":
+            # the ingest stage already decoded and re-keyed: read canonical records
+            self.topics = (topics.rekeyed_predictions, topics.rekeyed_outcomes)
+            self.decoders = {
+                topics.rekeyed_predictions: CanonicalDecoder("prediction", self.counters),
+                topics.rekeyed_outcomes: CanonicalDecoder("outcome", self.counters),
+            }
+        else:
+            self.topics = (topics.predictions, topics.outcomes)
+            self.decoders = {
+                topics.predictions: Decoder("prediction", config.fields,
+                                            config.ingest.prediction_format, self.counters,
+                                            schema=schema, pii=self.pii,
+                                            max_future_s=config.ingest.max_future_s or None),
+                topics.outcomes: Decoder("outcome", config.fields,
+                                         config.ingest.outcome_format, self.counters,
+                                         pii=self.pii,
+                                         max_future_s=config.ingest.max_future_s or None),
+            }
+        self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
+        out = config.output
+        self.encoder = ShardEncoder(self.rules.labels, out.compression,
+                                    Rotation(out.max_rows, int(out.max_bytes), out.max_span_s))
+        self.drift = drift
+        self.on_rows = on_rows
+        self.partitions: dict[int, _Partition] = {}
+        self._stop = False
+        self._last_commit = time.monotonic()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self.dead_letters: DeadLetterSink | None = None
+        # seconds from a row's window closing (its emission) to its shard being durable
+        self.latencies: deque[float] = deque(maxlen=100_000)
+        self.first_input_at: float | None = None  # monotonic, for throughput figures
+        self.last_input_at: float | None = None
+        self.last_poll_at: float | None = None
+        self._assigned_at: float | None = None
+        self._dead_letter_logs: Counter[str] = Counter()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to finish: it stops polling, commits and returns."""
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop
+
+    def run(self, until_idle: float | None = None, drain: bool = False,
+            upstream_input_at: Callable[[], float | None] | None = None) -> Counter[str]:
+        """Consume until ``stop()``, or ``until_idle`` seconds without input.
+
+        Idleness counts from the last input, or from the first partition
+        assignment while nothing was read yet (group joins take seconds; without
+        any assignment it starts after UNASSIGNED_GRACE_S), and
+        also from ``upstream_input_at()`` (monotonic), the last input of an
+        ingest stage running beside this worker. With ``drain`` every pending
+        window is closed before the final commit. Returns the counters.
+        """
+        kafka = self.config.kafka
+        options = kafka.client_options()
+        self._producer = new_producer(options, linger_ms=20, acks="all")
+        self.dead_letters = DeadLetterSink(self._producer, self.config.topics.dead_letter,
+                                           self.counters)
+        if self.drift is not None:
+            self.drift.attach(self._producer)
+        consumer_options: dict[str, Any] = {
+            "group_id": kafka.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": kafka.auto_offset_reset,
+            "partition_assignment_strategy": (RangePartitionAssignor,),
+            "session_timeout_ms": kafka.session_timeout_ms,
+            "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+            "max_poll_interval_ms": kafka.max_poll_interval_ms,
+            "max_poll_records": kafka.max_poll_records,
+            "fetch_max_bytes": 64 * 1024 * 1024,
+            "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        }
+        if kafka.group_instance_id:
+            consumer_options["group_instance_id"] = kafka.group_instance_id
+        self._consumer = new_consumer(options, **consumer_options)
+        self._consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        log("worker.started", topics=list(self.topics), group=kafka.group_id,
+            output=self.storage.uri)
+        status_every = self.config.logging.status_interval_s
+        flush_every = self.config.output.flush_interval_s
+        last_input = last_status = last_schema_check = time.monotonic()
+        started = last_input
+        try:
+            while not self._stop:
+                batch = self._consumer.poll(timeout_ms=200)
+                wall = time.time()
+                mono = self.last_poll_at = time.monotonic()
+                if batch:
+                    last_input = mono
+                    if self.first_input_at is None:
+                        self.first_input_at = mono
+                    self._process(batch, wall)
+                    self.last_input_at = time.monotonic()
+                self._advance(wall)
+                if mono - self._last_commit >= flush_every or self._full():
+                    self.commit()
+                if mono - last_status >= status_every:
+                    self.log_status(mono - started)
+                    last_status = mono
+                if self.drift is not None and mono - last_schema_check >= 1.0:
+                    self.drift.check_schema(self.counters)
+                    last_schema_check = mono
+                if until_idle is not None:
+                    # before any assignment the group is still forming: not idle yet
+                    # (bounded, so a wrong topic does not hang a backfill forever)
+                    assigned = self._assigned_at or started + UNASSIGNED_GRACE_S
+                    busy = max(last_input, assigned,
+                               (upstream_input_at and upstream_input_at()) or 0.0)
+                    if mono - busy >= until_idle:
+                        log("worker.idle", seconds=round(mono - busy, 1))
+                        break
+            if drain:
+                for part in self.partitions.values():
+                    rows = part.join.drain()
+                    self._emit(part, rows)
+            if self.drift is not None:
+                self.drift.check_schema(self.counters)
+                self.drift.flush()
+            self.commit()
+            self.log_status(time.monotonic() - started)
+        finally:
+            for part in self.partitions.values():
+                part.join.pending.close()  # the spill files are scratch space
+            self._consumer.close(autocommit=False)
+            self._producer.close(timeout=10)
+            if self.drift is not None:
+                self.drift.close()
+        return self.counters
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def _process(self, batch: dict[TopicPartition, list[Any]], wall: float) -> None:
+        drift = self.drift
+        for tp, messages in batch.items():
+            part = self.partitions.get(tp.partition)
+            if part is None:
+                continue  # revoked during this poll: the next owner reads it again
+            decode = self.decoders[tp.topic].decode
+            is_prediction = tp.topic == self.topics[0]
+            join = part.join
+            add = join.add_prediction if is_prediction else join.add_outcome
+            batched = getattr(self.decoders[tp.topic], "batched", False)
+            for message in messages:
+                decoded = decode(message.value)
+                if type(decoded) is DeadLetter:
+                    self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
+                                      message.key)
+                    continue
+                for record in (decoded if batched else (decoded,)):
+                    add(record, wall)
+                    if drift is not None and is_prediction:
+                        drift.observe_prediction(
+                            record, SourceRef(tp.topic, tp.partition, message.offset)
+                        )
+            part.offsets[tp.topic] = messages[-1].offset + 1
+            part.dirty = True
+        self.counters["messages"] += sum(len(m) for m in batch.values())
+
+    def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
+        letter = replace(letter, source=source)
+        if self.pii is not None:  # the decoders' letters already are; internal topics' are not
+            letter = self.pii.redact_dead_letter(letter)
+        if self.dead_letters is not None:
+            self.dead_letters.send(letter, key)
+        # a flood of bad input must not become a flood of log lines: the first
+        # DEAD_LETTER_LOGS of each reason per status interval are logged, the rest counted
+        self._dead_letter_logs[letter.reason] += 1
+        if self._dead_letter_logs[letter.reason] <= DEAD_LETTER_LOGS:
+            log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
+                source=str(source))
+
+    def _advance(self, wall: float) -> None:
+        for part in self.partitions.values():
+            rows = part.join.advance(wall, (self._behind(part, 0), self._behind(part, 1)))
+            if rows:
+                self._emit(part, rows)
+
+    def _behind(self, part: _Partition, stream: int) -> bool:
+        """Whether input ``stream`` of ``part`` has unread messages in Kafka (unknown
+        counts as behind, so the watermark waits rather than closing too early)."""
+        if self._consumer is None:
+            return True
+        topic = self.topics[stream]
+        tp = TopicPartition(topic, part.index)
+        try:
+            highwater = self._consumer.highwater(tp)
+            offset = part.offsets.get(topic)
+            if offset is None and highwater is not None:
+                offset = self._consumer.position(tp, timeout_ms=1000)
+                if offset is not None:
+                    part.offsets[topic] = offset
+        except KafkaError:
+            return True  # e.g. revoked meanwhile
+        return highwater is None or offset is None or offset < highwater
+
+    def _emit(self, part: _Partition, rows: list[LabeledExample]) -> None:
+        part.rows.extend(rows)
+        part.emitted_at.append((time.time(), len(rows)))
+        part.dirty = True
+        if self.drift is not None:
+            topic = self.topics[0]
+            where = SourceRef(topic, part.index, part.offsets.get(topic, 0) - 1)
+            for row in rows:
+                self.drift.observe_labeled(row, where)
+        if self.on_rows is not None:
+            self.on_rows(rows)
+
+    def _full(self) -> bool:
+        limit = self.config.output.max_rows
+        return any(len(p.rows) >= limit for p in self.partitions.values())
+
+    # -- commit ------------------------------------------------------------------------
+
+    def commit(self, indexes: list[int] | None = None, to_kafka: bool = True) -> None:
+        """Checkpoint the given partitions (default: all dirty ones), then commit offsets.
+
+        ``to_kafka=False`` inside rebalance callbacks: they run on the consumer's
+        IO loop, where a blocking commit is not allowed; Kafka's offsets are
+        advisory (the checkpoint is the truth), so skipping them loses nothing.
+        """
+        chosen = [self.partitions[i] for i in (indexes or list(self.partitions))]
+        kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        flushed = False
+
+        def flush_producer() -> None:
+            nonlocal flushed
+            if not flushed and self.dead_letters is not None:
+                self.dead_letters.flush(timeout=60)  # raises DeliveryFailed: no commit then
+                flushed = True
+
+        for part in chosen:
+            if not part.dirty and not part.join.log:
+                continue
+            epoch = part.epoch + 1
+            name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch)
+            files = self.encoder.encode(part.rows, name)
+            if self.encoder.types.lost:
+                self.counters.update(self.encoder.types.lost)
+                self.encoder.types.lost.clear()
+            late = part.join.late_outcomes
+            if late:
+                files.append(encode_corrections(late, name, self.config.output.compression))
+            join = part.join
+            try:
+                checkpoint = self.checkpoints.commit(
+                    part.index, epoch, part.offsets, join.snapshot(), files,
+                    before=flush_producer, log=join.log, segments=part.segments,
+                    keep_from=join.oldest_needed_epoch(), previous_epoch=part.epoch)
+            except Fenced as exc:
+                self._fenced(part, exc)
+                continue
+            except PublishError as exc:
+                self._committed(part, epoch, files, exc.checkpoint)  # never encode these again
+                raise
+            self._committed(part, epoch, files, checkpoint)
+            for topic, offset in part.offsets.items():
+                kafka_offsets[TopicPartition(topic, part.index)] = OffsetAndMetadata(offset, "", -1)
+        if kafka_offsets and to_kafka and self._consumer is not None:
+            try:
+                self._consumer.commit(kafka_offsets)
+            except Exception as exc:  # noqa: BLE001 - advisory: the checkpoint is the truth
+                log("kafka_commit_failed", logging.WARNING, error=str(exc))
+        self._last_commit = time.monotonic()
+
+    def _committed(self, part: _Partition, epoch: int, files: list[ShardFile],
+                   checkpoint: Checkpoint) -> None:
+        """Account for an epoch whose checkpoint is written, and start the next one."""
+        part.segments = checkpoint.segments
+        part.join.logged(epoch)
+        self.counters["shards_written"] += len(files)
+        self.counters["shard_bytes"] += sum(len(f.data) for f in files)
+        self.counters["rows_written"] += len(part.rows)
+        self.counters["corrections_written"] += len(part.join.late_outcomes)
+        durable = time.time()
+        for emitted, n in part.emitted_at:
+            self.latencies.extend([durable - emitted] * min(n, 1000))
+        part.epoch = epoch
+        part.rows = []
+        part.emitted_at = []
+        part.join.late_outcomes = []
+        part.dirty = False
+        part.first_offset = part.offsets.get(self.topics[0], 0)
+
+    # -- assignment --------------------------------------------------------------------
+
+    def assign(self, indexes: set[int]) -> None:
+        """Take partitions over from their checkpoints (runs on the consumer's IO loop:
+        ``seek`` only; no blocking consumer call)."""
+        if self._consumer is None:
+            raise RuntimeError("assign() is called by the consumer, inside run()")
+        wall = time.time()
+        new = sorted(indexes - set(self.partitions))
+        share = int(self.config.state.memory_budget) // max(len(self.partitions) + len(new), 1)
+        for index in new:
+            checkpoint = self.checkpoints.recover(index)
+            if checkpoint is None:
+                # No checkpoint: start where Kafka's committed offset (or the reset
+                # policy) says; offsets become known with the first message read.
+                join = PartitionJoin(self.rules, self.counters, self._pending_store(index, share))
+                part = _Partition(index, join, 0, {})
+            else:
+                join = PartitionJoin.restore(
+                    self.rules, checkpoint.state, wall, self.checkpoints.segments(checkpoint),
+                    self.counters, self._pending_store(index, share), checkpoint.epoch + 1)
+                for topic, offset in checkpoint.offsets.items():
+                    self._consumer.seek(TopicPartition(topic, index), offset)
+                part = _Partition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
+                part.segments = checkpoint.segments
+            part.first_offset = part.offsets.get(self.topics[0], 0)
+            self.partitions[index] = part
+            self._assigned_at = time.monotonic()
+            log("partition.assigned", partition=index, offsets=part.offsets,
+                pending=join.pending_count, pending_on_disk=join.pending.on_disk,
+                epoch=part.epoch, restore_s=round(time.time() - wall, 3))
+        self._share_memory()
+
+    def _pending_store(self, index: int, share: int) -> PendingStore:
+        return PendingStore(share, self.config.state.spill_dir or None,
+                            name=f"{stream_tag(self.checkpoints.stream)}-p{index:04d}")
+
+    def _share_memory(self) -> None:
+        """Split ``state.memory_budget`` evenly between the partitions held now."""
+        share = int(self.config.state.memory_budget) // max(len(self.partitions), 1)
+        for part in self.partitions.values():
+            part.join.pending.memory_budget = share
+
+    def revoke(self, indexes: set[int]) -> None:
+        mine = sorted(indexes & set(self.partitions))
+        if mine:
+            self.commit(mine, to_kafka=False)
+        for index in mine:
+            self.partitions.pop(index).join.pending.close()
+            log("partition.revoked", partition=index)
+        self._share_memory()
+
+    def _fenced(self, part: _Partition, reason: Fenced) -> None:
+        """Another worker took ``part`` over while this one was cut off from the group:
+        drop it unwritten, and stop fetching it until the group reassigns it."""
+        self.partitions.pop(part.index, None)
+        part.join.pending.close()
+        self.counters["partitions_fenced"] += 1
+        if self._consumer is not None:
+            self._consumer.pause(*(TopicPartition(t, part.index) for t in self.topics))
+        log("partition.fenced", logging.WARNING, partition=part.index, reason=str(reason))
+        self._share_memory()
+
+    def lose(self, indexes: set[int]) -> None:
+        """Partitions taken away after this member was evicted: another member may
+        own them already, so their state is dropped without a checkpoint."""
+        for index in sorted(indexes & set(self.partitions)):
+            self.partitions.pop(index).join.pending.close()
+            log("partition.lost", logging.WARNING, partition=index)
+        self._share_memory()
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self) -> WorkerStatus:
+        """A plain snapshot of the worker's state, for logs, metrics and health checks."""
+        wall = time.time()
+        return WorkerStatus(
+            counters=dict(self.counters),
+            partitions={
+                p.index: PartitionStatus(
+                    pending=p.join.pending_count,
+                    early_buffered=sum(len(v) for v in p.join.early.values()),
+                    watermark=p.join.watermark.last_value,
+                    watermark_lag_s=wall - p.join.watermark.last_value,
+                    offsets=dict(p.offsets),
+                    epoch=p.epoch,
+                    pending_on_disk=p.join.pending.on_disk,
+                )
+                for p in list(self.partitions.values())
+            },
+            last_input_at=self.last_input_at,
+            running=self._consumer is not None and not self._stop,
+            last_poll_at=self.last_poll_at,
+        )
+
+    def log_status(self, elapsed: float) -> None:
+        suppressed = sum(max(0, v - DEAD_LETTER_LOGS) for v in self._dead_letter_logs.values())
+        log("status", **status_line(self.status(), self.counters, elapsed),
+            dead_letter_logs_suppressed=suppressed)
+        self._dead_letter_logs.clear()
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.worker.revoke({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.worker.assign({tp.partition for tp in assigned})
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.worker.lose({tp.partition for tp in lost})

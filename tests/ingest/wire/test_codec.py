@@ -1,0 +1,43 @@
+"""The internal topics' compact serialization."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from ingest.records import DeadLetter, Outcome, Prediction
+from ingest.wire.codec import CanonicalDecoder, decode, decode_batch, encode, encode_batch, pack
+
+PRED = Prediction("r1\x1fitem-7", 1718000000.123456, "ctr", None,
+                  {"price": 12.5, "country": "DE", "n": 0, "gone": None}, {"score": 0.73})
+OUT = Outcome("r1\x1fitem-7", 1718000003.5, "purchase", 19.99, None)
+
+
+def test_records_round_trip_exactly() -> None:
+    assert decode(encode(PRED)) == PRED
+    assert decode(encode(OUT)) == OUT
+    assert decode_batch(encode_batch([pack(PRED), pack(OUT)])) == [PRED, OUT]
+
+
+def test_encoding_is_smaller_than_the_json_it_came_from() -> None:
+    import orjson
+
+    as_json = orjson.dumps({"request_id": PRED.join_id, "time": PRED.event_time,
+                            "model": PRED.model, "features": PRED.features, "score": 0.73})
+    assert len(encode(PRED)) < len(as_json)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xc1", msgpack.packb([9, "x"]), msgpack.packb({"a": 1}),
+                                 msgpack.packb([[1, "too", "short"]])])
+def test_garbage_is_a_dead_letter_not_an_exception(raw: bytes) -> None:
+    decoder = CanonicalDecoder("prediction")
+    result = decoder.decode(raw)
+    assert isinstance(result, DeadLetter) and result.reason == "bad_internal_record"
+    assert decoder.counters["prediction.dead_letter.bad_internal_record"] == 1
+
+
+def test_a_batch_of_the_wrong_kind_is_rejected_whole() -> None:
+    decoder = CanonicalDecoder("outcome")
+    assert isinstance(decoder.decode(encode_batch([pack(OUT), pack(PRED)])), DeadLetter)
+    assert decoder.decode(encode_batch([pack(OUT), pack(OUT)])) == [OUT, OUT]
+    assert decoder.counters["outcome.rekeyed_read"] == 2
