@@ -72,3 +72,33 @@ class DeadLetter:
     detail: str
     raw: bytes
     source: SourceRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMark:
+    """How far one raw partition's event time has come, as its reader saw it.
+
+    The ingest stage writes these into every internal partition it feeds, after
+    the records they cover, so the labeler can take its watermark as the
+    minimum over every raw partition it depends on (Flink and Dataflow carry
+    watermarks across a shuffle the same way).
+
+    ``mark`` is the partition's event-time frontier (``ingest.repartition.frontier``),
+    advanced by the time elapsed since its last event when the reader confirmed
+    it caught up with the broker (``idle``). ``-inf`` means nothing read yet; an
+    ``idle`` source with ``-inf`` is empty and caught up, and holds nobody back.
+    """
+
+    topic: str
+    partition: int
+    mark: float
+    idle: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LateOutcome:
+    """An outcome that arrived behind its own raw partition's frontier by more than
+    ``join.allowed_lateness_s``. By loglabel's rules it is never joined: it is
+    counted as late (and kept as a correction, if configured)."""
+
+    outcome: Outcome

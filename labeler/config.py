@@ -88,8 +88,18 @@ class TopicsConfig(_Section):
     outcomes: str = "outcomes"
     dead_letter: str = "loglabel.dead-letter"
     drift: str = "loglabel.drift"
-    rekeyed_predictions: str = "loglabel.predictions.rekeyed"
-    rekeyed_outcomes: str = "loglabel.outcomes.rekeyed"
+    # internal (repartition = "always"); empty: "<raw topic>.loglabel-rekeyed", so two
+    # pipelines on one cluster never share internal topics (Kafka Streams prefixes its own)
+    rekeyed_predictions: str = ""
+    rekeyed_outcomes: str = ""
+
+    @model_validator(mode="after")
+    def _internal_names(self) -> TopicsConfig:
+        if not self.rekeyed_predictions:
+            object.__setattr__(self, "rekeyed_predictions", f"{self.predictions}.loglabel-rekeyed")
+        if not self.rekeyed_outcomes:
+            object.__setattr__(self, "rekeyed_outcomes", f"{self.outcomes}.loglabel-rekeyed")
+        return self
 
 
 class SchemaConfig(_Section):
@@ -119,6 +129,7 @@ class JoinConfig(_Section):
     early_tolerance_s: float = Field(5.0, ge=0)
     allowed_lateness_s: float = Field(10.0, ge=0)
     idle_after_s: float = Field(30.0, gt=0)
+    frontier_votes: int = Field(3, ge=1)
     dedupe_horizon_s: float = Field(3600.0, ge=0)
     keep_late_outcomes: bool = False
 

@@ -8,27 +8,35 @@ bad ones, and produces each canonical record keyed by its join id (murmur2,
 like Kafka Streams' repartition topics) into two internal topics with the same
 partition count. The labeler then joins partition *i* of both.
 
-**Event-time alignment.** Re-keying merges many raw partitions into each
-internal one. A backfill reads raw partition 0 long before partition 3, which
-would scramble event time in the internal topics far beyond the allowed
-lateness. So records are held in an event-time heap and released only up to
-the *frontier*: the smallest high mark (max event time read) among raw
-partitions that still have unread messages. Caught-up partitions do not hold
-the frontier back. A partition that runs more than ``max_skew`` seconds ahead
-of the frontier is paused until the others catch up (Flink calls this
-watermark alignment), which also bounds the heap.
+**Time crosses the shuffle with the data.** Re-keying merges every raw
+partition into every internal one, so an internal partition's own event times
+say nothing about how far each raw partition has come. The stage keeps each raw
+partition's frontier (``ingest.repartition.frontier``) and writes it, as a
+``SourceMark``, into every partition of the internal topic that raw partition
+feeds, *after* the records it covers (one producer, so per partition in order).
+The labeler's watermark is the minimum over every raw partition's mark.
 
-Commit order: produce the released records, flush the producer (idempotent,
-acks=all), and only then commit the raw offsets, never past a record still
-held in the heap. A crash replays from the last
+* A record behind its raw partition's frontier by more than the allowed
+  lateness is late: a late prediction becomes a ``late_prediction`` dead
+  letter; a late outcome is forwarded marked as late (the labeler counts it and
+  never joins it).
+* **Idleness.** A raw partition that delivered nothing for ``idle_after``
+  seconds, and that the broker confirms caught up (its log end offset, asked
+  now, equals our position), reports its frontier plus the time elapsed since
+  its last record; an empty one reports itself idle. Without a fresh answer
+  from the broker, time moves nothing: an outage or an unknown lag is never
+  idleness.
+* The frontier is committed with the raw offset (as the offset's metadata), so
+  a replay after a restart or a rebalance classifies every record as before.
+
+Commit order: produce the records (and marks), flush the producer (idempotent,
+acks=all), and only then commit the raw offsets. A crash replays from the last
 commit and produces some records twice; the labeler's dedupe by id makes the
 hop effectively-once.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import math
 import time
@@ -37,17 +45,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from ingest.errors import IngestError
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
-from ingest.records import DeadLetter, SourceRef
+from ingest.kafka.progress import BrokerProgress, InputClock
+from ingest.records import DeadLetter, LateOutcome, Prediction, SourceMark, SourceRef
+from ingest.repartition.frontier import Frontier
 from ingest.repartition.partitioner import internal_partition
 from ingest.wire.codec import encode_batch, pack
 from ingest.wire.decode import Decoder
 
-log = logging.getLogger("loglabel")
+_logger = logging.getLogger("loglabel")
+CONFIRM_EVERY_S = 1.0  # at most one end-offsets request per second for idleness
+STALL_AFTER_S = 60.0  # unread input and nothing delivered for this long: a logged stall
+
+
+def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    _logger.log(level, event, extra={"fields": fields})
+
+
+class IncompleteRun(IngestError):
+    """``--until-idle`` could not end cleanly: nothing was assigned, or input is unread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +82,32 @@ class Route:
     decoder: Decoder
 
 
+@dataclass(frozen=True, slots=True)
+class TimeRules:
+    """How the stage judges event time (the labeler's ``[join]`` settings)."""
+
+    lateness: float = 10.0
+    votes: int = 3
+    ahead_s: float = math.inf
+    idle_after: float = 30.0
+
+    def frontier(self, top: list[float] | tuple[float, ...] = ()) -> Frontier:
+        return Frontier(self.lateness, self.votes, self.ahead_s, top)
+
+
 class Repartitioner:
-    """Consumes raw topics and re-keys canonical records by join id."""
+    """Consumes raw topics and re-keys canonical records by join id.
+
+    Owned by the thread that calls ``run``; ``stop`` and ``last_activity`` may be
+    called from any thread.
+    """
 
     def __init__(self, client_options: Mapping[str, Any], group_id: str, routes: list[Route],
                  dead_letter_topic: str, counters: Counter[str] | None = None,
                  flush_interval: float = 1.0, max_poll_records: int = 5000,
                  consumer_options: Mapping[str, Any] | None = None,
-                 max_skew: float = 30.0) -> None:
+                 time_rules: TimeRules | None = None, status_interval: float = 30.0,
+                 mark_interval: float = 0.2) -> None:
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self.routes = {r.raw_topic: r for r in routes}
         self.client_options = dict(client_options)
@@ -75,125 +116,185 @@ class Repartitioner:
         self.flush_interval = flush_interval
         self.max_poll_records = max_poll_records
         self.consumer_options = dict(consumer_options or {})
-        self.max_skew = max_skew
-        self._stop = False
-        # (event time, seq, internal topic, packed record, join id, raw partition, raw offset)
-        self._heap: list[tuple[float, int, str, list[Any], str, TopicPartition, int]] = []
-        self._partitions: dict[str, int] = {}
+        self.time = time_rules or TimeRules()
+        self.status_interval = status_interval
+        self.mark_interval = mark_interval
         self.batch_records = 500
         self.max_batch_bytes = 900_000
-        self._seq = itertools.count()
-        self._marks: dict[TopicPartition, float] = {}
-        self._next: dict[TopicPartition, int] = {}
-        self._held: dict[TopicPartition, set[int]] = {}
-        self._paused: set[TopicPartition] = set()
+        self._stop = False
+        self._partitions: dict[str, int] = {}  # internal topic -> partition count
+        self._frontiers: dict[TopicPartition, Frontier] = {}
+        self._next: dict[TopicPartition, int] = {}  # raw partition -> next offset to read
+        self._sent: dict[TopicPartition, tuple[float, bool]] = {}  # last mark written
+        self._idle_at: dict[TopicPartition, float] = {}  # quiet-for when confirmed caught up
+        self._buckets: dict[tuple[str, int], list[list[Any]]] = {}
+        self._clock = InputClock()
         self._delivery = DeliveryTracker()
         self._started_at: float | None = None
+        self.ever_assigned = False
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
 
     def stop(self, *_: object) -> None:
         self._stop = True
 
+    def last_activity(self) -> float | None:
+        """Monotonic time of the last input, or of the start while nothing came yet."""
+        return self.last_input_at or self._started_at
+
+    # -- the loop ----------------------------------------------------------------------
+
     def run(self, until_idle: float | None = None,
             should_stop: Callable[[], bool] | None = None) -> Counter[str]:
-        """Run until ``stop()``, ``should_stop()``, or ``until_idle`` seconds without input."""
+        """Run until ``stop()``, ``should_stop()``, or ``until_idle`` seconds without input
+        with every raw partition confirmed caught up by the broker. Raises
+        ``IncompleteRun`` when ``until_idle`` ends a run that never had an assignment."""
         producer = new_producer(self.client_options, linger_ms=10, acks="all",
-                                 enable_idempotence=True, batch_size=512 * 1024)
-        dead_letters = self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic,
-                                                           self.counters)
+                                enable_idempotence=True, batch_size=512 * 1024)
+        self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic, self.counters)
         consumer = new_consumer(
             self.client_options, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=self.max_poll_records, **self.consumer_options,
         )
+        self._progress = BrokerProgress(consumer, "ingest")
         consumer.subscribe(list(self.routes), listener=_Forget(self))
-        last_input = last_commit = self._started_at = time.monotonic()
+        now = last_input = last_commit = last_marks = last_status = last_confirm = \
+            self._started_at = time.monotonic()
+        _log("ingest.started", topics=list(self.routes), group=self.group_id)
         try:
             while not self._stop and not (should_stop and should_stop()):
                 batch = consumer.poll(timeout_ms=200)
                 now = time.monotonic()
                 for tp, messages in batch.items():
-                    self._take(tp, messages, dead_letters)
+                    self._take(consumer, tp, messages, now)
                 if batch:
                     last_input = now
                     if self.first_input_at is None:
                         self.first_input_at = now
-                    self.last_input_at = time.monotonic()
-                self._release(producer, self._frontier(consumer))
-                self._align(consumer)
+                    self.last_input_at = now
+                self._flush_buckets(producer)
+                self._progress.probe(
+                    {tp: self._position(consumer, tp) for tp in consumer.assignment()}, now)
+                if now - last_confirm >= CONFIRM_EVERY_S:
+                    self._confirm(consumer, now)
+                    last_confirm = now
+                if now - last_marks >= self.mark_interval:
+                    self._send_marks(producer, consumer, now)
+                    last_marks = now
                 if now - last_commit >= self.flush_interval:
                     self._commit(producer, consumer)
                     last_commit = now
-                if until_idle is not None and now - last_input >= until_idle:
+                if now - last_status >= self.status_interval:
+                    self._status(now)
+                    last_status = now
+                quiet = now - max(last_input, self._progress.reachable_since)
+                if until_idle is not None and self._progress.reachable \
+                        and quiet >= until_idle and self._finished(consumer, now):
+                    _log("ingest.idle", seconds=round(now - last_input, 1))
                     break
-            self._release(producer, math.inf)
+            self._flush_buckets(producer)
+            self._send_marks(producer, consumer, time.monotonic())
             self._commit(producer, consumer)
+            self._status(time.monotonic())
         finally:
             consumer.close(autocommit=False)
             producer.close(timeout=10)
         return self.counters
 
-    def _take(self, tp: TopicPartition, messages: list[Any], dead_letters: DeadLetterSink) -> None:
+    def _finished(self, consumer: KafkaConsumer, now: float) -> bool:
+        """Whether an ``--until-idle`` run may end now: assigned, and every assigned raw
+        partition confirmed caught up by a fresh answer. Raises ``IncompleteRun`` when
+        nothing was ever assigned within a grace period."""
+        assigned = consumer.assignment()
+        if not assigned:
+            if not self.ever_assigned and now - (self._started_at or now) > 60.0:
+                raise IncompleteRun("the ingest stage never got a raw partition assigned "
+                                    f"(group {self.group_id!r}): check the topics and the group")
+            return False
+        positions = {tp: self._position(consumer, tp) for tp in assigned}
+        lag = self._progress.lag(positions)
+        return lag is not None and not any(lag.values())
+
+    def _position(self, consumer: KafkaConsumer, tp: TopicPartition) -> int:
+        known = self._next.get(tp)
+        return known if known is not None else consumer.position(tp, timeout_ms=5000)
+
+    # -- records -----------------------------------------------------------------------
+
+    def _take(self, consumer: KafkaConsumer, tp: TopicPartition, messages: list[Any],
+              now: float) -> None:
         route = self.routes[tp.topic]
         decode = route.decoder.decode
-        held = self._held.setdefault(tp, set())
-        mark = self._marks.get(tp, -math.inf)
+        frontier = self._frontiers.get(tp)
+        if frontier is None:
+            frontier = self._frontiers[tp] = self._restore_frontier(consumer, tp)
+        count = self._partition_count(route.internal_topic, consumer)
+        buckets = self._buckets
+        ahead = frontier.ahead
         for m in messages:
             record = decode(m.value)
             if type(record) is DeadLetter:
-                source = SourceRef(tp.topic, tp.partition, m.offset)
-                dead_letters.send(replace(record, source=source), m.key)
+                self._dead_letters.send(replace(record, source=SourceRef(tp.topic, tp.partition,
+                                                                         m.offset)), m.key)
                 continue
-            t = record.event_time  # type: ignore[union-attr]
-            mark = max(mark, t)
-            heapq.heappush(self._heap, (t, next(self._seq), route.internal_topic,
-                                        pack(record),  # type: ignore[arg-type]
-                                        record.join_id, tp, m.offset))  # type: ignore[union-attr]
-            held.add(m.offset)
-        self._marks[tp] = mark
+            join_id, t = record.join_id, record.event_time  # type: ignore[union-attr]
+            packed = pack(record)  # type: ignore[arg-type]
+            if frontier.observe(t):
+                if type(record) is Prediction:
+                    self._late_prediction(route, tp, m, t, frontier.mark)
+                    continue
+                packed = pack(LateOutcome(record))  # type: ignore[arg-type]
+            target = (route.internal_topic, internal_partition(join_id, count))
+            buckets.setdefault(target, []).append(packed)
+            self.counters["rekeyed"] += 1
+        self.counters["ahead_of_frontier"] += frontier.ahead - ahead
         self._next[tp] = messages[-1].offset + 1
+        self._clock.delivered(tp, now)
+        self._idle_at.pop(tp, None)
         self.counters["raw_messages"] += len(messages)
 
-    def _frontier(self, consumer: KafkaConsumer) -> float:
-        """The smallest high mark among raw partitions with unread input (inf if none)."""
-        frontier = math.inf
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            position = self._next.get(tp)
-            if position is None and highwater is not None:
-                # nothing read from it in this run: where does the consumer stand?
-                # (a partition fully committed before a restart is caught up)
-                position = consumer.position(tp)
-            if highwater is not None and position is not None and position >= highwater:
-                continue  # caught up
-            if highwater == 0:
-                continue  # empty partition
-            frontier = min(frontier, self._marks.get(tp, -math.inf))
-        return frontier
+    def _late_prediction(self, route: Route, tp: TopicPartition, message: Any, t: float,
+                         mark: float) -> None:
+        self.counters["late_predictions"] += 1
+        letter = DeadLetter(
+            "late_prediction",
+            f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
+            f"{mark:.3f}, more than join.allowed_lateness_s = {self.time.lateness:g}",
+            message.value or b"", SourceRef(tp.topic, tp.partition, message.offset))
+        pii = route.decoder.pii
+        self._dead_letters.send(letter if pii is None else pii.redact_dead_letter(letter),
+                                message.key)
 
-    def _release(self, producer: KafkaProducer, frontier: float) -> None:
-        """Send every held record up to ``frontier``, in event-time order, batched per
-        internal partition (the partition is murmur2 of the join id, as Java clients and
-        Kafka Streams compute it)."""
-        heap = self._heap
-        buckets: dict[tuple[str, int], list[list[Any]]] = {}
-        while heap and heap[0][0] <= frontier:
-            _, _, topic, packed, join_id, tp, offset = heapq.heappop(heap)
-            count = self._partitions.get(topic)
-            if count is None:
-                count = self._partitions[topic] = len(producer.partitions_for(topic))
-            target = (topic, internal_partition(join_id, count))
-            bucket = buckets.setdefault(target, [])
-            bucket.append(packed)
-            if len(bucket) >= self.batch_records:
-                self._send_batch(producer, target[0], target[1], bucket)
-                buckets[target] = []
-            self._held[tp].discard(offset)
-            self.counters["rekeyed"] += 1
-        for (topic, partition), bucket in buckets.items():
-            if bucket:
-                self._send_batch(producer, topic, partition, bucket)
+    def _restore_frontier(self, consumer: KafkaConsumer, tp: TopicPartition) -> Frontier:
+        """The frontier committed with ``tp``'s offset (fresh when there is none)."""
+        try:
+            committed = consumer.committed(tp, metadata=True, timeout_ms=10_000)
+        except Exception as exc:  # noqa: BLE001 - any failure: replay decides as a fresh reader
+            _log("ingest.frontier_unknown", logging.WARNING, partition=str(tp), error=str(exc))
+            return self.time.frontier()
+        meta = getattr(committed, "metadata", None) or ""
+        try:
+            top = orjson.loads(meta).get("top", []) if meta.startswith("{") else []
+        except orjson.JSONDecodeError:
+            top = []
+        return self.time.frontier([float(x) for x in top])
+
+    def _partition_count(self, topic: str, consumer: KafkaConsumer) -> int:
+        count = self._partitions.get(topic)
+        if count is None:
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise IngestError(f"internal topic {topic!r} does not exist")
+            count = self._partitions[topic] = len(found)
+        return count
+
+    def _flush_buckets(self, producer: KafkaProducer) -> None:
+        for (topic, partition), bucket in self._buckets.items():
+            step = self.batch_records
+            for start in range(0, len(bucket), step):
+                self._send_batch(producer, topic, partition, bucket[start:start + step])
+        self._buckets = {}
 
     def _send_batch(self, producer: KafkaProducer, topic: str, partition: int,
                     bucket: list[list[Any]]) -> None:
@@ -207,48 +308,93 @@ class Repartitioner:
             return
         self._delivery.watch(producer.send(topic, value=value, partition=partition))
 
-    def last_activity(self) -> float | None:
-        """Monotonic time of the last input, or of the start while nothing came yet
-        (a labeler beside this stage waits for it before calling itself idle)."""
-        return self.last_input_at or self._started_at
+    # -- time --------------------------------------------------------------------------
 
-    def forget(self, partitions: set[TopicPartition]) -> None:
-        """Drop what is held for partitions this member no longer owns: their next
-        owner reads them again from the committed offset (the labeler's dedupe
-        absorbs the overlap), and no offset of theirs is committed from here."""
-        if not partitions:
+    def _confirm(self, consumer: KafkaConsumer, now: float) -> None:
+        """Ask the broker whether the quiet raw partitions are caught up (idleness), and
+        log the ones that have unread input but deliver nothing (a stall)."""
+        quiet = {tp: self._clock.quiet_for(tp, now) for tp in consumer.assignment()}
+        asking = {tp for tp, q in quiet.items() if q >= min(self.time.idle_after, STALL_AFTER_S)}
+        if not asking:
             return
-        self._heap = [entry for entry in self._heap if entry[5] not in partitions]
-        heapq.heapify(self._heap)
-        for tp in partitions:
-            self._held.pop(tp, None)
-            self._next.pop(tp, None)
-            self._marks.pop(tp, None)
-        self._paused -= partitions
+        lag = self._progress.lag({tp: self._position(consumer, tp) for tp in asking})
+        if lag is None:
+            return  # no answer: nothing becomes idle
+        for tp in asking:
+            if lag[tp] == 0 and quiet[tp] >= self.time.idle_after:
+                self._idle_at[tp] = quiet[tp]
+            elif lag[tp] > 0 and quiet[tp] >= STALL_AFTER_S:
+                self.counters["ingest_stalls"] += 1
+                _log("ingest.stalled", logging.WARNING, partition=str(tp), unread=lag[tp],
+                     quiet_s=round(quiet[tp], 1))
 
-    def _align(self, consumer: KafkaConsumer) -> None:
-        """Pause raw partitions that run too far ahead of the frontier; resume the rest."""
-        frontier = self._frontier(consumer)
-        ahead = {tp for tp, mark in self._marks.items()
-                 if frontier < math.inf and mark > frontier + self.max_skew}
-        ahead &= set(consumer.assignment())
-        if ahead - self._paused:
-            consumer.pause(*(ahead - self._paused))
-        if self._paused - ahead:
-            consumer.resume(*(self._paused - ahead))
-        self._paused = ahead
+    def _send_marks(self, producer: KafkaProducer, consumer: KafkaConsumer, now: float) -> None:
+        """Write each owned raw partition's mark into every partition of its internal
+        topic, when it changed; always after the records it covers."""
+        changed: dict[str, list[list[Any]]] = {}
+        for tp in consumer.assignment():
+            frontier = self._frontiers.get(tp) or self._frontiers.setdefault(
+                tp, self._restore_frontier(consumer, tp))
+            quiet = self._idle_at.get(tp)
+            mark, idle = frontier.mark, quiet is not None
+            if idle and mark > -math.inf:
+                mark += quiet  # type: ignore[operator]
+            if self._sent.get(tp) == (mark, idle):
+                continue
+            self._sent[tp] = (mark, idle)
+            topic = self.routes[tp.topic].internal_topic
+            changed.setdefault(topic, []).append(pack(SourceMark(tp.topic, tp.partition, mark,
+                                                                 idle)))
+        for topic, marks in changed.items():
+            value = encode_batch(marks)
+            for partition in range(self._partition_count(topic, consumer)):
+                self._delivery.watch(producer.send(topic, value=value, partition=partition))
+            self.counters["source_marks_sent"] += len(marks)
+
+    # -- commit, rebalance, status -----------------------------------------------------
 
     def _commit(self, producer: KafkaProducer, consumer: KafkaConsumer) -> None:
-        offsets = {}
-        for tp, next_offset in self._next.items():
-            held = self._held.get(tp)
-            offsets[tp] = OffsetAndMetadata(min(held) if held else next_offset, "", -1)
+        offsets = {
+            tp: OffsetAndMetadata(next_offset, orjson.dumps(
+                {"top": self._frontiers[tp].top}).decode(), -1)
+            for tp, next_offset in self._next.items() if tp in self._frontiers
+        }
         if not offsets:
             return
-        producer.flush(timeout=60)  # every released record and dead letter is acked ...
+        producer.flush(timeout=60)  # every record, mark and dead letter is acked ...
         self._delivery.check("re-keyed records")
         self._dead_letters.delivery.check("dead letters")
-        consumer.commit(offsets)  # ... before the raw offsets that cover them
+        try:
+            consumer.commit(offsets)  # ... before the raw offsets that cover them
+        except KafkaError as exc:  # e.g. the broker is away: the next commit covers these
+            self.counters["ingest_commit_failures"] += 1
+            _log("ingest.commit_failed", logging.WARNING, error=str(exc) or type(exc).__name__)
+
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        self.ever_assigned = self.ever_assigned or bool(partitions)
+        self._clock.assigned(partitions, time.monotonic())
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Drop what is known of partitions this member no longer owns: their next owner
+        reads them again from the committed offset and frontier (the labeler's dedupe
+        absorbs the overlap), and no offset of theirs is committed from here."""
+        for tp in partitions:
+            self._next.pop(tp, None)
+            self._frontiers.pop(tp, None)
+            self._sent.pop(tp, None)
+            self._idle_at.pop(tp, None)
+        self._clock.forget(partitions)
+
+    def _status(self, now: float) -> None:
+        c = self.counters
+        marks = [f.mark for f in self._frontiers.values() if f.mark > -math.inf]
+        _log("ingest.status", raw_messages=c["raw_messages"], rekeyed=c["rekeyed"],
+             dead_letters=c["dead_letters_sent"], late_predictions=c["late_predictions"],
+             ahead_of_frontier=sum(f.ahead for f in self._frontiers.values()),
+             partitions=len(self._frontiers), idle_partitions=len(self._idle_at),
+             frontier_min=min(marks, default=None), frontier_max=max(marks, default=None),
+             broker_reachable=self._progress.reachable, lag=self._progress.last_lag,
+             uptime_s=round(now - (self._started_at or now), 1))
 
 
 class _Forget(ConsumerRebalanceListener):
@@ -261,4 +407,4 @@ class _Forget(ConsumerRebalanceListener):
         self.stage.forget(set(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
+        self.stage.assigned(set(assigned))

@@ -12,33 +12,70 @@ labeler's offsets still say exactly which records it has read.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
 import msgpack
 
-from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
+from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceMark, SourceRef
 
 _PREDICTION = 1
 _OUTCOME = 2
+_SOURCE_MARK = 3
+_LATE_OUTCOME = 4
+
+Internal = Prediction | Outcome | SourceMark | LateOutcome
+"""What an internal topic's batch holds."""
+
+_NUMBER = (int, float)
+_TEXT = (str, type(None))
 
 
-def pack(record: Prediction | Outcome) -> list[Any]:
+def pack(record: Internal) -> list[Any]:
     """The plain array form of ``record``."""
-    if type(record) is Prediction:
-        return [_PREDICTION, record.join_id, record.event_time, record.model,
-                record.model_version, dict(record.features), dict(record.prediction)]
-    o: Any = record
-    return [_OUTCOME, o.join_id, o.event_time, o.outcome_type, o.value, o.outcome_id]
+    kind = type(record)
+    if kind is Prediction:
+        p: Any = record
+        return [_PREDICTION, p.join_id, p.event_time, p.model, p.model_version,
+                dict(p.features), dict(p.prediction)]
+    if kind is Outcome:
+        o: Any = record
+        return [_OUTCOME, o.join_id, o.event_time, o.outcome_type, o.value, o.outcome_id]
+    if kind is LateOutcome:
+        return [_LATE_OUTCOME, *pack(record.outcome)[1:]]  # type: ignore[union-attr]
+    m: Any = record
+    return [_SOURCE_MARK, m.topic, m.partition, None if m.mark == -math.inf else m.mark, m.idle]
 
 
-def unpack(v: Any) -> Prediction | Outcome:
-    """Inverse of ``pack``; raises ``ValueError`` on anything else."""
-    if isinstance(v, list) and v and v[0] == _PREDICTION and len(v) == 7:
-        return Prediction(v[1], v[2], v[3], v[4], v[5], v[6])
-    if isinstance(v, list) and v and v[0] == _OUTCOME and len(v) == 6:
-        return Outcome(v[1], v[2], v[3], v[4], v[5])
+def unpack(v: Any) -> Internal:
+    """Inverse of ``pack``. Every field's type is checked, so a malformed record is a
+    ``ValueError`` here (and a dead letter for the caller), never a ``TypeError``
+    deep in the join."""
+    if type(v) is not list or not v:
+        raise ValueError("not a canonical record")
+    kind = v[0]
+    if kind == _PREDICTION and len(v) == 7:
+        if not (type(v[1]) is str and _finite(v[2]) and type(v[3]) is str
+                and type(v[4]) in _TEXT and type(v[5]) is dict and type(v[6]) is dict):
+            raise ValueError("a prediction with a field of the wrong type")
+        return Prediction(v[1], float(v[2]), v[3], v[4], v[5], v[6])
+    if kind in (_OUTCOME, _LATE_OUTCOME) and len(v) == 6:
+        if not (type(v[1]) is str and _finite(v[2]) and type(v[3]) is str
+                and (v[4] is None or type(v[4]) in _NUMBER) and type(v[5]) in _TEXT):
+            raise ValueError("an outcome with a field of the wrong type")
+        outcome = Outcome(v[1], float(v[2]), v[3], v[4], v[5])
+        return outcome if kind == _OUTCOME else LateOutcome(outcome)
+    if kind == _SOURCE_MARK and len(v) == 5:
+        if not (type(v[1]) is str and type(v[2]) is int and type(v[4]) is bool
+                and (v[3] is None or _finite(v[3]))):
+            raise ValueError("a source mark with a field of the wrong type")
+        return SourceMark(v[1], v[2], -math.inf if v[3] is None else float(v[3]), v[4])
     raise ValueError("not a canonical record")
+
+
+def _finite(x: Any) -> bool:
+    return type(x) in _NUMBER and math.isfinite(x)
 
 
 def unpack_prediction(v: Any) -> Prediction:
@@ -57,11 +94,11 @@ def unpack_outcome(v: Any) -> Outcome:
     return record
 
 
-def encode(record: Prediction | Outcome) -> bytes:
+def encode(record: Internal) -> bytes:
     return msgpack.packb(pack(record), use_bin_type=True)
 
 
-def decode(raw: bytes) -> Prediction | Outcome:
+def decode(raw: bytes) -> Internal:
     """Inverse of ``encode``; raises ``ValueError`` on anything else."""
     return unpack(_loads(raw))
 
@@ -71,7 +108,7 @@ def encode_batch(packed: list[list[Any]]) -> bytes:
     return msgpack.packb(packed, use_bin_type=True)
 
 
-def decode_batch(raw: bytes) -> list[Prediction | Outcome]:
+def decode_batch(raw: bytes) -> list[Internal]:
     """Inverse of ``encode_batch``; raises ``ValueError`` on anything else."""
     batch = _loads(raw)
     if not isinstance(batch, list):
@@ -89,7 +126,9 @@ def _loads(raw: bytes) -> Any:
 class CanonicalDecoder:
     """Decodes the batches of an internal (re-keyed) topic.
 
-    ``decode`` returns the list of records in one message, or a ``DeadLetter``.
+    ``decode`` returns the list of records in one message (records of this
+    topic's kind, late outcomes and source marks), or a ``DeadLetter`` with
+    reason ``bad_internal_record``: a malformed batch never stops a partition.
     """
 
     batched = True
@@ -97,16 +136,18 @@ class CanonicalDecoder:
     def __init__(self, kind: str, counters: Counter[str] | None = None) -> None:
         self.kind = kind
         self.counters: Counter[str] = counters if counters is not None else Counter()
-        self._type = Prediction if kind == "prediction" else Outcome
+        self._types: tuple[type, ...] = ((Prediction, SourceMark) if kind == "prediction"
+                                         else (Outcome, LateOutcome, SourceMark))
 
     def decode(self, raw: bytes | None, source: SourceRef | None = None
-               ) -> list[Prediction | Outcome] | DeadLetter:
+               ) -> list[Internal] | DeadLetter:
         try:
             records = decode_batch(raw or b"")
-            if any(type(r) is not self._type for r in records):
-                raise ValueError(f"expected only {self.kind}s")
+            if any(type(r) not in self._types for r in records):
+                raise ValueError(f"a record that does not belong in the {self.kind} topic")
         except ValueError as exc:
             self.counters[f"{self.kind}.dead_letter.bad_internal_record"] += 1
             return DeadLetter("bad_internal_record", str(exc), raw or b"", source)
-        self.counters[f"{self.kind}.rekeyed_read"] += len(records)
+        self.counters[f"{self.kind}.rekeyed_read"] += sum(
+            1 for r in records if type(r) is not SourceMark)
         return records

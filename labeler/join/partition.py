@@ -1,12 +1,22 @@
 """The join rules: one partition's predictions and outcomes become labeled examples.
 
-Every semantic rule of loglabel's labeling lives in this file:
+Every semantic rule of loglabel's labeling lives in this file (time itself, the
+frontier and the watermark, in ``ingest.repartition.frontier`` and
+``labeler.join.watermark``):
 
-* **Window.** A prediction at event time ``t`` collects the outcomes with the
-  same join id whose event time ``u`` is in ``[t - early_tolerance, t + window]``.
+* **Late records.** A record behind its own raw partition's frontier by more
+  than ``allowed_lateness`` is *late*; the reader of that partition decides it
+  (the ingest stage, or the worker with ``repartition = "never"``), from the
+  partition's own order, so every replay decides alike. A late prediction never
+  gets here: it is a ``late_prediction`` dead letter. A late outcome is never
+  joined: it is counted as ``late_outcomes`` and, if enabled, kept as a
+  correction when its prediction is known.
+* **Window.** A prediction at event time ``t`` collects the on-time outcomes with
+  the same join id whose event time ``u`` is in ``[t - early_tolerance, t + window]``.
   Outcomes outside it are counted as ``outside_window``.
 * **Close.** The row is emitted once the partition's watermark passes
-  ``t + window + grace`` (see ``labeler.join.watermark``).
+  ``t + window + grace``. With no record late, this gives exactly the plain join
+  of all the input: a window closes only when every source is past it.
 * **Early outcomes** (no prediction yet) are buffered until their prediction
   arrives, or until the watermark passes ``u + early_tolerance`` (then no
   prediction that could match them can still be on time): those are counted as
@@ -15,14 +25,17 @@ Every semantic rule of loglabel's labeling lives in this file:
   is pending, or closed within ``dedupe_horizon`` seconds, is counted as
   ``duplicate_predictions`` and ignored. An outcome seen twice (same outcome id,
   or else same id, type and time) counts once (``duplicate_outcomes``).
-* **Late outcomes** arrive for an id whose row was already written: they are
-  counted as ``late_outcomes`` (and kept for corrections, if enabled); the row
-  is never rewritten. A redelivered copy of an outcome the row already counted
-  (or of a late outcome already kept) is a ``duplicate_outcomes``, not late.
-* **Late predictions** (already past their close time on arrival) are still
-  labeled with the outcomes buffered for them, and counted.
+* **After the close.** An on-time outcome whose row was already written means
+  the watermark moved past its window too early, which only idleness (time
+  without input, confirmed by the broker) can do: it is counted as
+  ``outcomes_after_close`` (the audit counter; the worker warns), and kept as a
+  correction if enabled. The row is never rewritten. A redelivered copy of an
+  outcome the row already counted is a ``duplicate_outcomes``.
+* **Predictions after the close** (their close time already behind the watermark
+  on arrival, which again only idleness can cause) are labeled with the outcomes
+  buffered for them and counted as ``predictions_after_close``.
 
-The class is pure: no I/O, no clock. Callers pass the wall-clock time.
+The class is pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ingest.records import Outcome, Prediction
+from ingest.repartition.frontier import Frontier
 from ingest.wire.codec import pack, unpack_outcome, unpack_prediction
 from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
 from labeler.join.pending import Pending, PendingStore
@@ -58,7 +72,9 @@ class PartitionJoin:
         self.rules = rules
         self._no_outcome_labels = tuple(spec.empty_value() for spec in rules.labels)
         self.counters: Counter[str] = counters if counters is not None else Counter()
-        self.watermark = Watermark(rules.lateness, rules.idle_after)
+        self.watermark = Watermark(rules.lateness)
+        # with repartition = "never": the frontier of each input partition (topic -> ...)
+        self.frontiers: dict[str, Frontier] = {}
         self.pending = store if store is not None else PendingStore()
         self.early: dict[str, list[Outcome]] = {}
         self.closed: dict[str, float] = {}  # join id -> prediction event time
@@ -74,8 +90,8 @@ class PartitionJoin:
 
     # -- input -------------------------------------------------------------------------
 
-    def add_prediction(self, prediction: Prediction, wall: float) -> None:
-        self.watermark.observe(0, prediction.event_time, wall)
+    def add_prediction(self, prediction: Prediction) -> None:
+        """An on-time prediction (late ones are dead letters before they get here)."""
         join_id = prediction.join_id
         if join_id in self.closed or join_id in self.pending:
             self.counters["duplicate_predictions"] += 1
@@ -83,7 +99,7 @@ class PartitionJoin:
         t = prediction.event_time
         close_at = t + self.rules.window + self.rules.grace
         if close_at < self.watermark.last_value:
-            self.counters["late_predictions"] += 1
+            self.counters["predictions_after_close"] += 1
         pending = Pending(prediction, self.epoch)
         self.log.append(change([ADD, pack(prediction)]))
         self._arrivals[self.epoch] += 1
@@ -93,8 +109,8 @@ class PartitionJoin:
                 self._attach(pending, outcome)
         self.pending.add(pending, close_at)
 
-    def add_outcome(self, outcome: Outcome, wall: float) -> None:
-        self.watermark.observe(1, outcome.event_time, wall)
+    def add_outcome(self, outcome: Outcome, late: bool = False) -> None:
+        """An outcome; ``late`` when its reader found it behind its partition's frontier."""
         join_id = outcome.join_id
         closed_time = self.closed.get(join_id)  # a closed id is never pending too
         if closed_time is not None:
@@ -106,11 +122,18 @@ class PartitionJoin:
                 key = outcome.dedupe_key
                 self.closed_keys.setdefault(join_id, set()).add(key)
                 self.log.append(change([LATE, join_id, key]))
-                self.counters["late_outcomes"] += 1
+                self.counters["late_outcomes" if late else "outcomes_after_close"] += 1
                 if self.rules.keep_late_outcomes:
                     self.late_outcomes.append((outcome, closed_time))
             else:
                 self.counters["outside_window"] += 1
+            return
+        if late:
+            self.counters["late_outcomes"] += 1
+            found = self.pending.get(join_id)
+            if found is not None and self.rules.keep_late_outcomes and self._in_window(
+                    found.prediction.event_time, outcome.event_time):
+                self.late_outcomes.append((outcome, found.prediction.event_time))
             return
         pending = self.pending.get(join_id)
         if pending is not None:
@@ -134,14 +157,9 @@ class PartitionJoin:
 
     # -- time --------------------------------------------------------------------------
 
-    def advance(self, wall: float, behind: tuple[bool, bool] = (False, False)
-                ) -> list[LabeledExample]:
-        """Emit every row whose window the watermark has passed; expire old state.
-
-        ``behind`` tells, for the prediction and the outcome input, whether
-        unread messages wait in Kafka (see ``labeler.join.watermark``).
-        """
-        return self._advance_to(self.watermark.value(wall, behind))
+    def advance(self) -> list[LabeledExample]:
+        """Emit every row whose window the watermark has passed; expire old state."""
+        return self._advance_to(self.watermark.value())
 
     def drain(self) -> list[LabeledExample]:
         """Close every window now, whatever the watermark (for ``--drain``)."""
@@ -232,20 +250,22 @@ class PartitionJoin:
         """The state the logs do not hold, as plain data (msgpack-able): watermarks and
         early outcomes, both small. ``restore`` needs it and the logs."""
         return {
-            "marks": list(self.watermark.marks),
-            "watermark": self.watermark.durable_value,
+            "watermark": self.watermark.snapshot(),
+            "frontiers": {topic: f.top for topic, f in self.frontiers.items()},
             "early": [pack(o) for outs in self.early.values() for o in outs],
         }
 
     @classmethod
-    def restore(cls, rules: JoinRules, snap: dict[str, Any], wall: float,
+    def restore(cls, rules: JoinRules, snap: dict[str, Any],
                 logs: Iterable[tuple[int, Iterable[list[Any]]]] = (),
                 counters: Counter[str] | None = None, store: PendingStore | None = None,
                 epoch: int = 1) -> PartitionJoin:
         """Rebuild the state of a checkpoint: ``snap`` and the ``(epoch, log)`` segments
         it keeps, oldest first. ``epoch`` is the next epoch to log into."""
         join = cls(rules, counters, store, epoch)
-        join.watermark.restore(snap["marks"], snap["watermark"], wall)
+        join.watermark.restore(snap["watermark"])
+        for topic, top in snap.get("frontiers", {}).items():
+            join.frontiers[topic] = rules.frontier(top)
         window_end = rules.window + rules.grace
         horizon = window_end + rules.dedupe_horizon
         pending, closed, closed_keys = join.pending, join.closed, join.closed_keys

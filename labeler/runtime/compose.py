@@ -8,6 +8,7 @@ separate consumer groups, each with up to one worker per partition.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Literal, Protocol
 
 from ingest.kafka.broker import check_broker
 from ingest.kafka.topics import ensure_topics, partition_counts
-from ingest.repartition.stage import Repartitioner, Route
+from ingest.repartition.stage import Repartitioner, Route, TimeRules
 from ingest.wire.decode import Decoder
 from ingest.wire.schema import Schema, SchemaEnforcer
 from labeler.config import Config
@@ -59,23 +60,45 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
     if install_signals:
         worker.install_signal_handlers()
     server = serve(worker) if serve is not None else None
-    thread = None
-    if ingest is not None:
-        thread = threading.Thread(
-            target=ingest.run, name="loglabel-ingest",
-            kwargs={"until_idle": until_idle, "should_stop": lambda: worker.stopped},
-            daemon=True,
-        )
-        thread.start()
+    beside = IngestThread(ingest, until_idle, lambda: worker.stopped) if ingest else None
     try:
-        return worker.run(until_idle=until_idle, drain=drain,
-                          upstream_input_at=ingest.last_activity if ingest else None)
+        return worker.run(until_idle=until_idle, drain=drain, upstream=beside)
     finally:
-        if ingest is not None and thread is not None:
-            ingest.stop()
-            thread.join(timeout=60)
+        if beside is not None:
+            beside.stop()
         if server is not None:
             server.close()
+
+
+class IngestThread:
+    """The ingest stage on its own thread beside the worker, supervised: the worker
+    polls ``failure()`` and ends the run with it (the process exits non-zero), so a
+    dead ingest stage never leaves a healthy-looking worker with nothing to read."""
+
+    def __init__(self, stage: Repartitioner, until_idle: float | None,
+                 should_stop: Callable[[], bool]) -> None:
+        self.stage = stage
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="loglabel-ingest", daemon=True,
+                                        args=(until_idle, should_stop))
+        self._thread.start()
+
+    def _run(self, until_idle: float | None, should_stop: Callable[[], bool]) -> None:
+        try:
+            self.stage.run(until_idle=until_idle, should_stop=should_stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the worker, which re-raises it
+            log("ingest.failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            self._failure = exc
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+    def stop(self) -> None:
+        self.stage.stop()
+        self._thread.join(timeout=60)
 
 
 def _raw_partitions(config: Config) -> dict[str, int]:
@@ -123,7 +146,11 @@ def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repart
     return Repartitioner(
         options, f"{k.group_id}-ingest", routes, topics.dead_letter, counters,
         flush_interval=config.ingest.flush_interval_s, max_poll_records=k.max_poll_records,
-        max_skew=config.ingest.max_skew_s,
+        time_rules=TimeRules(lateness=config.join.allowed_lateness_s,
+                             votes=config.join.frontier_votes,
+                             ahead_s=config.join.window_s + config.join.grace_s,
+                             idle_after=config.join.idle_after_s),
+        status_interval=config.logging.status_interval_s,
         consumer_options={"session_timeout_ms": k.session_timeout_ms,
                           "heartbeat_interval_ms": k.heartbeat_interval_ms},
     )
@@ -141,8 +168,9 @@ def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker
         ensure_topics(options, build_ingest_topics, partitions, config.ingest.internal_replication)
         counts = partition_counts(options, build_ingest_topics)
         inputs = tuple(build_ingest_topics)
+        raw = _raw_partitions(config)
     else:
-        counts = _raw_partitions(config)
+        counts = raw = _raw_partitions(config)
         inputs = (topics.predictions, topics.outcomes)
     if counts[inputs[0]] != counts[inputs[1]]:
         raise ConfigError(
@@ -157,4 +185,5 @@ def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker
     schema = None if config.ingest.repartition == "always" else schema_enforcer(config)
     counters = counters if counters is not None else Counter()
     hub = build_hub(config.drift, topics.drift, counters, config.labels)
-    return Worker(config, drift=hub, counters=counters, schema=schema)
+    return Worker(config, drift=hub, counters=counters, schema=schema,
+                  raw_partitions={t: raw[t] for t in (topics.predictions, topics.outcomes)})

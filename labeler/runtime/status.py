@@ -28,6 +28,14 @@ class WorkerStatus:
     last_poll_at: float | None = None  # monotonic seconds: the loop is alive
 
 
+# What happened to records that did not simply join: genuinely late data (behind its
+# partition's frontier), and the audit counters of a watermark that moved too early
+# (``*_after_close``: only idleness can cause them; the worker warns when they grow).
+AUDITED = ("late_outcomes", "late_predictions", "outcomes_after_close",
+           "predictions_after_close", "ahead_of_frontier", "early_expired", "outside_window",
+           "duplicate_predictions", "duplicate_outcomes")
+
+
 def status_line(status: WorkerStatus, counters: Mapping[str, int], elapsed: float
                 ) -> dict[str, Any]:
     """The fields of the periodic ``status`` log line (documented in the README)."""
@@ -39,8 +47,7 @@ def status_line(status: WorkerStatus, counters: Mapping[str, int], elapsed: floa
         "messages": messages,
         "rate_per_s": round(messages / elapsed, 1) if elapsed > 0 else None,
         "labeled": labeled, "positives": positives, "negatives": labeled - positives,
-        **{name: c.get(name, 0) for name in ("late_outcomes", "early_expired", "outside_window",
-                                             "duplicate_predictions", "duplicate_outcomes")},
+        **{name: c.get(name, 0) for name in AUDITED},
         "dead_letters": sum(v for k, v in c.items() if ".dead_letter." in k),
         "pending": sum(p.pending for p in status.partitions.values()),
         "pending_on_disk": sum(p.pending_on_disk for p in status.partitions.values()),

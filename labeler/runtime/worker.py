@@ -4,6 +4,13 @@ One ``Worker`` consumes the prediction and outcome topics in one consumer
 group. The range assignor gives it partition *i* of both topics together (the
 topics must have the same partition count: co-partitioned). Each assigned
 partition index has its own ``PartitionJoin``, rows buffer and checkpoint.
+
+Time: with ``repartition = "never"`` the worker reads the raw partitions
+itself, so it keeps their frontiers, decides which records are late, and
+reports the frontiers to each co-partition's watermark. With ``"always"`` the
+ingest stage did that, and its ``SourceMark`` records arrive in the internal
+topics beside the data. Idleness and the end of a bounded run are in
+``labeler.runtime.progress``.
 """
 
 from __future__ import annotations
@@ -12,21 +19,21 @@ import logging
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink
-from ingest.records import DeadLetter, Prediction, SourceRef
+from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
 from ingest.wire.codec import CanonicalDecoder
 from ingest.wire.decode import Decoder
 from labeler.config import Config
+from labeler.join.inputs import DirectInputs
 from labeler.join.partition import PartitionJoin
 from labeler.join.pending import PendingStore
 from labeler.join.records import LabeledExample
@@ -42,6 +49,7 @@ from labeler.output.checkpoint import (
 )
 from labeler.output.shards import Rotation, ShardEncoder, ShardFile, encode_corrections
 from labeler.output.storage import Storage
+from labeler.runtime.progress import InputProgress
 from labeler.runtime.status import PartitionStatus, WorkerStatus, status_line
 
 
@@ -57,18 +65,25 @@ class DriftObserver(Protocol):
 
 
 DEAD_LETTER_LOGS = 10
-UNASSIGNED_GRACE_S = 60.0
+
+
+class Upstream(Protocol):
+    """The ingest stage running beside the worker in one process."""
+
+    def done(self) -> bool: ...
+    def failure(self) -> BaseException | None: ...
 
 
 class _Partition:
     """Everything the worker holds for one assigned partition index."""
 
-    __slots__ = ("index", "join", "rows", "emitted_at", "epoch", "offsets", "first_offset",
-                 "dirty", "segments")
+    __slots__ = ("index", "join", "inputs", "rows", "emitted_at", "epoch", "offsets",
+                 "first_offset", "dirty", "segments")
 
     def __init__(self, index: int, join: PartitionJoin, epoch: int, offsets: dict[str, int]):
         self.index = index
         self.join = join
+        self.inputs: DirectInputs | None = None  # with repartition = "never"
         self.rows: list[LabeledExample] = []
         self.emitted_at: list[tuple[float, int]] = []  # (wall time, rows emitted then)
         self.epoch = epoch
@@ -83,7 +98,10 @@ class Worker:
 
     def __init__(self, config: Config, drift: DriftObserver | None = None,
                  on_rows: Callable[[list[LabeledExample]], None] | None = None,
-                 counters: Counter[str] | None = None, schema: Any = None) -> None:
+                 counters: Counter[str] | None = None, schema: Any = None,
+                 raw_partitions: Mapping[str, int] | None = None) -> None:
+        """``raw_partitions`` (raw topic -> partition count) names the sources every
+        co-partition depends on when the input is re-keyed (``repartition = "always"``)."""
         self.config = config
         self.rules = join_rules(config)
         self.counters: Counter[str] = counters if counters is not None else Counter()
@@ -92,7 +110,10 @@ class Worker:
         # PII is redacted by the decoders, before anything else sees a record
         self.pii = config.pii.policy()
         self.decoders: dict[str, Any]
-        if config.ingest.repartition == "always":
+        self.repartitioned = config.ingest.repartition == "always"
+        self.raw_sources = [(topic, p) for topic, count in sorted((raw_partitions or {}).items())
+                            for p in range(count)]
+        if self.repartitioned:
             # the ingest stage already decoded and re-keyed: read canonical records
             self.topics = (topics.rekeyed_predictions, topics.rekeyed_outcomes)
             self.decoders = {
@@ -128,8 +149,9 @@ class Worker:
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
         self.last_poll_at: float | None = None
-        self._assigned_at: float | None = None
+        self._progress: InputProgress | None = None
         self._dead_letter_logs: Counter[str] = Counter()
+        self._audit_warned = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -146,15 +168,12 @@ class Worker:
         return self._stop
 
     def run(self, until_idle: float | None = None, drain: bool = False,
-            upstream_input_at: Callable[[], float | None] | None = None) -> Counter[str]:
-        """Consume until ``stop()``, or ``until_idle`` seconds without input.
-
-        Idleness counts from the last input, or from the first partition
-        assignment while nothing was read yet (group joins take seconds; without
-        any assignment it starts after UNASSIGNED_GRACE_S), and
-        also from ``upstream_input_at()`` (monotonic), the last input of an
-        ingest stage running beside this worker. With ``drain`` every pending
-        window is closed before the final commit. Returns the counters.
+            upstream: Upstream | None = None) -> Counter[str]:
+        """Consume until ``stop()``, or until an ``until_idle`` run is finished (see
+        ``labeler.runtime.progress``: no input for that long, ``upstream`` done, every
+        input confirmed caught up). With ``drain`` every pending window is closed
+        before the final commit. Returns the counters; raises ``IncompleteRun`` when a
+        bounded run cannot finish, and re-raises the failure of ``upstream``.
         """
         kafka = self.config.kafka
         options = kafka.client_options()
@@ -178,25 +197,31 @@ class Worker:
         if kafka.group_instance_id:
             consumer_options["group_instance_id"] = kafka.group_instance_id
         self._consumer = new_consumer(options, **consumer_options)
+        self._progress = progress = InputProgress(self._consumer, self.topics,
+                                                  self.rules.idle_after, self._position)
         self._consumer.subscribe(list(self.topics), listener=_Rebalance(self))
         log("worker.started", topics=list(self.topics), group=kafka.group_id,
             output=self.storage.uri)
         status_every = self.config.logging.status_interval_s
         flush_every = self.config.output.flush_interval_s
-        last_input = last_status = last_schema_check = time.monotonic()
-        started = last_input
+        last_status = last_schema_check = started = time.monotonic()
+        upstream_done = upstream.done if upstream is not None else None
         try:
             while not self._stop:
                 batch = self._consumer.poll(timeout_ms=200)
-                wall = time.time()
                 mono = self.last_poll_at = time.monotonic()
                 if batch:
-                    last_input = mono
                     if self.first_input_at is None:
                         self.first_input_at = mono
-                    self._process(batch, wall)
+                    self._process(batch, mono)
                     self.last_input_at = time.monotonic()
-                self._advance(wall)
+                if upstream is not None and upstream.failure() is not None:
+                    raise upstream.failure()  # type: ignore[misc]
+                progress.broker.probe({tp: self._position(tp)
+                                       for tp in self._consumer.assignment()}, mono)
+                if not self.repartitioned:
+                    progress.confirm_idle({i: p.join for i, p in self.partitions.items()}, mono)
+                self._advance()
                 if mono - self._last_commit >= flush_every or self._full():
                     self.commit()
                 if mono - last_status >= status_every:
@@ -205,15 +230,9 @@ class Worker:
                 if self.drift is not None and mono - last_schema_check >= 1.0:
                     self.drift.check_schema(self.counters)
                     last_schema_check = mono
-                if until_idle is not None:
-                    # before any assignment the group is still forming: not idle yet
-                    # (bounded, so a wrong topic does not hang a backfill forever)
-                    assigned = self._assigned_at or started + UNASSIGNED_GRACE_S
-                    busy = max(last_input, assigned,
-                               (upstream_input_at and upstream_input_at()) or 0.0)
-                    if mono - busy >= until_idle:
-                        log("worker.idle", seconds=round(mono - busy, 1))
-                        break
+                if until_idle is not None and progress.finished(until_idle, mono, upstream_done):
+                    log("worker.idle", seconds=round(mono - progress.last_input, 1))
+                    break
             if drain:
                 for part in self.partitions.values():
                     rows = part.join.drain()
@@ -234,32 +253,85 @@ class Worker:
 
     # -- the hot path ------------------------------------------------------------------
 
-    def _process(self, batch: dict[TopicPartition, list[Any]], wall: float) -> None:
-        drift = self.drift
+    def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
+        progress = self._progress
         for tp, messages in batch.items():
             part = self.partitions.get(tp.partition)
             if part is None:
                 continue  # revoked during this poll: the next owner reads it again
-            decode = self.decoders[tp.topic].decode
-            is_prediction = tp.topic == self.topics[0]
-            join = part.join
-            add = join.add_prediction if is_prediction else join.add_outcome
-            batched = getattr(self.decoders[tp.topic], "batched", False)
-            for message in messages:
-                decoded = decode(message.value)
-                if type(decoded) is DeadLetter:
-                    self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
-                                      message.key)
-                    continue
-                for record in (decoded if batched else (decoded,)):
-                    add(record, wall)
-                    if drift is not None and is_prediction:
-                        drift.observe_prediction(
-                            record, SourceRef(tp.topic, tp.partition, message.offset)
-                        )
+            if self.repartitioned:
+                self._take_internal(part, tp, messages)
+            else:
+                self._take_raw(part, tp, messages)
             part.offsets[tp.topic] = messages[-1].offset + 1
             part.dirty = True
+            if progress is not None:
+                progress.delivered(tp, now)
         self.counters["messages"] += sum(len(m) for m in batch.values())
+
+    def _take_internal(self, part: _Partition, tp: TopicPartition, messages: list[Any]) -> None:
+        """Records of the ingest stage: canonical records, late outcomes, source marks."""
+        decode = self.decoders[tp.topic].decode
+        join, drift = part.join, self.drift
+        for message in messages:
+            decoded = decode(message.value)
+            if type(decoded) is DeadLetter:
+                self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
+                                  message.key)
+                continue
+            for record in decoded:
+                kind = type(record)
+                if kind is Prediction:
+                    join.add_prediction(record)
+                    if drift is not None:
+                        drift.observe_prediction(
+                            record, SourceRef(tp.topic, tp.partition, message.offset))
+                elif kind is Outcome:
+                    join.add_outcome(record)
+                elif kind is LateOutcome:
+                    join.add_outcome(record.outcome, late=True)
+                else:
+                    join.watermark.update((record.topic, record.partition), record.mark,
+                                          record.idle)
+
+    def _take_raw(self, part: _Partition, tp: TopicPartition, messages: list[Any]) -> None:
+        """Raw messages (``repartition = "never"``): decode, judge lateness, join."""
+        decode = self.decoders[tp.topic].decode
+        inputs, drift = part.inputs, self.drift
+        if inputs is None:
+            inputs = part.inputs = DirectInputs(part.join, *self._sources(part.index))
+        is_prediction = tp.topic == self.topics[0]
+        for message in messages:
+            record = decode(message.value)
+            if type(record) is DeadLetter:
+                self._dead_letter(record, SourceRef(tp.topic, tp.partition, message.offset),
+                                  message.key)
+            elif not is_prediction:
+                inputs.outcome(record)
+            elif not inputs.prediction(record):
+                self._late_prediction(record, inputs.prediction_mark, tp, message)
+            elif drift is not None:
+                drift.observe_prediction(record,
+                                         SourceRef(tp.topic, tp.partition, message.offset))
+
+    def _late_prediction(self, prediction: Prediction, mark: float, tp: TopicPartition,
+                         message: Any) -> None:
+        t = prediction.event_time
+        self._dead_letter(DeadLetter(
+            "late_prediction",
+            f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
+            f"{mark:.3f}, more than join.allowed_lateness_s = {self.rules.lateness:g}",
+            message.value or b""), SourceRef(tp.topic, tp.partition, message.offset), message.key)
+
+    def _position(self, tp: TopicPartition) -> int:
+        """The next offset this worker reads of ``tp`` (asks the consumer if unknown)."""
+        part = self.partitions.get(tp.partition)
+        known = part.offsets.get(tp.topic) if part is not None else None
+        if known is not None:
+            return known
+        if self._consumer is None:
+            raise RuntimeError("no consumer: _position() is called inside run()")
+        return self._consumer.position(tp, timeout_ms=5000)
 
     def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
         letter = replace(letter, source=source)
@@ -274,29 +346,11 @@ class Worker:
             log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
                 source=str(source))
 
-    def _advance(self, wall: float) -> None:
+    def _advance(self) -> None:
         for part in self.partitions.values():
-            rows = part.join.advance(wall, (self._behind(part, 0), self._behind(part, 1)))
+            rows = part.join.advance()
             if rows:
                 self._emit(part, rows)
-
-    def _behind(self, part: _Partition, stream: int) -> bool:
-        """Whether input ``stream`` of ``part`` has unread messages in Kafka (unknown
-        counts as behind, so the watermark waits rather than closing too early)."""
-        if self._consumer is None:
-            return True
-        topic = self.topics[stream]
-        tp = TopicPartition(topic, part.index)
-        try:
-            highwater = self._consumer.highwater(tp)
-            offset = part.offsets.get(topic)
-            if offset is None and highwater is not None:
-                offset = self._consumer.position(tp, timeout_ms=1000)
-                if offset is not None:
-                    part.offsets[topic] = offset
-        except KafkaError:
-            return True  # e.g. revoked meanwhile
-        return highwater is None or offset is None or offset < highwater
 
     def _emit(self, part: _Partition, rows: list[LabeledExample]) -> None:
         part.rows.extend(rows)
@@ -405,18 +459,32 @@ class Worker:
                 part = _Partition(index, join, 0, {})
             else:
                 join = PartitionJoin.restore(
-                    self.rules, checkpoint.state, wall, self.checkpoints.segments(checkpoint),
+                    self.rules, checkpoint.state, self.checkpoints.segments(checkpoint),
                     self.counters, self._pending_store(index, share), checkpoint.epoch + 1)
                 for topic, offset in checkpoint.offsets.items():
                     self._consumer.seek(TopicPartition(topic, index), offset)
                 part = _Partition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
                 part.segments = checkpoint.segments
             part.first_offset = part.offsets.get(self.topics[0], 0)
+            join.watermark.expect(self._sources(index))
             self.partitions[index] = part
-            self._assigned_at = time.monotonic()
             log("partition.assigned", partition=index, offsets=part.offsets,
                 pending=join.pending_count, pending_on_disk=join.pending.on_disk,
                 epoch=part.epoch, restore_s=round(time.time() - wall, 3))
+        if self._progress is not None:
+            self._progress.assigned(new, time.monotonic())
+        self._share_memory()
+
+    def _sources(self, index: int) -> list[tuple[str, int]]:
+        """The partitions whose event time co-partition ``index`` must hear from: every
+        raw partition when the input is re-keyed, else its own two inputs."""
+        if self.repartitioned:
+            return list(self.raw_sources)
+        return [(topic, index) for topic in self.topics]
+
+    def _removed(self, indexes: list[int]) -> None:
+        if self._progress is not None:
+            self._progress.removed(indexes, bool(self.partitions), time.monotonic())
         self._share_memory()
 
     def _pending_store(self, index: int, share: int) -> PendingStore:
@@ -436,7 +504,7 @@ class Worker:
         for index in mine:
             self.partitions.pop(index).join.pending.close()
             log("partition.revoked", partition=index)
-        self._share_memory()
+        self._removed(mine)
 
     def _fenced(self, part: _Partition, reason: Fenced) -> None:
         """Another worker took ``part`` over while this one was cut off from the group:
@@ -447,15 +515,16 @@ class Worker:
         if self._consumer is not None:
             self._consumer.pause(*(TopicPartition(t, part.index) for t in self.topics))
         log("partition.fenced", logging.WARNING, partition=part.index, reason=str(reason))
-        self._share_memory()
+        self._removed([part.index])
 
     def lose(self, indexes: set[int]) -> None:
         """Partitions taken away after this member was evicted: another member may
         own them already, so their state is dropped without a checkpoint."""
-        for index in sorted(indexes & set(self.partitions)):
+        lost = sorted(indexes & set(self.partitions))
+        for index in lost:
             self.partitions.pop(index).join.pending.close()
             log("partition.lost", logging.WARNING, partition=index)
-        self._share_memory()
+        self._removed(lost)
 
     # -- status ------------------------------------------------------------------------
 
@@ -483,9 +552,20 @@ class Worker:
 
     def log_status(self, elapsed: float) -> None:
         suppressed = sum(max(0, v - DEAD_LETTER_LOGS) for v in self._dead_letter_logs.values())
+        broker = self._progress.broker if self._progress is not None else None
         log("status", **status_line(self.status(), self.counters, elapsed),
-            dead_letter_logs_suppressed=suppressed)
+            dead_letter_logs_suppressed=suppressed,
+            lag=broker.last_lag if broker is not None else None,
+            broker_reachable=broker.reachable if broker is not None else None)
         self._dead_letter_logs.clear()
+        early = self.counters["outcomes_after_close"] + self.counters["predictions_after_close"]
+        if early > self._audit_warned:
+            log("watermark.moved_early", logging.WARNING,
+                outcomes_after_close=self.counters["outcomes_after_close"],
+                predictions_after_close=self.counters["predictions_after_close"],
+                hint="on-time records found their window closed: idleness moved the "
+                     "watermark (join.idle_after_s) while their source was still sending")
+            self._audit_warned = early
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -85,13 +85,14 @@ def fill(workdir: Path, count: int, budget: int | None, commit_every: int,
     commit_s = 0.0
     for i in range(count):
         p = prediction(i, count, rng)
-        join.add_prediction(p, WALL)
+        join.add_prediction(p)
         r = rng.random()
         if r < 0.05 or (r < 0.051 and i > 10_000):
             j = max(i - rng.randrange(2000 if r < 0.05 else i), 0)
-            join.add_outcome(Outcome(f"req-{j:012d}", p.event_time, "click", 1.0, f"o{i}"), WALL)
+            join.add_outcome(Outcome(f"req-{j:012d}", p.event_time, "click", 1.0, f"o{i}"))
         if (i + 1) % commit_every == 0 or i + 1 == count:
-            join.advance(WALL)
+            join.watermark.update(("bench", 0), p.event_time)
+            join.advance()
             t0 = time.perf_counter()
             epoch += 1
             checkpoint = checkpoints.commit(0, epoch, {"bench.predictions": i + 1},
@@ -118,7 +119,7 @@ def restart(workdir: Path, budget: int | None) -> None:
     if checkpoint is None:
         raise click.ClickException(f"no checkpoint under {workdir / 'out'}")
     store = PendingStore(budget, workdir / "spill", name="bench-restart")
-    join = PartitionJoin.restore(rules(), checkpoint.state, WALL, checkpoints.segments(checkpoint),
+    join = PartitionJoin.restore(rules(), checkpoint.state, checkpoints.segments(checkpoint),
                                  store=store, epoch=checkpoint.epoch + 1)
     elapsed = time.perf_counter() - started
     rss, peak = rss_mib()

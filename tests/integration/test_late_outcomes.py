@@ -20,7 +20,8 @@ pytestmark = pytest.mark.kafka
 
 def test_late_click_goes_to_corrections(kafka_config: Any) -> None:
     config = kafka_config(join={"window_s": 5.0, "early_tolerance_s": 1.0,
-                                "allowed_lateness_s": 1.0, "keep_late_outcomes": True},
+                                "allowed_lateness_s": 1.0, "keep_late_outcomes": True,
+                                "frontier_votes": 1},  # two predictions move the clock
                           output={"flush_interval_s": 0.5})
     t = config.topics
     options = config.kafka.client_options()

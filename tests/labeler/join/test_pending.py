@@ -4,12 +4,14 @@ state segments of the checkpoint rebuild it after a restart."""
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
 import pytest
 
 from ingest.records import Outcome, Prediction
+from labeler.join.inputs import DirectInputs
 from labeler.join.labels import LabelSpec
 from labeler.join.partition import PartitionJoin
 from labeler.join.pending import Pending, PendingStore, resident_size
@@ -72,6 +74,12 @@ def test_discard_finds_a_prediction_on_disk(tmp_path: Path) -> None:
     assert "id-00002" not in store and len(store) == 5999
 
 
+@functools.cache
+def inputs_of(join: PartitionJoin) -> DirectInputs:
+    """The join read as the worker reads raw partitions (one input of each kind)."""
+    return DirectInputs(join, ("p", 0), ("o", 0))
+
+
 def random_events(seed: int, n: int) -> list[Prediction | Outcome | float]:
     """Predictions; clicks on recent ones (some after the window, some twice, some before
     their prediction); repeated prediction ids; and points where time advances."""
@@ -99,16 +107,16 @@ def random_events(seed: int, n: int) -> list[Prediction | Outcome | float]:
     return events
 
 
-def feed(join: PartitionJoin, events: list[Prediction | Outcome | float]
+def play(join: PartitionJoin, events: list[Prediction | Outcome | float]
          ) -> list[LabeledExample]:
     rows = []
     for event in events:
         if isinstance(event, Prediction):
-            join.add_prediction(event, WALL)
+            inputs_of(join).prediction(event)
         elif isinstance(event, Outcome):
-            join.add_outcome(event, WALL)
+            inputs_of(join).outcome(event)
         else:
-            rows.extend(join.advance(event))
+            rows.extend(join.advance())
     return rows
 
 
@@ -126,8 +134,8 @@ def test_spilling_gives_the_same_rows_in_the_same_order(tmp_path: Path, seed: in
     events = random_events(seed, 20_000)
     in_memory = PartitionJoin(RULES)
     spilling = PartitionJoin(RULES, store=tiny_store(tmp_path, 100))
-    expected = feed(in_memory, events) + in_memory.drain()
-    got = feed(spilling, events)
+    expected = play(in_memory, events) + in_memory.drain()
+    got = play(spilling, events)
     assert spilling.pending.spilled_total > 0 and spilling.pending.promoted_total > 0
     got += spilling.drain()
     assert keyed(got) == keyed(expected)
@@ -156,7 +164,7 @@ def test_a_restart_from_state_segments_continues_exactly(tmp_path: Path, seed: i
     chunks = [events[i:i + 1000] for i in range(0, len(events), 1000)]
     cut = len(chunks) // 2
     for epoch, chunk in enumerate(chunks[:cut], start=1):
-        rows += feed(join, chunk)
+        rows += play(join, chunk)
         segments = commit(store, join, epoch, segments)
     # segments whose predictions all closed are gone; the oldest kept one is still needed
     assert segments[0][0] > 1 and segments == sorted(segments)
@@ -165,20 +173,20 @@ def test_a_restart_from_state_segments_continues_exactly(tmp_path: Path, seed: i
 
     checkpoint = store.recover(0)
     assert checkpoint is not None
-    restored = PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint),
+    restored = PartitionJoin.restore(RULES, checkpoint.state, store.segments(checkpoint),
                                      store=tiny_store(tmp_path / "again", 40),
                                      epoch=checkpoint.epoch + 1)
     assert restored.pending_count == join.pending_count
     assert restored.pending.on_disk > 0
     rest = [e for chunk in chunks[cut:] for e in chunk]
-    assert keyed(feed(restored, rest) + restored.drain()) == keyed(feed(join, rest) + join.drain())
+    assert keyed(play(restored, rest) + restored.drain()) == keyed(play(join, rest) + join.drain())
 
 
 def test_recover_drops_a_segment_the_checkpoint_does_not_list(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     store = CheckpointStore(storage, "p+o")
     join = PartitionJoin(RULES)
-    join.add_prediction(pred("a", 100.0), WALL)
+    inputs_of(join).prediction(pred("a", 100.0))
     segments = commit(store, join, 1, [])
     assert segments == [(1, store.owner)]
     name = f"00000002-{store.owner}.seg"
@@ -186,7 +194,7 @@ def test_recover_drops_a_segment_the_checkpoint_does_not_list(tmp_path: Path) ->
     checkpoint = store.recover(0)
     assert checkpoint is not None and checkpoint.segments == [(1, store.owner)]
     assert storage.list("_checkpoints/p%2Bo/p0000.state") == [f"00000001-{store.owner}.seg"]
-    restored = PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint))
+    restored = PartitionJoin.restore(RULES, checkpoint.state, store.segments(checkpoint))
     assert [r.prediction.join_id for r in restored.drain()] == ["a"]
 
 
@@ -196,7 +204,7 @@ def test_a_missing_segment_is_a_clear_error(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     store = CheckpointStore(storage, "p+o")
     join = PartitionJoin(RULES)
-    join.add_prediction(pred("a", 100.0), WALL)
+    inputs_of(join).prediction(pred("a", 100.0))
     commit(store, join, 1, [])
     storage.delete(f"_checkpoints/p%2Bo/p0000.state/00000001-{store.owner}.seg")
     checkpoint = store.load(0)
@@ -211,8 +219,8 @@ def test_a_truncated_segment_is_a_clear_error(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     store = CheckpointStore(storage, "p+o")
     join = PartitionJoin(RULES)
-    join.add_prediction(pred("a", 100.0), WALL)
-    join.add_prediction(pred("b", 101.0), WALL)
+    inputs_of(join).prediction(pred("a", 100.0))
+    inputs_of(join).prediction(pred("b", 101.0))
     commit(store, join, 1, [])
     path = f"_checkpoints/p%2Bo/p0000.state/00000001-{store.owner}.seg"
     raw = storage.read(path)
@@ -221,7 +229,7 @@ def test_a_truncated_segment_is_a_clear_error(tmp_path: Path) -> None:
     checkpoint = store.load(0)
     assert checkpoint is not None
     with pytest.raises(CheckpointError, match="00000001-.*seg is corrupt.*middle of a change"):
-        PartitionJoin.restore(RULES, checkpoint.state, WALL, store.segments(checkpoint))
+        PartitionJoin.restore(RULES, checkpoint.state, store.segments(checkpoint))
 
 
 def test_spill_files_of_dead_processes_are_swept(tmp_path: Path) -> None:

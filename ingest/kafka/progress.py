@@ -1,0 +1,120 @@
+"""Where a consumer stands against the broker, asked fresh: lag, idleness, outages.
+
+A consumer's cached ``highwater`` says what the last fetch response said, and a
+partition whose fetch was answered a while ago looks caught up while new
+messages wait. Every decision that lets time move without input (an idle
+source's watermark, ``--until-idle``) therefore asks the broker for the log end
+offsets *now* (a ListOffsets request), and takes no decision when it does not
+answer. An unanswered request is an outage: logged once as
+``broker.unreachable``, and as ``broker.reachable`` when an answer comes back.
+
+``InputClock`` keeps, per partition, when it last delivered a record (or was
+assigned), on the monotonic clock: idleness is measured from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+_logger = logging.getLogger("loglabel")
+
+
+def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    _logger.log(level, event, extra={"fields": fields})
+
+
+class BrokerProgress:
+    """Fresh end offsets for one consumer; owned by the thread that polls it."""
+
+    def __init__(self, consumer: KafkaConsumer, who: str, timeout_ms: int = 3000) -> None:
+        self.consumer = consumer
+        self.who = who
+        self.timeout_ms = timeout_ms
+        self.reachable = True
+        self.last_answer: float | None = None  # monotonic time of the last answer
+        self.unreachable_since: float | None = None
+        self.last_lag: int | None = None  # unread messages at the last probe
+        # when the broker last came back: time without input before that is an outage,
+        # not idleness (producers resend what they buffered meanwhile)
+        self.reachable_since = time.monotonic()
+        self._last_probe = -math.inf
+
+    def probe(self, positions: Mapping[TopicPartition, int], now: float,
+              every_s: float = 5.0) -> None:
+        """Every ``every_s``: ask for the lag of ``positions``, so an outage is logged
+        even when nothing else would have asked, and the status line shows the lag."""
+        if now - self._last_probe < every_s:
+            return
+        self._last_probe = now
+        lag = self.lag(positions)
+        self.last_lag = None if lag is None else sum(lag.values())
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int] | None:
+        """The log end offsets now, or ``None`` when the broker did not answer."""
+        tps = list(partitions)
+        if not tps:
+            return {}
+        try:
+            offsets = self.consumer.end_offsets(tps, timeout_ms=self.timeout_ms)
+        except (KafkaError, OSError, ValueError) as exc:
+            self._failed(exc)
+            return None
+        if offsets is None or any(offsets.get(tp) is None for tp in tps):
+            self._failed(RuntimeError("no end offset in the answer"))
+            return None
+        now = time.monotonic()
+        if not self.reachable:
+            down = now - (self.unreachable_since or now)
+            _log("broker.reachable", who=self.who, after_s=round(down, 1))
+            self.reachable_since = now
+        self.reachable = True
+        self.unreachable_since = None
+        self.last_answer = now
+        return dict(offsets)
+
+    def lag(self, positions: Mapping[TopicPartition, int]) -> dict[TopicPartition, int] | None:
+        """Unread messages per partition given our ``positions`` (next offsets to read),
+        or ``None`` when the broker did not answer."""
+        ends = self.end_offsets(positions)
+        if ends is None:
+            return None
+        return {tp: max(0, ends[tp] - positions[tp]) for tp in positions}
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.reachable:
+            self.unreachable_since = time.monotonic()
+            _log("broker.unreachable", logging.WARNING, who=self.who,
+                 error=str(exc) or type(exc).__name__)
+        self.reachable = False
+
+
+class InputClock:
+    """When each input partition last delivered a record, or was assigned (monotonic)."""
+
+    def __init__(self) -> None:
+        self.last_event: dict[TopicPartition, float] = {}
+        self.assigned_at: dict[TopicPartition, float] = {}
+
+    def assigned(self, partitions: Iterable[TopicPartition], now: float) -> None:
+        for tp in partitions:
+            self.assigned_at.setdefault(tp, now)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self.assigned_at.pop(tp, None)
+            self.last_event.pop(tp, None)
+
+    def delivered(self, tp: TopicPartition, now: float) -> None:
+        self.last_event[tp] = now
+
+    def quiet_for(self, tp: TopicPartition, now: float) -> float:
+        """Seconds since ``tp`` last delivered a record (or was assigned, if later)."""
+        since = max(self.last_event.get(tp, -math.inf), self.assigned_at.get(tp, -math.inf))
+        return 0.0 if since == -math.inf else now - since

@@ -1,0 +1,152 @@
+"""What lets the worker's time move without input, and when a bounded run may end.
+
+Both decisions ask the broker first (``ingest.kafka.progress``): a cached
+highwater, an unreachable broker or an unknown lag never count as "caught up".
+
+* **Idleness** (``repartition = "never"``; with ``"always"`` the ingest stage
+  does it per raw partition). An input partition that delivered nothing for
+  ``join.idle_after_s``, and that the broker confirms caught up, reports its
+  frontier plus the time elapsed since its last record (or since it was
+  assigned, if later) to its co-partition's watermark; an empty one reports
+  itself idle. Never a jump to the wall clock.
+* **The end of an ``--until-idle`` run**: no input for that long, the ingest
+  stage beside the worker (if any) finished, and every assigned input partition
+  confirmed caught up. A worker with nothing assigned (a standby, or one evicted
+  from the group) ends only when the group's committed offsets reach the log
+  end; if they do not within ``UNASSIGNED_GRACE_S``, the run is incomplete and
+  raises ``IncompleteRun``: a backfill never exits 0 with input unread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.kafka.progress import BrokerProgress, InputClock
+from labeler.errors import LabelerError
+from labeler.logs import log
+
+if TYPE_CHECKING:
+    from labeler.join.partition import PartitionJoin
+
+CONFIRM_EVERY_S = 1.0
+UNASSIGNED_GRACE_S = 60.0
+
+
+class IncompleteRun(LabelerError):
+    """A bounded run stopped with input unread, or never took part in the group."""
+
+
+class InputProgress:
+    """The worker's view of its inputs' progress; owned by the worker thread."""
+
+    def __init__(self, consumer: KafkaConsumer, topics: tuple[str, str], idle_after: float,
+                 position: Callable[[TopicPartition], int]) -> None:
+        self.consumer = consumer
+        self.topics = topics
+        self.idle_after = idle_after
+        self.position = position  # the next offset the worker will read of a partition
+        self.broker = BrokerProgress(consumer, "labeler")
+        self.clock = InputClock()
+        self.started = time.monotonic()
+        self.last_input = self.started
+        self.ever_assigned = False
+        self.unassigned_since: float | None = self.started
+        self._last_confirm = -math.inf
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def assigned(self, indexes: Iterable[int], now: float) -> None:
+        tps = [TopicPartition(t, i) for i in indexes for t in self.topics]
+        self.clock.assigned(tps, now)
+        if tps:
+            self.ever_assigned = True
+            self.unassigned_since = None
+            self.last_input = max(self.last_input, now)  # a new assignment is activity
+
+    def removed(self, indexes: Iterable[int], still_assigned: bool, now: float) -> None:
+        self.clock.forget(TopicPartition(t, i) for i in indexes for t in self.topics)
+        if not still_assigned and self.unassigned_since is None:
+            self.unassigned_since = now
+
+    def delivered(self, tp: TopicPartition, now: float) -> None:
+        self.clock.delivered(tp, now)
+        self.last_input = now
+
+    # -- idleness ----------------------------------------------------------------------
+
+    def confirm_idle(self, joins: dict[int, PartitionJoin], now: float) -> None:
+        """Report quiet, caught-up input partitions to their watermarks (at most once a
+        second; see the module docstring)."""
+        if now - self._last_confirm < CONFIRM_EVERY_S or not joins:
+            return
+        self._last_confirm = now
+        tps = [TopicPartition(t, i) for i in joins for t in self.topics]
+        quiet = {tp: self.clock.quiet_for(tp, now) for tp in tps}
+        asking = [tp for tp in tps if quiet[tp] >= self.idle_after]
+        if not asking:
+            return
+        lag = self.broker.lag({tp: self.position(tp) for tp in asking})
+        if lag is None:
+            return  # no answer: time moves nothing
+        for tp in asking:
+            if lag[tp]:
+                continue
+            join = joins[tp.partition]
+            frontier = join.frontiers.get(tp.topic)
+            mark = frontier.mark if frontier is not None else -math.inf
+            if mark > -math.inf:
+                mark += quiet[tp]
+            join.watermark.update((tp.topic, tp.partition), mark, idle=True)
+
+    # -- the end of a bounded run ------------------------------------------------------
+
+    def finished(self, until_idle: float, now: float,
+                 upstream_done: Callable[[], bool] | None = None) -> bool:
+        """Whether an ``--until-idle`` run may end now; raises ``IncompleteRun`` when it
+        cannot end cleanly (see the module docstring)."""
+        if not self.broker.reachable or \
+                now - max(self.last_input, self.broker.reachable_since) < until_idle:
+            return False  # an outage is never idleness
+        if upstream_done is not None and not upstream_done():
+            return False
+        assigned = self.consumer.assignment()
+        if assigned:
+            lag = self.broker.lag({tp: self.position(tp) for tp in assigned})
+            return lag is not None and not any(lag.values())
+        unread = self.group_unread()
+        if unread == 0:
+            log("worker.standby_done", assigned=0)
+            return True
+        since = self.unassigned_since if self.unassigned_since is not None else now
+        if now - since >= UNASSIGNED_GRACE_S:
+            what = ("was evicted from the group and not re-admitted" if self.ever_assigned
+                    else "never got a partition assigned")
+            unknown = unread is None
+            raise IncompleteRun(
+                f"--until-idle: this worker {what} for {now - since:.0f} s, and the group "
+                + ("could not be asked for its offsets (broker unreachable)" if unknown
+                   else f"still has {unread} unread input messages")
+                + "; the run is incomplete")
+        return False
+
+    def group_unread(self) -> int | None:
+        """Input messages the whole group has not committed yet (None: no answer)."""
+        tps = [TopicPartition(t, p) for t in self.topics
+               for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            return None
+        ends = self.broker.end_offsets(tps)
+        if ends is None:
+            return None
+        try:
+            committed = {tp: self.consumer.committed(tp, timeout_ms=5000) or 0 for tp in tps}
+        except Exception as exc:  # noqa: BLE001 - no answer is an unknown, not a zero
+            log("worker.offsets_unknown", logging.WARNING, error=str(exc))
+            return None
+        return sum(max(0, ends[tp] - committed[tp]) for tp in tps)

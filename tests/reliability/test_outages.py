@@ -1,0 +1,156 @@
+"""Outages, against the oracle: a broker killed with SIGKILL and restarted mid-stream,
+and a worker frozen past its session timeout. Live traffic (event time follows the
+wall clock), a worker running throughout, then a bounded end with ``--drain``.
+
+The broker of these tests is their own (another port, its own data directory):
+killing the shared one would break every other test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from labeler.join.rules import join_rules
+from labeler.tools.oracle import oracle_from_raw, read_raw
+from labeler.tools.produce import send_traffic
+from labeler.tools.simulate import TrafficSpec
+from tests.oracle import assert_equals_oracle
+
+from ._worker import start_worker, write_config
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+PORT = 19192
+
+
+class Broker:
+    """A broker of our own from deploy/kafka, which a test may kill."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {**os.environ, "LOGLABEL_KAFKA_PORT": str(PORT),
+                    "LOGLABEL_KAFKA_HOME": str(home), "PYTHON": sys.executable}
+        self.home = home
+
+    def start(self) -> None:
+        subprocess.run([str(KAFKA_SH), "start"], env=self.env, check=True)
+
+    def kill(self) -> None:
+        """SIGKILL the JVM: no clean shutdown, the data directory stays."""
+        pid = int((self.home / "kafka.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        while True:  # bounded by the process's own death; SIGKILL cannot be refused
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        subprocess.run([str(KAFKA_SH), "stop"], env=self.env, check=False)
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    broker = Broker(tmp_path_factory.mktemp("kafka-own"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def _live(kafka_config: Any, tmp_path: Path, bootstrap: str, **sections: Any
+          ) -> tuple[Any, Path]:
+    config = kafka_config(join={"window_s": 4.0, "early_tolerance_s": 1.0,
+                                "allowed_lateness_s": 3.0}, **sections)
+    if bootstrap:
+        config = config.model_copy(update={"kafka": config.kafka.model_copy(
+            update={"bootstrap_servers": bootstrap})})
+    path = write_config(tmp_path / "worker.toml", config,
+                        kafka={"bootstrap_servers": config.kafka.bootstrap_servers,
+                               "max_poll_records": 500},
+                        output={"flush_interval_s": 0.5}, logging={"status_interval_s": 2.0})
+    return config, path
+
+
+def _traffic(config: Any, seconds: float, rate: float) -> threading.Thread:
+    spec = TrafficSpec(count=int(seconds * rate / 1.35), seed=3, spacing=1.35 / rate,
+                       click_rate=0.3, window=4.0, early_tolerance=1.0, max_disorder=0.5,
+                       start=time.time())
+    thread = threading.Thread(target=send_traffic, kwargs=dict(
+        client_options=config.kafka.client_options(), spec=spec,
+        prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
+        rate=rate, partitions=4, labels=join_rules(config).labels))
+    thread.start()
+    return thread
+
+
+def _events(log_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log_path.read_text().splitlines()
+            if line.startswith("{")]
+
+
+def _wait_for(log_path: Path, needle: bytes, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while needle not in log_path.read_bytes():
+        assert time.monotonic() < deadline, f"{needle!r} never logged"
+        time.sleep(0.1)
+
+
+def _compare(config: Any) -> None:
+    rules = join_rules(config)
+    truth, counts = oracle_from_raw(read_raw(config), rules.window, rules.early_tolerance,
+                                    rules.lateness, rules.frontier_votes, rules.labels)
+    assert counts["late_predictions"] == 0
+    assert_equals_oracle(pd.read_parquet(config.output.path), truth)
+    assert 0.05 < truth.label_clicked.mean() < 0.95
+
+
+@pytest.mark.parametrize("repartition", ["never", "always"])
+def test_a_broker_killed_and_restarted_mid_stream(kafka_config: Any, tmp_path: Path,
+                                                  own_broker: Broker, repartition: str) -> None:
+    config, path = _live(kafka_config, tmp_path, f"127.0.0.1:{PORT}",
+                         ingest={"repartition": repartition})
+    producer = _traffic(config, seconds=30.0, rate=600.0)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "ab") as log:
+        worker = start_worker(path, log, "--until-idle", "6", "--drain")
+        _wait_for(log_path, b'"partition.assigned"')
+        time.sleep(6.0)  # the scenario: mid-stream
+        own_broker.kill()
+        time.sleep(15.0)  # the scenario: the broker stays away 15 s
+        own_broker.start()
+        producer.join(timeout=300)
+        assert worker.wait(timeout=300) == 0, log_path.read_text()[-4000:]
+    events = _events(log_path)
+    assert any(e["event"] == "broker.unreachable" for e in events), "the outage is logged"
+    assert any(e["event"] == "broker.reachable" for e in events)
+    _compare(config)
+
+
+def test_a_worker_frozen_past_its_session_timeout(kafka_config: Any, tmp_path: Path) -> None:
+    config, path = _live(kafka_config, tmp_path, "")
+    producer = _traffic(config, seconds=25.0, rate=400.0)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "ab") as log:
+        worker = start_worker(path, log, "--until-idle", "6", "--drain")
+        _wait_for(log_path, b'"partition.assigned"')
+        time.sleep(4.0)
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(config.kafka.session_timeout_ms / 1000 + 4)  # past the session timeout
+        worker.send_signal(signal.SIGCONT)
+        producer.join(timeout=300)
+        assert worker.wait(timeout=300) == 0, log_path.read_text()[-4000:]
+    _compare(config)
