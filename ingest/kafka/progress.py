@@ -22,6 +22,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from kafka.structs import MemberState
 
 _logger = logging.getLogger("loglabel")
 
@@ -118,3 +119,33 @@ class InputClock:
         """Seconds since ``tp`` last delivered a record (or was assigned, if later)."""
         since = max(self.last_event.get(tp, -math.inf), self.assigned_at.get(tp, -math.inf))
         return 0.0 if since == -math.inf else now - since
+
+
+class MembershipWatch:
+    """Notices a group member that stopped taking part without being told.
+
+    kafka-python 3.0.12 can leave a member REBALANCING for good: a join that
+    completes while ``poll()`` is not waiting on it is replaced by a new one
+    (``coordinator/base.py``, ``_join_task.is_done``), its assignment is never
+    applied, heartbeats stay off, and the broker evicts the member, which then
+    never rejoins. A member that is not STABLE for ``limit_s`` is stuck; the
+    caller rebuilds its consumer (closing and creating one recovers every stuck
+    state we reproduced; an unsubscribe does not).
+    """
+
+    def __init__(self, session_timeout_s: float) -> None:
+        self.limit_s = max(3 * session_timeout_s, 30.0)
+        self._since: float | None = None
+
+    def stuck(self, consumer: KafkaConsumer, now: float) -> str | None:
+        """The member's state when it is stuck (then the clock restarts), else ``None``."""
+        state = consumer.group_metadata().state
+        if state == MemberState.STABLE:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = now
+        if now - self._since < self.limit_s:
+            return None
+        self._since = None
+        return str(state)

@@ -53,7 +53,7 @@ from kafka.structs import OffsetAndMetadata
 from ingest.errors import IngestError
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
-from ingest.kafka.progress import BrokerProgress, InputClock
+from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import DeadLetter, LateOutcome, Prediction, SourceMark, SourceRef
 from ingest.repartition.frontier import Frontier
 from ingest.repartition.partitioner import internal_partition
@@ -152,13 +152,10 @@ class Repartitioner:
         producer = new_producer(self.client_options, linger_ms=10, acks="all",
                                 enable_idempotence=True, batch_size=512 * 1024)
         self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic, self.counters)
-        consumer = new_consumer(
-            self.client_options, group_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=self.max_poll_records, **self.consumer_options,
-        )
+        consumer = self._subscribed_consumer()
         self._progress = BrokerProgress(consumer, "ingest")
-        consumer.subscribe(list(self.routes), listener=_Forget(self))
+        membership = MembershipWatch(self.consumer_options.get("session_timeout_ms", 10_000)
+                                     / 1000)
         now = last_input = last_commit = last_marks = last_status = last_confirm = \
             self._started_at = time.monotonic()
         _log("ingest.started", topics=list(self.routes), group=self.group_id)
@@ -166,6 +163,10 @@ class Repartitioner:
             while not self._stop and not (should_stop and should_stop()):
                 batch = consumer.poll(timeout_ms=200)
                 now = time.monotonic()
+                stuck = membership.stuck(consumer, now)
+                if stuck is not None:
+                    consumer = self._rejoin(consumer, stuck)
+                    continue
                 for tp, messages in batch.items():
                     self._take(consumer, tp, messages, now)
                 if batch:
@@ -201,6 +202,32 @@ class Repartitioner:
             consumer.close(autocommit=False)
             producer.close(timeout=10)
         return self.counters
+
+    def _subscribed_consumer(self) -> KafkaConsumer:
+        consumer = new_consumer(
+            self.client_options, group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=self.max_poll_records, **self.consumer_options,
+        )
+        consumer.subscribe(list(self.routes), listener=_Forget(self))
+        return consumer
+
+    def _rejoin(self, consumer: KafkaConsumer, state: str) -> KafkaConsumer:
+        """A new consumer for a member stuck outside the group
+        (``ingest.kafka.progress.MembershipWatch``); what was read since the last commit
+        is read again by whoever owns it next."""
+        self.counters["group_rejoins"] += 1
+        _log("group.stuck", logging.WARNING, who="ingest", state=state,
+             action="closing the consumer and joining again")
+        self.forget(set(self._frontiers) | set(self._next))
+        self._buckets = {}
+        try:
+            consumer.close(autocommit=False)
+        except Exception as exc:  # noqa: BLE001 - a stuck client may fail to close cleanly
+            _log("group.close_failed", logging.WARNING, error=str(exc))
+        fresh = self._subscribed_consumer()
+        self._progress.consumer = fresh
+        return fresh
 
     def _finished(self, consumer: KafkaConsumer, now: float) -> bool:
         """Whether an ``--until-idle`` run may end now: assigned, and every assigned raw

@@ -61,6 +61,11 @@ class InputProgress:
 
     # -- bookkeeping -------------------------------------------------------------------
 
+    def rebind(self, consumer: KafkaConsumer) -> None:
+        """Use a rebuilt consumer (after a stuck group membership)."""
+        self.consumer = consumer
+        self.broker.consumer = consumer
+
     def assigned(self, indexes: Iterable[int], now: float) -> None:
         tps = [TopicPartition(t, i) for i in indexes for t in self.topics]
         self.clock.assigned(tps, now)

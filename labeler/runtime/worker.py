@@ -29,6 +29,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink
+from ingest.kafka.progress import MembershipWatch
 from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
 from ingest.wire.codec import CanonicalDecoder
 from ingest.wire.decode import Decoder
@@ -196,10 +197,11 @@ class Worker:
         }
         if kafka.group_instance_id:
             consumer_options["group_instance_id"] = kafka.group_instance_id
-        self._consumer = new_consumer(options, **consumer_options)
+        self._consumer_options = {**options, **consumer_options}
+        self._consumer = self._subscribed_consumer()
         self._progress = progress = InputProgress(self._consumer, self.topics,
                                                   self.rules.idle_after, self._position)
-        self._consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        membership = MembershipWatch(kafka.session_timeout_ms / 1000)
         log("worker.started", topics=list(self.topics), group=kafka.group_id,
             output=self.storage.uri)
         status_every = self.config.logging.status_interval_s
@@ -215,6 +217,9 @@ class Worker:
                         self.first_input_at = mono
                     self._process(batch, mono)
                     self.last_input_at = time.monotonic()
+                stuck = membership.stuck(self._consumer, mono)
+                if stuck is not None:
+                    self._rejoin(stuck)
                 if upstream is not None and upstream.failure() is not None:
                     raise upstream.failure()  # type: ignore[misc]
                 progress.broker.probe({tp: self._position(tp)
@@ -252,6 +257,30 @@ class Worker:
         return self.counters
 
     # -- the hot path ------------------------------------------------------------------
+
+    def _subscribed_consumer(self) -> KafkaConsumer:
+        consumer = new_consumer(self._consumer_options)
+        consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        return consumer
+
+    def _rejoin(self, state: str) -> None:
+        """Leave the group for good and join again with a new consumer (see
+        ``ingest.kafka.progress.MembershipWatch``). The partitions held may be
+        another member's by now, so their state is dropped unwritten, as on a
+        loss; the next assignment restores them from their checkpoints."""
+        self.counters["group_rejoins"] += 1
+        log("group.stuck", logging.WARNING, state=state, partitions=sorted(self.partitions),
+            action="closing the consumer and joining again")
+        self.lose(set(self.partitions))
+        old = self._consumer
+        try:
+            if old is not None:
+                old.close(autocommit=False)
+        except Exception as exc:  # noqa: BLE001 - a stuck client may fail to close cleanly
+            log("group.close_failed", logging.WARNING, error=str(exc))
+        self._consumer = self._subscribed_consumer()
+        if self._progress is not None:
+            self._progress.rebind(self._consumer)
 
     def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
         progress = self._progress
@@ -508,12 +537,13 @@ class Worker:
 
     def _fenced(self, part: _Partition, reason: Fenced) -> None:
         """Another worker took ``part`` over while this one was cut off from the group:
-        drop it unwritten, and stop fetching it until the group reassigns it."""
+        drop it unwritten (its records are skipped until the group reassigns it)."""
         self.partitions.pop(part.index, None)
         part.join.pending.close()
         self.counters["partitions_fenced"] += 1
-        if self._consumer is not None:
-            self._consumer.pause(*(TopicPartition(t, part.index) for t in self.topics))
+        # not paused: kafka-python 3.0.12 never hands back records parked by a pause
+        # (fetcher.py: the resume check on _next_partition_records). Its records are
+        # skipped while it is not ours; a reassignment seeks to its checkpoint.
         log("partition.fenced", logging.WARNING, partition=part.index, reason=str(reason))
         self._removed([part.index])
 
