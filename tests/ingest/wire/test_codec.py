@@ -41,3 +41,27 @@ def test_a_batch_of_the_wrong_kind_is_rejected_whole() -> None:
     assert isinstance(decoder.decode(encode_batch([pack(OUT), pack(PRED)])), DeadLetter)
     assert decoder.decode(encode_batch([pack(OUT), pack(OUT)])) == [OUT, OUT]
     assert decoder.counters["outcome.rekeyed_read"] == 2
+
+
+@pytest.mark.parametrize("poison", [
+    [1, "r1", "1718000000", "ctr", None, {}, {}],  # a string event time
+    [1, "r1", float("nan"), "ctr", None, {}, {}],
+    [1, 7, 1718000000.0, "ctr", None, {}, {}],  # a number for a join id
+    [1, "r1", 1718000000.0, "ctr", None, [], {}],  # a list for the features
+    [2, "r1", 1718000000.0, "click", "12", None],  # a string value
+    [3, "raw", "0", None, False],  # a source mark with a string partition
+])
+def test_a_record_of_the_right_shape_but_wrong_types_is_a_dead_letter(poison: list) -> None:
+    kind = "prediction" if poison[0] in (1, 3) else "outcome"
+    result = CanonicalDecoder(kind).decode(msgpack.packb([poison]))
+    assert isinstance(result, DeadLetter) and result.reason == "bad_internal_record"
+
+
+def test_marks_and_late_outcomes_round_trip() -> None:
+    import math
+
+    from ingest.records import LateOutcome, SourceMark
+
+    marks = [SourceMark("raw", 2, 1718000000.5, False), SourceMark("raw", 0, -math.inf, True)]
+    batch = encode_batch([pack(m) for m in marks] + [pack(LateOutcome(OUT))])
+    assert CanonicalDecoder("outcome").decode(batch) == [*marks, LateOutcome(OUT)]
