@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +30,10 @@ from pydantic import (
 )
 
 from drift.settings import DriftSettings
+from ingest.errors import RejectedMessage
 from ingest.wire.mapping import FieldMap
 from ingest.wire.pii import MIN_KEY_BYTES, FieldPolicy, PiiPolicy, needs_key
+from ingest.wire.timeparse import parse_time
 from labeler.errors import ConfigError
 from labeler.join.labels import AGGREGATIONS
 
@@ -109,8 +112,33 @@ class IngestConfig(_Section):
     flush_interval_s: float = Field(1.0, gt=0)
     max_skew_s: float = Field(30.0, gt=0)
     max_future_s: float = Field(3600.0, ge=0)  # 0: no limit
+    # events before this are past_time dead letters; "": no lower bound
+    min_time: str = "2000-01-01T00:00:00Z"
     schema_infer_from: int = Field(1000, ge=0)  # 0: no inference, only [ingest.schemas]
     schemas: dict[str, SchemaConfig] = {}  # model name ("*" for every model) -> schema
+
+    @field_validator("min_time", mode="before")
+    @classmethod
+    def _a_time(cls, value: Any) -> str:
+        if isinstance(value, datetime):  # TOML's own datetime (a file or an env override)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            value = value.isoformat()
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            value = repr(float(value))
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO-8601 time or epoch seconds")
+        if value:
+            try:
+                parse_time(value)
+            except RejectedMessage as exc:
+                raise ValueError(f"must be an ISO-8601 time or epoch seconds ({exc.detail})"
+                                 ) from None
+        return value
+
+    def min_epoch(self) -> float | None:
+        """``min_time`` as epoch seconds, or ``None`` when it is off (``""``)."""
+        return parse_time(self.min_time) if self.min_time else None
 
 
 class JoinConfig(_Section):

@@ -48,7 +48,7 @@ def _messages(first_offset: int, times: list[float]) -> list[_Message]:
 
 
 def _stage() -> Repartitioner:
-    decoder = Decoder("prediction", FieldMap(), counters=Counter())
+    decoder = Decoder("prediction", FieldMap(), counters=Counter(), min_time=None)
     return Repartitioner({}, "g", [Route("p", "p.rekeyed", decoder)], "dlq", max_skew=30.0)
 
 
