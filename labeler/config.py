@@ -43,6 +43,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENV_PREFIX = "LOGLABEL_"
+PASSWORD_ENV = "LOGLABEL_KAFKA__SASL_PASSWORD"  # noqa: S105 - a variable name
+"""The variable that holds the SASL password (``kafka.sasl_password``)."""
+SECRET_KEYS = frozenset({("kafka", "sasl_password")})
+"""Keys whose environment value is always taken as it is, never parsed as TOML: a
+password ``1234`` or ``true`` stays that string."""
 
 
 class _Section(BaseModel):
@@ -67,8 +72,28 @@ class KafkaConfig(_Section):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
 
+    @field_validator("sasl_password", mode="before")
+    @classmethod
+    def _a_string(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | SecretStr):
+            raise ValueError(f"must be a string: quote it in the file, or set {PASSWORD_ENV} "
+                             "(always read as a string)")
+        return value
+
     def client_options(self) -> dict[str, Any]:
-        """kafka-python options shared by consumers, producers and admin clients."""
+        """kafka-python options shared by consumers, producers and admin clients.
+
+        Raises ``ConfigError`` naming ``LOGLABEL_KAFKA__SASL_PASSWORD`` when a SASL
+        mechanism is set without a password (or ``kafka.sasl_username`` without a
+        user): a config may validate without its secret, a client may not start.
+        """
+        if self.sasl_mechanism and (self.sasl_password is None or not self.sasl_username):
+            if not self.sasl_username:
+                raise ConfigError(f"kafka.sasl_mechanism is {self.sasl_mechanism} but "
+                                  "kafka.sasl_username is not set")
+            raise ConfigError(f"kafka.sasl_mechanism is {self.sasl_mechanism} but no password "
+                              f"is set: set the environment variable {PASSWORD_ENV} (or "
+                              "kafka.sasl_password in the config file)")
         options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "client_id": self.client_id,
@@ -333,7 +358,7 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{name}: {'.'.join(path[:-1])} is not a section")
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = raw if tuple(path) in SECRET_KEYS else _env_value(raw)
 
 
 def _env_value(raw: str) -> Any:

@@ -11,9 +11,9 @@ safe by its rule. Each rule lives in its module's docstring;
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Literal
 
 from ingest.errors import RejectedMessage
