@@ -40,6 +40,7 @@ class TopicState:
 def create_missing(admin: KafkaAdminClient, specs: Iterable[TopicSpec]) -> list[TopicState]:
     """Create each spec's topic unless it exists; never alters an existing topic.
 
+    Returns once every created topic has a leader for each partition.
     Raises ``TopicError`` naming the topic and the broker's reason (for example a
     replication factor above the number of brokers, or a missing CREATE ACL).
     """
@@ -51,8 +52,10 @@ def create_missing(admin: KafkaAdminClient, specs: Iterable[TopicSpec]) -> list[
             out.append(TopicState(spec, False, existing[spec.name]))
             continue
         try:
-            admin.create_topics([NewTopic(spec.name, num_partitions=spec.partitions,
-                                          replication_factor=spec.replication)])
+            # wait until every partition has a leader: a `run` right after must see them
+            admin.create_topics({spec.name: {"num_partitions": spec.partitions,
+                                             "replication_factor": spec.replication}},
+                                wait_for_metadata=True)
         except TopicAlreadyExistsError:  # another process created it meanwhile
             out.append(TopicState(spec, False, _partitions(admin, [spec.name])[spec.name]))
             continue
