@@ -118,9 +118,13 @@ PROPS
 
 format_storage() {
   local cluster_id
-  cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-  java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-    -c "$home/server.properties" >> "$logdir/format.log" 2>&1
+  cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1) || cluster_id=""
+  if [ -z "$cluster_id" ] || ! java_cmd kafka.tools.StorageTool format --standalone \
+      -t "$cluster_id" -c "$home/server.properties" >> "$logdir/format.log" 2>&1; then
+    say "formatting KRaft storage in $home/data failed; see $logdir/format.log"
+    tail -n 20 "$logdir/format.log" >&2 2>/dev/null || true
+    return 1
+  fi
   say "formatted KRaft storage in $home/data (cluster $cluster_id)"
 }
 

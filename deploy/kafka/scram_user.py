@@ -31,15 +31,17 @@ def main() -> int:
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
         try:
-            errors = admin.alter_user_scram_credentials([
-                UserScramCredentialUpsertion(user, mechanism, password, iterations=ITERATIONS)
-                for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")])
+            # one request per mechanism: the broker refuses a user altered twice in one
+            failed = {}
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                answer = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+                    user, mechanism, password, iterations=ITERATIONS)])
+                failed.update({f"{name} {mechanism}": err for name, err in answer.items() if err})
         finally:
             admin.close()
     except (KafkaError, OSError) as exc:
         print(f"scram_user: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    failed = {name: err for name, err in errors.items() if err}
     if failed:
         print(f"scram_user: the broker refused: {failed}", file=sys.stderr)
         return 1
