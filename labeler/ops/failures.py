@@ -48,8 +48,8 @@ def explain(exc: BaseException) -> str | None:
         return ("the replication factor is larger than the number of brokers: lower "
                 "--replication (or ingest.internal_replication)")
     if isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
-        return (f"no Kafka broker answered ({type(exc).__name__}): check "
-                f"kafka.bootstrap_servers and that the broker runs; {_CHECK}")
+        return (f"no Kafka broker answered ({type(exc).__name__}): check the broker address "
+                f"(kafka.bootstrap_servers, or --bootstrap) and that the broker runs; {_CHECK}")
     if isinstance(exc, OSError):
         where = exc.filename or "a file"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -59,6 +59,7 @@ def explain(exc: BaseException) -> str | None:
             return (f"permission denied on {where}: fix its permissions (the user running "
                     "loglabel must write there) or point output.path elsewhere")
         if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return (f"cannot connect to the broker ({exc.strerror}): check "
-                    f"kafka.bootstrap_servers and that the broker runs; {_CHECK}")
+            return (f"cannot connect to the broker ({exc.strerror}): check the broker address "
+                    f"(kafka.bootstrap_servers, or --bootstrap) and that the broker runs; "
+                    f"{_CHECK}")
     return None

@@ -95,3 +95,19 @@ def test_no_password_is_ever_on_a_command_line() -> None:
     assert uses == ["LOGLABEL_KAFKA_SCRAM_PASSWORD=$scram_password \\"], uses
     helper = (ROOT / "deploy" / "kafka" / "scram_user.py").read_text()
     assert re.search(r'os\.environ\.get\("LOGLABEL_KAFKA_SCRAM_PASSWORD"', helper)
+
+
+@pytest.mark.parametrize("target", ["demo", "bench", "kafka-start", "kafka-status"])
+def test_make_targets_use_loglabel_kafka_port(target: str) -> None:
+    dry = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "LOGLABEL_KAFKA_PORT": "29999"},
+                         timeout=COMMAND_BOUND_S)
+    assert dry.returncode == 0, dry.stderr
+    assert "9092" not in dry.stdout
+    if target in ("demo", "bench"):
+        assert "--bootstrap 127.0.0.1:29999" in dry.stdout
+    default = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if k != "LOGLABEL_KAFKA_PORT"}, timeout=COMMAND_BOUND_S)
+    if target in ("demo", "bench"):
+        assert "--bootstrap 127.0.0.1:9092" in default.stdout
