@@ -43,7 +43,7 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit,
-                click.exceptions.Abort, KeyboardInterrupt):
+                click.exceptions.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - explain() says which ones are known
             message = explain(exc)
