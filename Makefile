@@ -3,6 +3,10 @@ PYTHON_BIN ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PYTHON := $(abspath $(BIN))/python
+# The local broker's port for demo, bench and kafka-*: `make demo LOGLABEL_KAFKA_PORT=9192`
+# (or export it). kafka.sh refuses a port that something else holds.
+LOGLABEL_KAFKA_PORT ?= 9092
+export LOGLABEL_KAFKA_PORT
 
 .PHONY: install demo test lint unit kafka-start kafka-stop kafka-status bench clean
 
@@ -16,8 +20,8 @@ $(VENV)/.installed: pyproject.toml
 
 ## The main job end to end: local Kafka, simulated traffic with a drift, labels, drift events.
 demo: install
-	LOGLABEL_KAFKA_PORT=9092 deploy/kafka/kafka.sh start
-	$(BIN)/loglabel demo --bootstrap 127.0.0.1:9092 --output demo-output
+	deploy/kafka/kafka.sh start
+	$(BIN)/loglabel demo --bootstrap 127.0.0.1:$(LOGLABEL_KAFKA_PORT) --output demo-output
 
 ## Lint, type-check, then every test (starts its own Kafka on 127.0.0.1:19092).
 test: install lint
@@ -31,8 +35,8 @@ unit: install
 	$(BIN)/pytest -m 'not kafka and not slow and not bench'
 
 bench: install
-	LOGLABEL_KAFKA_PORT=9092 deploy/kafka/kafka.sh start
-	$(BIN)/loglabel bench --bootstrap 127.0.0.1:9092
+	deploy/kafka/kafka.sh start
+	$(BIN)/loglabel bench --bootstrap 127.0.0.1:$(LOGLABEL_KAFKA_PORT)
 
 kafka-start:
 	deploy/kafka/kafka.sh start

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +30,10 @@ from pydantic import (
 )
 
 from drift.settings import DriftSettings
+from ingest.errors import RejectedMessage
 from ingest.wire.mapping import FieldMap
 from ingest.wire.pii import MIN_KEY_BYTES, FieldPolicy, PiiPolicy, needs_key
+from ingest.wire.timeparse import parse_time
 from labeler.errors import ConfigError
 from labeler.join.labels import AGGREGATIONS
 
@@ -40,6 +43,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENV_PREFIX = "LOGLABEL_"
+PASSWORD_ENV = "LOGLABEL_KAFKA__SASL_PASSWORD"  # noqa: S105 - a variable name
+"""The variable that holds the SASL password (``kafka.sasl_password``)."""
+SECRET_KEYS = frozenset({("kafka", "sasl_password")})
+"""Keys whose environment value is always taken as it is, never parsed as TOML: a
+password ``1234`` or ``true`` stays that string."""
 
 
 class _Section(BaseModel):
@@ -64,8 +72,28 @@ class KafkaConfig(_Section):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
 
+    @field_validator("sasl_password", mode="before")
+    @classmethod
+    def _a_string(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | SecretStr):
+            raise ValueError(f"must be a string: quote it in the file, or set {PASSWORD_ENV} "
+                             "(always read as a string)")
+        return value
+
     def client_options(self) -> dict[str, Any]:
-        """kafka-python options shared by consumers, producers and admin clients."""
+        """kafka-python options shared by consumers, producers and admin clients.
+
+        Raises ``ConfigError`` naming ``LOGLABEL_KAFKA__SASL_PASSWORD`` when a SASL
+        mechanism is set without a password (or ``kafka.sasl_username`` without a
+        user): a config may validate without its secret, a client may not start.
+        """
+        if self.sasl_mechanism and (self.sasl_password is None or not self.sasl_username):
+            if not self.sasl_username:
+                raise ConfigError(f"kafka.sasl_mechanism is {self.sasl_mechanism} but "
+                                  "kafka.sasl_username is not set")
+            raise ConfigError(f"kafka.sasl_mechanism is {self.sasl_mechanism} but no password "
+                              f"is set: set the environment variable {PASSWORD_ENV} (or "
+                              "kafka.sasl_password in the config file)")
         options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "client_id": self.client_id,
@@ -119,8 +147,33 @@ class IngestConfig(_Section):
     flush_interval_s: float = Field(1.0, gt=0)
     max_skew_s: float = Field(30.0, gt=0)
     max_future_s: float = Field(3600.0, ge=0)  # 0: no limit
+    # events before this are past_time dead letters; "": no lower bound
+    min_time: str = "2000-01-01T00:00:00Z"
     schema_infer_from: int = Field(1000, ge=0)  # 0: no inference, only [ingest.schemas]
     schemas: dict[str, SchemaConfig] = {}  # model name ("*" for every model) -> schema
+
+    @field_validator("min_time", mode="before")
+    @classmethod
+    def _a_time(cls, value: Any) -> str:
+        if isinstance(value, datetime):  # TOML's own datetime (a file or an env override)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            value = value.isoformat()
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            value = repr(float(value))
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO-8601 time or epoch seconds")
+        if value:
+            try:
+                parse_time(value)
+            except RejectedMessage as exc:
+                raise ValueError(f"must be an ISO-8601 time or epoch seconds ({exc.detail})"
+                                 ) from None
+        return value
+
+    def min_epoch(self) -> float | None:
+        """``min_time`` as epoch seconds, or ``None`` when it is off (``""``)."""
+        return parse_time(self.min_time) if self.min_time else None
 
 
 class JoinConfig(_Section):
@@ -316,7 +369,7 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{name}: {'.'.join(path[:-1])} is not a section")
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = raw if tuple(path) in SECRET_KEYS else _env_value(raw)
 
 
 def _env_value(raw: str) -> Any:

@@ -2,9 +2,15 @@
 # Local single-node Apache Kafka (KRaft, broker+controller) for loglabel's demo and tests.
 #
 #   deploy/kafka/kafka.sh fetch     resolve the broker jars from Maven Central into the cache
-#   deploy/kafka/kafka.sh start     fetch, format storage (once), start, wait for a metadata answer
+#   deploy/kafka/kafka.sh start     fetch, format storage (once), start, wait until our own
+#                                   process answers a metadata request
 #   deploy/kafka/kafka.sh stop      stop the broker by its PID
-#   deploy/kafka/kafka.sh status    say whether it runs and answers
+#   deploy/kafka/kafka.sh status    say whether our process runs and answers
+#
+# "Answers" means: the JVM whose PID this script wrote is alive and the port answers with
+# the cluster id of this broker's storage. A port taken by anything else (another broker,
+# another program) makes `start` fail with a message that says so, instead of reporting
+# someone else's broker as started.
 #
 # Every step is idempotent. Settings (environment):
 #   LOGLABEL_KAFKA_PORT   client port on 127.0.0.1             (default 9092)
@@ -19,8 +25,9 @@
 #   LOGLABEL_KAFKA_SCRAM_PORT      its port on 127.0.0.1                     (default client port + 2)
 #   LOGLABEL_KAFKA_SCRAM_USER      user created when the storage is formatted  (default loglabel)
 #   LOGLABEL_KAFKA_SCRAM_PASSWORD  that user's password                        (default loglabel-secret)
-# The user is written into the KRaft metadata by `StorageTool format --add-scram`, so it
-# exists only in storage formatted with SCRAM on; the plain listener keeps working.
+# The user is created (or its password updated) at every start through the Admin API by
+# scram_user.py, which reads the password from the environment: it never appears on a
+# command line (visible in `ps`) or in a file. The plain listener keeps working.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -111,60 +118,90 @@ PROPS
 
 format_storage() {
   local cluster_id
-  local scram_args=()
-  cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-  if scram_on; then
-    scram_args=(--add-scram "SCRAM-SHA-256=[name=$scram_user,password=$scram_password]"
-                --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]")
+  cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1) || cluster_id=""
+  if [ -z "$cluster_id" ] || ! java_cmd kafka.tools.StorageTool format --standalone \
+      -t "$cluster_id" -c "$home/server.properties" >> "$logdir/format.log" 2>&1; then
+    say "formatting KRaft storage in $home/data failed; see $logdir/format.log"
+    tail -n 20 "$logdir/format.log" >&2 2>/dev/null || true
+    return 1
   fi
-  java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-    -c "$home/server.properties" ${scram_args[@]+"${scram_args[@]}"} >> "$logdir/format.log" 2>&1
-  if scram_on; then echo "$scram_user" > "$home/scram-user"; else rm -f "$home/scram-user"; fi
   say "formatted KRaft storage in $home/data (cluster $cluster_id)"
 }
 
-check_scram_user() {
-  # SCRAM users are created only when the storage is formatted.
-  if scram_on && [ "$(cat "$home/scram-user" 2>/dev/null)" != "$scram_user" ]; then
-    say "WARNING: $home/data was formatted without SCRAM user '$scram_user'; stop, remove $home/data and start again to create it"
-  fi
+create_scram_user() {
+  # The password goes through the environment only (never argv: `ps` shows argv).
+  LOGLABEL_KAFKA_SCRAM_PASSWORD=$scram_password \
+    "$python" "$here/scram_user.py" "127.0.0.1:$port" "$scram_user"
 }
 
 running() {
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+cluster_id() {
+  sed -n 's/^cluster\.id=//p' "$home/data/meta.properties" 2>/dev/null
+}
+
+# answers [TIMEOUT]: our process is alive and the port answers with our cluster id.
+# Status as probe.py: 0 yes, 1 no answer, 2 another cluster answers, 3 our process died.
 answers() {
-  "$python" "$here/probe.py" "127.0.0.1:$port" "${1:-2}"
+  local pid=""
+  [ -f "$pidfile" ] && pid=$(cat "$pidfile")
+  "$python" "$here/probe.py" "127.0.0.1:$port" "${1:-2}" "$pid" "$(cluster_id)"
+}
+
+# port_taken PORT: something accepts connections on 127.0.0.1:PORT.
+port_taken() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 start() {
-  fetch
   if running; then
-    if answers 10; then say "already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"; return 0; fi
+    if answers 10; then
+      say "already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"
+      if scram_on; then create_scram_user; fi
+      return 0
+    fi
     say "pid $(cat "$pidfile") runs but does not answer; restarting"; stop
   fi
+  local taken
+  for taken in "$port" "$controller_port" $(scram_on && echo "$scram_port"); do
+    if port_taken "$taken"; then
+      say "port $taken on 127.0.0.1 is taken by another process (not the broker of $home): stop it, or choose another port with LOGLABEL_KAFKA_PORT (the controller uses port+1, SCRAM port+2)"
+      return 1
+    fi
+  done
+  fetch
   write_config
   if [ ! -f "$home/data/meta.properties" ]; then
     format_storage
-  else
-    check_scram_user
   fi
   t0=$(date +%s%N)
   # exec: the PID written is the JVM's own, so `stop` signals the broker itself.
   (exec java "${java_opts[@]}" kafka.Kafka "$home/server.properties" \
     > "$logdir/stdout.log" 2>&1 < /dev/null) &
   echo $! > "$pidfile"
-  if answers 90; then
+  local verdict=0
+  answers 90 || verdict=$?
+  if [ "$verdict" = 0 ]; then
     t1=$(date +%s%N)
     say "started (pid $(cat "$pidfile")) on 127.0.0.1:$port; answered metadata after $(( (t1 - t0) / 1000000 )) ms; log $logdir/server.log"
-    if scram_on; then say "SASL_PLAINTEXT (SCRAM-SHA-256/512) on 127.0.0.1:$scram_port for user '$scram_user'"; fi
-  else
-    say "did not answer within 90 s; see $logdir/server.log and $logdir/stdout.log"
-    tail -n 30 "$logdir/stdout.log" >&2 || true
-    stop
-    return 1
+    if scram_on; then
+      if ! create_scram_user; then
+        say "could not create SCRAM user '$scram_user'; see $logdir/server.log"; stop; return 1
+      fi
+      say "SASL_PLAINTEXT (SCRAM-SHA-256/512) on 127.0.0.1:$scram_port for user '$scram_user'"
+    fi
+    return 0
   fi
+  case $verdict in
+    3) say "the broker (pid $(cat "$pidfile")) exited during start-up; see $logdir/server.log and $logdir/stdout.log" ;;
+    2) say "127.0.0.1:$port is answered by another Kafka cluster, not the broker of $home: choose another LOGLABEL_KAFKA_PORT" ;;
+    *) say "did not answer within 90 s; see $logdir/server.log and $logdir/stdout.log" ;;
+  esac
+  tail -n 30 "$logdir/stdout.log" >&2 || true
+  stop
+  return 1
 }
 
 stop() {
@@ -187,10 +224,20 @@ stop() {
 
 status() {
   if running; then
-    if answers 3; then say "running (pid $(cat "$pidfile")) on 127.0.0.1:$port, answering"; return 0; fi
-    say "running (pid $(cat "$pidfile")) on 127.0.0.1:$port, NOT answering"; return 1
+    local verdict=0
+    answers 3 || verdict=$?
+    case $verdict in
+      0) say "running (pid $(cat "$pidfile")) on 127.0.0.1:$port, answering"; return 0 ;;
+      2) say "running (pid $(cat "$pidfile")), but 127.0.0.1:$port is answered by another cluster"; return 1 ;;
+      *) say "running (pid $(cat "$pidfile")) on 127.0.0.1:$port, NOT answering"; return 1 ;;
+    esac
   fi
-  say "not running"; return 3
+  if port_taken "$port"; then
+    say "not running (127.0.0.1:$port is taken by another process, not the broker of $home)"
+  else
+    say "not running"
+  fi
+  return 3
 }
 
 case "${1:-}" in

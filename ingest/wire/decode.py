@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Literal
 
 from ingest.errors import RejectedMessage
@@ -23,6 +24,10 @@ from ingest.wire.pii import PiiPolicy
 from ingest.wire.schema import SchemaEnforcer
 
 Kind = Literal["prediction", "outcome"]
+
+DEFAULT_MIN_TIME = 946684800.0
+"""2000-01-01T00:00:00Z: no prediction log is older; an earlier time is a unit or a
+placeholder mistake (``time = 1.0``), dead-lettered as ``past_time``."""
 
 DEAD_LETTER_REASONS: Mapping[str, str] = {
     "empty": "the message has no value (a tombstone) or an empty one",
@@ -38,6 +43,8 @@ DEAD_LETTER_REASONS: Mapping[str, str] = {
     "non_finite": "a feature, prediction or outcome value is +-infinity",
     "out_of_range": "an int is outside the signed 64-bit range",
     "missing_required": "a feature the schema requires is missing or null",
+    "past_time": "the event time is before ingest.min_time (default 2000-01-01): a wrong "
+                 "unit or a placeholder such as 0 or 1.0 would create a 1970 partition",
     "future_time": "the event time is further ahead of this host's clock than "
                    "ingest.max_future_s (it would move the watermark and close windows early)",
     "internal_error": "a decoder bug: the message is kept and the stream goes on",
@@ -56,7 +63,9 @@ class Decoder:
     before the mapping, and to every dead letter (``ingest.wire.pii``); without
     one (or with an empty one) nothing of it runs and dead letters keep the
     original bytes. With ``max_future_s``, a record whose event time is that
-    far ahead of ``clock()`` is a ``future_time`` dead letter. Raises
+    far ahead of ``clock()`` is a ``future_time`` dead letter; a record whose
+    event time is before ``min_time`` (epoch seconds, default
+    ``DEFAULT_MIN_TIME``; ``None``: no lower bound) is a ``past_time`` one. Raises
     ``ValueError`` at construction for an unknown format, or a schema given to
     an outcome decoder.
     """
@@ -65,6 +74,7 @@ class Decoder:
                  counters: Counter[str] | None = None, *,
                  schema: SchemaEnforcer | None = None, pii: PiiPolicy | None = None,
                  max_future_s: float | None = None,
+                 min_time: float | None = DEFAULT_MIN_TIME,
                  clock: Callable[[], float] = time.time) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown envelope format {fmt!r}; expected one of {FORMATS}")
@@ -79,6 +89,7 @@ class Decoder:
         self.pii = pii if pii else None
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self.max_future_s = max_future_s
+        self.min_time = min_time
         self._clock = clock
         self._time_key = fields.event_time or "time"
         self._record_key = fields.join_id[0]
@@ -102,6 +113,10 @@ class Decoder:
                 if self._pii_time and time_key is not None:
                     time = time_key = None
             record = self._to_record(doc, time, time_key, self.fields)
+            if self.min_time is not None and record.event_time < self.min_time:
+                raise RejectedMessage(
+                    "past_time", f"event time {_utc(record.event_time)} is before "
+                    f"ingest.min_time ({_utc(self.min_time)}): check the time field's unit")
             if self.max_future_s is not None:
                 ahead = record.event_time - self._clock()
                 if ahead > self.max_future_s:
@@ -121,3 +136,8 @@ class Decoder:
             return letter if self.pii is None else self.pii.redact_dead_letter(letter)
         self.counters[self._decoded] += 1
         return record
+
+
+def _utc(t: float) -> str:
+    """``t`` as an ISO-8601 UTC second, for details a person reads."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

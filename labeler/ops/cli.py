@@ -3,43 +3,94 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from ingest.errors import LoglabelError
 from labeler.config import Config, load_config
 from labeler.logs import log, setup
-from labeler.tools.simulate import ENVELOPES, TrafficSpec
+from labeler.ops.failures import explain
+from labeler.tools.simulate import ENVELOPES, TrafficSpec, parse_start
 
 
-def _load(path: str | None) -> Config:
+def load_or_fail(path: str | None) -> Config:
+    """The config at ``path``; a ``ClickException`` naming the problem if it is invalid.
+
+    Without a path, built-in defaults (and the environment) are used, and a
+    warning on stderr says which broker and topics that means, so nobody
+    talks to 127.0.0.1:9092 without knowing it.
+    """
     try:
-        return load_config(path)
+        config = load_config(path)
     except LoglabelError as exc:  # config, broker unreachable, bad credentials
         raise click.ClickException(str(exc)) from None
+    if path is None:
+        click.echo(f"warning: no --config given: using built-in defaults "
+                   f"(kafka.bootstrap_servers={config.kafka.bootstrap_servers}, "
+                   f"topics.predictions={config.topics.predictions}, "
+                   f"topics.outcomes={config.topics.outcomes}) and LOGLABEL_* variables",
+                   err=True)
+    return config
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: a known failure (broker down, credentials refused, topic
+    missing, disk full, permission denied) ends any command with one line that
+    says the fix and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - explain() says which ones are known
+            message = explain(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="loglabel")
 def cli() -> None:
     """loglabel: prediction logs in Kafka to training labels and drift alerts."""
 
 
+def _require_raw_topics(config: Config) -> None:
+    """Fail with the fix when the broker is unreachable or a raw topic is missing."""
+    from ingest.kafka.broker import check_broker
+    from ingest.kafka.topics import partition_counts
+
+    check_broker(config.kafka, timeout_s=10)
+    t = config.topics
+    counts = partition_counts(config.kafka.client_options(), [t.predictions, t.outcomes])
+    missing = [name for name in (t.predictions, t.outcomes) if name not in counts]
+    if missing:
+        raise click.ClickException(
+            f"topic {', '.join(repr(m) for m in missing)} does not exist on "
+            f"{config.kafka.bootstrap_servers}: create the topics with `loglabel topics "
+            "create --config FILE`, or fix topics.predictions / topics.outcomes")
+
+
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              required=True,
               help="TOML config file (environment LOGLABEL_SECTION__KEY overrides it).")
 @click.option("--until-idle", type=float, default=None, metavar="SECONDS",
               help="Exit cleanly after this many seconds without input.")
 @click.option("--drain", is_flag=True, help="Close every window at exit (backfills, tests).")
 @click.option("--stage", type=click.Choice(["all", "ingest", "label"]), default="all",
               show_default=True, help="Run every stage, or only one (for scale-out).")
-def run(config_path: str | None, until_idle: float | None, drain: bool, stage: str) -> None:
+def run(config_path: str, until_idle: float | None, drain: bool, stage: str) -> None:
     """Consume, label, write Parquet shards and watch drift until stopped."""
     from labeler.ops.metrics import serve_worker
     from labeler.runtime.compose import run_pipeline
 
-    config = _load(config_path)
+    config = load_or_fail(config_path)
     setup(config.logging.level)
+    _require_raw_topics(config)
     try:
         counters = run_pipeline(
             config, until_idle=until_idle, drain=drain, stage=stage,  # type: ignore[arg-type]
@@ -68,23 +119,34 @@ def run(config_path: str | None, until_idle: float | None, drain: bool, stage: s
 @click.option("--click-rate", type=float, default=0.1, show_default=True)
 @click.option("--spacing", type=float, default=0.01, show_default=True,
               help="Event-time seconds between predictions.")
+@click.option("--start", "start", default=None, metavar="TIME",
+              help="Event time of the first prediction: ISO-8601 or epoch seconds "
+                   "(default: the run's last event is at most a minute from now).")
 @click.option("--drift-at", type=float, default=None,
               help="Fraction of the run where f00 shifts and the click rate changes.")
 @click.option("--truth", type=click.Path(dir_okay=False), default=None,
               help="Write the exact expected labels (CSV, or Parquet by suffix).")
 def simulate(config_path: str | None, count: int, rate: float, duration: float | None, seed: int,
              envelope: str, partitions: int, partitioner: str, click_rate: float,
-             spacing: float, drift_at: float | None, truth: str | None) -> None:
+             spacing: float, start: str | None, drift_at: float | None,
+             truth: str | None) -> None:
     """Send realistic prediction and click traffic into the raw topics."""
+    from ingest.kafka.broker import check_broker
     from labeler.join.rules import join_rules
     from labeler.tools.produce import send_traffic
 
-    config = _load(config_path)
+    config = load_or_fail(config_path)
+    try:
+        first = parse_start(start)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start") from None
     if duration is not None:
         if rate <= 0:
             raise click.UsageError("--duration needs a --rate")
         count = int(duration * rate / (1 + click_rate))
-    spec = TrafficSpec(count=count, seed=seed, spacing=spacing, click_rate=click_rate,
+    check_broker(config.kafka, timeout_s=10)  # the same clear error as `run` (auth, address)
+    spec = TrafficSpec(count=count, seed=seed, start=first, spacing=spacing,
+                       click_rate=click_rate,
                        window=config.join.window_s, early_tolerance=config.join.early_tolerance_s,
                        max_disorder=min(2.0, config.join.allowed_lateness_s / 2),
                        drift_at=drift_at)
@@ -142,6 +204,8 @@ def profile(dataset: str, output: str, prefix: str | None, model: str | None) ->
 
 def _register() -> None:
     from labeler.ops.doctor import doctor_command
+    from labeler.ops.messages import check_message_command
+    from labeler.ops.topics import topics_command
     from labeler.tools.bench import bench_command
     from labeler.tools.bench_state import bench_state_command, phase_command
     from labeler.tools.demo import demo_command
@@ -151,6 +215,8 @@ def _register() -> None:
     cli.add_command(phase_command)
     cli.add_command(demo_command)
     cli.add_command(doctor_command)
+    cli.add_command(check_message_command)
+    cli.add_command(topics_command)
 
 
 _register()

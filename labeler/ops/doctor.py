@@ -108,8 +108,8 @@ def check_topics(admin: KafkaAdminClient, config: Config) -> list[Finding]:
     for key, topic in (("predictions", t.predictions), ("outcomes", t.outcomes)):
         if counts.get(topic) is None:
             out.append(Finding("topics", "error", f"topic {topic!r} (topics.{key}) does not "
-                               "exist: create it (kafka-topics.sh --create --topic "
-                               f"{topic} --partitions N) or fix topics.{key}"))
+                               "exist: create the topics with `loglabel topics create "
+                               f"--config FILE` or fix topics.{key}"))
         else:
             out.append(Finding("topics", "ok", f"{topic!r} (topics.{key}) has "
                                f"{counts[topic]} partitions"))
@@ -124,8 +124,8 @@ def check_topics(admin: KafkaAdminClient, config: Config) -> list[Finding]:
                                f"partitions but {t.outcomes!r} has {o}: they are not "
                                "co-partitioned, so a prediction and its outcomes reach "
                                f"different workers; raise {small!r} to {max(p, o)} partitions "
-                               "(kafka-topics.sh --alter) or set ingest.repartition = "
-                               '"always"'))
+                               "(Kafka's kafka-topics.sh --alter, or the AdminClient) or set "
+                               'ingest.repartition = "always"'))
         else:
             out.append(Finding("co-partitioning", "ok", f"both input topics have {p} "
                                f"partitions: run at most {p} workers in group {group!r}"))
@@ -234,6 +234,8 @@ def doctor(config: Config, timeout_s: float = 10.0,
         admin = connect_admin(config.kafka, timeout_s)
     except BrokerUnavailable as exc:
         findings.append(Finding("broker", "error", str(exc)))
+    except ConfigError as exc:  # no client can start (a SASL password missing)
+        findings.append(Finding("broker", "error", f"not checked: {exc}"))
     try:
         if admin is not None:
             cluster = admin.describe_cluster()
@@ -279,6 +281,11 @@ def doctor_command(config_path: str | None, timeout_s: float, as_json: bool) -> 
     except ConfigError as exc:
         findings = [Finding("config", "error", str(exc))]
     else:
+        if config_path is None:
+            click.echo(f"warning: no --config given: checking the built-in defaults "
+                       f"(kafka.bootstrap_servers={config.kafka.bootstrap_servers}, topics "
+                       f"{config.topics.predictions}/{config.topics.outcomes}) and LOGLABEL_* "
+                       "variables", err=True)
         with _quiet_kafka():
             findings = doctor(config, timeout_s)
     for f in findings:

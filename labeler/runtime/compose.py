@@ -107,7 +107,8 @@ def _raw_partitions(config: Config) -> dict[str, int]:
     counts = partition_counts(config.kafka.client_options(), [topics.predictions, topics.outcomes])
     for topic in (topics.predictions, topics.outcomes):
         if topic not in counts:
-            raise ConfigError(f"topic {topic!r} does not exist (topics.* in the config)")
+            raise ConfigError(f"topic {topic!r} does not exist: create it with "
+                              "`loglabel topics create --config FILE` (or set topics.*)")
     return counts
 
 
@@ -137,10 +138,12 @@ def build_ingest(config: Config, counters: Counter[str] | None = None) -> Repart
         Route(topics.predictions, topics.rekeyed_predictions,
               Decoder("prediction", config.fields, config.ingest.prediction_format, counters,
                       schema=schema_enforcer(config), pii=pii,
-                      max_future_s=config.ingest.max_future_s or None)),
+                      max_future_s=config.ingest.max_future_s or None,
+                      min_time=config.ingest.min_epoch())),
         Route(topics.outcomes, topics.rekeyed_outcomes,
               Decoder("outcome", config.fields, config.ingest.outcome_format, counters,
-                      pii=pii, max_future_s=config.ingest.max_future_s or None)),
+                      pii=pii, max_future_s=config.ingest.max_future_s or None,
+                      min_time=config.ingest.min_epoch())),
     ]
     k = config.kafka
     return Repartitioner(

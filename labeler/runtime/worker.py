@@ -127,11 +127,13 @@ class Worker:
                 topics.predictions: Decoder("prediction", config.fields,
                                             config.ingest.prediction_format, self.counters,
                                             schema=schema, pii=self.pii,
-                                            max_future_s=config.ingest.max_future_s or None),
+                                            max_future_s=config.ingest.max_future_s or None,
+                                            min_time=config.ingest.min_epoch()),
                 topics.outcomes: Decoder("outcome", config.fields,
                                          config.ingest.outcome_format, self.counters,
                                          pii=self.pii,
-                                         max_future_s=config.ingest.max_future_s or None),
+                                         max_future_s=config.ingest.max_future_s or None,
+                                         min_time=config.ingest.min_epoch()),
             }
         self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
         out = config.output

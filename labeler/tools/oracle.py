@@ -103,11 +103,13 @@ def read_raw(config: Config, timeout_s: float = 120.0) -> RawInput:
 
     topics = config.topics
     counters: Counter[str] = Counter()
+    limits: dict[str, Any] = {"max_future_s": config.ingest.max_future_s or None,
+                              "min_time": config.ingest.min_epoch()}
     decoders = {
         topics.predictions: Decoder("prediction", config.fields, config.ingest.prediction_format,
-                                    counters, schema=schema_enforcer(config)),
+                                    counters, schema=schema_enforcer(config), **limits),
         topics.outcomes: Decoder("outcome", config.fields, config.ingest.outcome_format,
-                                 counters),
+                                 counters, **limits),
     }
     consumer = new_consumer(config.kafka.client_options(), group_id=None,
                             enable_auto_commit=False, max_poll_records=5000)

@@ -13,7 +13,7 @@ from ingest.kafka.clients import new_producer
 from ingest.kafka.topics import ensure_topics
 from labeler.join.labels import LabelSpec
 from labeler.tools.oracle import oracle_labels
-from labeler.tools.simulate import Message, TrafficSpec, paced, plan, render
+from labeler.tools.simulate import TrafficSpec, paced, render, resolved, stream
 
 PARTITIONERS = ("murmur2", "crc32", "none")
 
@@ -39,7 +39,8 @@ def send_traffic(
     truth: str | Path | None = None,
     labels: tuple[LabelSpec, ...] = (LabelSpec("clicked"),),
 ) -> dict[str, int]:
-    """Produce the planned traffic; optionally write the oracle's labels to ``truth``.
+    """Produce the simulated traffic as it is generated (bounded memory, the first
+    message goes out at once); then optionally write the oracle's labels to ``truth``.
 
     ``partitioner``: ``murmur2`` (keyed, like a Java/kafka-python producer or
     Fluentd with ``partitioner_hash_function murmur2``), ``crc32`` (Fluentd's
@@ -49,9 +50,7 @@ def send_traffic(
     if partitioner not in PARTITIONERS:
         raise ValueError(f"partitioner must be one of {PARTITIONERS}")
     ensure_topics(client_options, [prediction_topic, outcome_topic], partitions)
-    messages = plan(spec)
-    if truth is not None:
-        write_truth(messages, spec, truth, labels)
+    spec = resolved(spec)  # the truth's second pass must see the same start
     extra: dict[str, Any] = {}
     if partitioner == "crc32":
         extra["partitioner"] = Crc32Partitioner()
@@ -59,7 +58,7 @@ def send_traffic(
                              compression_type=None, acks="all", **extra)
     counts = {"prediction": 0, "outcome": 0}
     try:
-        for message in paced(messages, rate):
+        for message in paced(stream(spec), rate):
             topic = prediction_topic if message.topic_kind == "prediction" else outcome_topic
             key = None if partitioner == "none" else message.key.encode()
             producer.send(topic, value=render(message, envelope), key=key)
@@ -67,14 +66,17 @@ def send_traffic(
         producer.flush(timeout=120)
     finally:
         producer.close(timeout=30)
+    if truth is not None:
+        write_truth(spec, truth, labels)
     return counts
 
 
-def write_truth(messages: list[Message], spec: TrafficSpec, path: str | Path,
-                labels: tuple[LabelSpec, ...]) -> None:
+def write_truth(spec: TrafficSpec, path: str | Path, labels: tuple[LabelSpec, ...]) -> None:
+    """The oracle's exact labels for ``spec`` (resolved: its ``start`` set), from two
+    fresh passes over the deterministic stream."""
     frame = oracle_labels(
-        (m.event for m in messages if m.topic_kind == "prediction"),  # type: ignore[misc]
-        (m.event for m in messages if m.topic_kind == "outcome"),  # type: ignore[misc]
+        (m.event for m in stream(spec) if m.topic_kind == "prediction"),  # type: ignore[misc]
+        (m.event for m in stream(spec) if m.topic_kind == "outcome"),  # type: ignore[misc]
         spec.window, spec.early_tolerance, labels,
     )
     path = Path(path)

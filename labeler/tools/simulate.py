@@ -15,23 +15,30 @@ With ``drift_at`` (a fraction of the run), ``f00`` shifts by
 ``drift_shift`` standard deviations and the click rate is multiplied by
 ``drift_click_factor`` from that point on.
 
-The plan is computed up front from the seed, so the same arguments always
-give the same messages in the same order, and ``oracle_labels`` over the
-plan gives the exact expected labels.
+``stream`` generates the messages as they are sent, in bounded memory: it
+holds only the messages whose arrival is still ahead of the next prediction
+(clicks pending within the window), never the whole run. The same spec
+(with its ``start`` resolved) always gives the same messages in the same
+order, so a second pass, or ``oracle_labels`` over it, gives the exact
+expected labels.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
+from ingest.errors import RejectedMessage
 from ingest.records import Outcome, Prediction
+from ingest.wire.timeparse import parse_time
 
 MODEL = "ctr-v3"
 NUMERIC = tuple(f"f{i:02d}" for i in range(20))
@@ -82,17 +89,58 @@ def _pick(rng: random.Random, choices: tuple[tuple[str, float], ...]) -> str:
     return choices[-1][0]
 
 
-def plan(spec: TrafficSpec) -> list[Message]:
-    """Every message of the run, in arrival order (deterministic for the spec)."""
+def parse_start(text: str | None) -> float:
+    """``--start`` as epoch seconds: ISO-8601 or epoch seconds; ``None`` gives 0 (the
+    default start). Raises ``ValueError`` saying what is accepted.
+
+    >>> parse_start("2024-06-10T06:13:20Z")
+    1718000000.0
+    """
+    if text is None:
+        return 0.0
+    try:
+        return parse_time(text)
+    except RejectedMessage as exc:
+        raise ValueError(f"{exc.detail}: give an ISO-8601 time (2024-06-10T06:13:20Z) or "
+                         "epoch seconds") from None
+
+
+def resolved(spec: TrafficSpec, clock: float | None = None) -> TrafficSpec:
+    """``spec`` with its start fixed: by default the run's last prediction is at most a
+    minute before ``clock`` (real logs are not from the future; the decoder dead-letters
+    events more than ingest.max_future_s ahead)."""
+    if spec.start:
+        return spec
+    now = time.time() if clock is None else clock
+    return replace(spec, start=float(int(now - max(spec.count * spec.spacing - 60.0, 0.0))))
+
+
+def stream(spec: TrafficSpec) -> Iterator[Message]:
+    """Every message of the run, in arrival order, generated as it is consumed.
+
+    Deterministic for a resolved spec (``resolved``). Memory is bounded by the
+    messages whose arrival lies beyond the next prediction's time minus the
+    early tolerance (the clicks still to come within about 1.5 windows),
+    whatever ``count`` is.
+    """
+    spec = resolved(spec)
     rng = random.Random(spec.seed)
-    # default: end at most a minute from now (real logs are not from the future; the
-    # decoder dead-letters events more than ingest.max_future_s ahead)
-    start = spec.start or float(int(time.time() - max(spec.count * spec.spacing - 60.0, 0.0)))
+    start = spec.start
     drift_index = None if spec.drift_at is None else int(spec.drift_at * spec.count)
-    messages: list[Message] = []
+    ahead: list[tuple[float, int, Message]] = []  # (arrival, order, message): a min-heap
+    order = itertools.count()
+    # a later prediction's messages arrive no earlier than its time minus the early
+    # tolerance (a click logged before it, no negative jitter): what is below that is final
+    earliest = spec.early_tolerance + 1e-3
+
+    def hold(message: Message) -> None:
+        heapq.heappush(ahead, (message.arrival, next(order), message))
+
     for i in range(spec.count):
-        drifted = drift_index is not None and i >= drift_index
         t = round(start + i * spec.spacing, 6)
+        while ahead and ahead[0][0] < t - earliest:
+            yield heapq.heappop(ahead)[2]
+        drifted = drift_index is not None and i >= drift_index
         rid = f"s{spec.seed}-{i:08d}"
         features: dict[str, Any] = {n: round(rng.gauss(0.0, 1.0), 5) for n in NUMERIC}
         if drifted:
@@ -105,10 +153,10 @@ def plan(spec: TrafficSpec) -> list[Message]:
         record = {"request_id": rid, "model": MODEL, "model_version": "3.1.0",
                   "features": features, "score": score}
         jitter = rng.uniform(0, spec.max_disorder)
-        messages.append(Message("prediction", t + jitter, rid, record, prediction))
+        hold(Message("prediction", t + jitter, rid, record, prediction))
         if rng.random() < spec.duplicate_fraction:
-            messages.append(Message("prediction", t + rng.uniform(0, spec.max_disorder), rid,
-                                    record, prediction))
+            hold(Message("prediction", t + rng.uniform(0, spec.max_disorder), rid,
+                         record, prediction))
         rate = spec.click_rate * (spec.drift_click_factor if drifted else 1.0)
         if rng.random() >= min(1.0, rate * (0.5 + score)):
             continue
@@ -124,10 +172,14 @@ def plan(spec: TrafficSpec) -> list[Message]:
         click = {"request_id": rid, "type": "click", "value": 1.0, "outcome_id": f"c-{rid}"}
         copies = 2 if rng.random() < spec.duplicate_fraction else 1
         for _ in range(copies):
-            messages.append(Message("outcome", u + rng.uniform(0, spec.max_disorder), rid,
-                                    click, outcome))
-    messages.sort(key=lambda m: m.arrival)
-    return messages
+            hold(Message("outcome", u + rng.uniform(0, spec.max_disorder), rid, click, outcome))
+    while ahead:
+        yield heapq.heappop(ahead)[2]
+
+
+def plan(spec: TrafficSpec) -> list[Message]:
+    """Every message of the run, in arrival order, as a list (small runs and tests)."""
+    return list(stream(spec))
 
 
 def render(message: Message, envelope: str) -> bytes:
@@ -148,7 +200,7 @@ def render(message: Message, envelope: str) -> bytes:
     raise ValueError(f"unknown envelope {envelope!r}; choose from {ENVELOPES}")
 
 
-def paced(messages: list[Message], rate: float) -> Iterator[Message]:
+def paced(messages: Iterable[Message], rate: float) -> Iterator[Message]:
     """Yield ``messages`` at ``rate`` per second (0: as fast as possible)."""
     if rate <= 0:
         yield from messages

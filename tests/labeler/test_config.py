@@ -98,3 +98,46 @@ def test_invalid_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_toml_module_parses_the_example() -> None:
     assert "join" in tomllib.loads(EXAMPLE.read_text())
+
+
+def test_the_sasl_password_from_the_environment_is_always_a_string() -> None:
+    for raw in ("1234", "true", "1e3", "[1]", " padded "):
+        config = load_config(None, environ={"LOGLABEL_KAFKA__SASL_PASSWORD": raw})
+        assert config.kafka.sasl_password is not None
+        assert config.kafka.sasl_password.get_secret_value() == raw
+    other = load_config(None, environ={"LOGLABEL_JOIN__WINDOW_S": "600"})
+    assert other.join.window_s == 600.0  # other keys are still read as TOML
+
+
+def test_an_unquoted_numeric_password_in_the_file_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[kafka]\nsasl_password = 1234\n")
+    with pytest.raises(ConfigError, match="kafka.sasl_password: .*must be a string.*"
+                                          "LOGLABEL_KAFKA__SASL_PASSWORD") as caught:
+        load_config(path, environ={})
+    assert "1234" not in str(caught.value)
+
+
+def test_a_sasl_mechanism_without_password_names_the_variable() -> None:
+    config = validate({"kafka": {"security_protocol": "SASL_SSL",
+                                 "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "svc"}})
+    assert config.kafka.sasl_password is None  # a config may be checked without its secret
+    with pytest.raises(ConfigError, match="no password is set: set the environment variable "
+                                          "LOGLABEL_KAFKA__SASL_PASSWORD"):
+        config.kafka.client_options()
+    no_user = validate({"kafka": {"sasl_mechanism": "PLAIN", "sasl_password": "p"}})
+    with pytest.raises(ConfigError, match="kafka.sasl_username is not set"):
+        no_user.kafka.client_options()
+
+
+def test_min_time_accepts_iso_epoch_toml_datetimes_and_off(tmp_path: Path) -> None:
+    assert Config().ingest.min_epoch() == 946684800.0  # 2000-01-01T00:00:00Z
+    assert validate({"ingest": {"min_time": 1.6e9}}).ingest.min_epoch() == 1.6e9
+    assert validate({"ingest": {"min_time": ""}}).ingest.min_epoch() is None
+    path = tmp_path / "c.toml"
+    path.write_text("[ingest]\nmin_time = 2020-01-01T00:00:00Z\n")  # a TOML datetime
+    assert load_config(path, environ={}).ingest.min_epoch() == 1577836800.0
+    env = load_config(None, environ={"LOGLABEL_INGEST__MIN_TIME": "2020-01-01 00:00:00"})
+    assert env.ingest.min_epoch() == 1577836800.0
+    with pytest.raises(ConfigError, match="ingest.min_time: .*ISO-8601 time or epoch"):
+        validate({"ingest": {"min_time": "last tuesday"}})

@@ -89,8 +89,9 @@ def _outcome(offset: int, t: float) -> _Message:
 
 def _stage(consumer: _Consumer, producer: _Producer, idle_after: float = 30.0) -> Repartitioner:
     counters: Counter[str] = Counter()
-    routes = [Route("p", "p.rekeyed", Decoder("prediction", FieldMap(), counters=counters)),
-              Route("o", "o.rekeyed", Decoder("outcome", FieldMap(), counters=counters))]
+    old_times = {"counters": counters, "min_time": None}  # these tests use times like 100.0
+    routes = [Route("p", "p.rekeyed", Decoder("prediction", FieldMap(), **old_times)),
+              Route("o", "o.rekeyed", Decoder("outcome", FieldMap(), **old_times))]
     stage = Repartitioner({}, "g", routes, "dlq", counters,
                           time_rules=TimeRules(lateness=5.0, votes=1, idle_after=idle_after))
     stage._dead_letters = DeadLetterSink(producer, "dlq", counters)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ingest.records import DeadLetter, Outcome, Prediction, SourceRef
-from ingest.wire.decode import DEAD_LETTER_REASONS, Decoder
+from ingest.wire.decode import DEAD_LETTER_REASONS, DEFAULT_MIN_TIME, Decoder
 from ingest.wire.mapping import FieldMap
 from ingest.wire.schema import Schema, SchemaEnforcer, skew_key
 
@@ -120,8 +120,8 @@ def test_a_decoder_bug_is_an_internal_error_dead_letter(monkeypatch: pytest.Monk
 def test_counts_add_up_to_the_messages_seen() -> None:
     counters: Counter[str] = Counter()
     decoder = Decoder("outcome", FieldMap(), counters=counters)
-    messages = [b'{"request_id":"r1","time":1}', b"{}", None, b"x",
-                b'{"request_id":"r2","time":2,"type":"click"}']
+    messages = [b'{"request_id":"r1","time":1718000001}', b"{}", None, b"x",
+                b'{"request_id":"r2","time":1718000002,"type":"click"}']
     results = [decoder.decode(m) for m in messages]
     assert sum(isinstance(r, Outcome) for r in results) == counters["outcome.decoded"] == 2
     assert sum(counters.values()) == len(messages)
@@ -144,7 +144,8 @@ def test_schema_rejections_and_skew_share_the_decoder_counter() -> None:
 def test_each_stream_counts_under_its_own_kind() -> None:
     counters: Counter[str] = Counter()
     Decoder("prediction", FieldMap(), counters=counters).decode(None)
-    Decoder("outcome", FieldMap(), counters=counters).decode(b'{"request_id":"r1","time":1}')
+    Decoder("outcome", FieldMap(), counters=counters).decode(
+        b'{"request_id":"r1","time":1718000001}')
     assert counters == Counter({"prediction.dead_letter.empty": 1, "outcome.decoded": 1})
 
 
@@ -175,3 +176,22 @@ def test_an_event_far_ahead_of_the_clock_is_a_dead_letter() -> None:
     assert counters == Counter({"prediction.decoded": 1, "prediction.dead_letter.future_time": 2})
     unlimited = Decoder("prediction", FieldMap())
     assert isinstance(unlimited.decode(ahead), Prediction)
+
+
+def test_an_event_before_min_time_is_a_past_time_dead_letter() -> None:
+    counters: Counter[str] = Counter()
+    decoder = Decoder("prediction", FieldMap(), counters=counters)  # default: 2000-01-01
+    placeholder = b'{"request_id": "a", "time": 1.0, "features": {}, "score": 0.5}'
+    y1999 = b'{"request_id": "b", "time": "1999-12-31T23:59:59Z", "features": {}, "score": 0.5}'
+    y2000 = b'{"request_id": "c", "time": "2000-01-01T00:00:00Z", "features": {}, "score": 0.5}'
+    letter = decoder.decode(placeholder, SOURCE)
+    assert isinstance(letter, DeadLetter) and letter.reason == "past_time"
+    assert "1970-01-01T00:00:01Z" in letter.detail and "ingest.min_time" in letter.detail
+    assert decoder.decode(y1999).reason == "past_time"  # type: ignore[union-attr]
+    record = decoder.decode(y2000)
+    assert isinstance(record, Prediction) and record.event_time == DEFAULT_MIN_TIME
+    assert counters == Counter({"prediction.decoded": 1, "prediction.dead_letter.past_time": 2})
+    later = Decoder("prediction", FieldMap(), min_time=1_718_000_000.0)
+    assert later.decode(y2000).reason == "past_time"  # type: ignore[union-attr]
+    unbounded = Decoder("prediction", FieldMap(), min_time=None)
+    assert isinstance(unbounded.decode(placeholder), Prediction)

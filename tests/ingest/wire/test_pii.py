@@ -170,8 +170,10 @@ def test_bucket_is_the_lower_bound_and_keeps_the_type(value: Any, width: float,
 def test_bucket_leaves_nan_and_infinity_to_the_mapping_rule() -> None:
     pii = PiiPolicy({"features.age": FieldPolicy("bucket", width=10)})
     decoder = Decoder("prediction", FieldMap(), pii=pii)
-    nan = decoder.decode(b'{"request_id":"r","time":1,"score":1,"features":{"age":NaN}}')
-    inf = decoder.decode(b'{"request_id":"r","time":1,"score":1,"features":{"age":Infinity}}')
+    nan = decoder.decode(b'{"request_id":"r","time":1718000001,"score":1,'
+                         b'"features":{"age":NaN}}')
+    inf = decoder.decode(b'{"request_id":"r","time":1718000001,"score":1,'
+                         b'"features":{"age":Infinity}}')
     assert isinstance(nan, Prediction) and nan.features == {"age": None}
     assert isinstance(inf, DeadLetter) and inf.reason == "non_finite"
 

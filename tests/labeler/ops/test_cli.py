@@ -16,12 +16,13 @@ from ingest.records import Prediction, SourceRef
 from labeler.ops.cli import cli
 from labeler.runtime.drift_hub import DriftHub
 
-COMMANDS = ["run", "simulate", "bench", "demo", "doctor", "profile", "drift-eval"]
+COMMANDS = ["run", "simulate", "bench", "bench-state", "demo", "doctor", "profile", "drift-eval",
+            "check-message", "topics", "topics create"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str) -> None:
-    result = CliRunner().invoke(cli, [command, "--help"])
+    result = CliRunner().invoke(cli, [*command.split(), "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage: " in result.output and "password" not in result.output.lower()
 

@@ -73,7 +73,7 @@ def test_missing_topic(kafka_config: Any) -> None:
     ensure_topics(config.kafka.client_options(), [config.topics.predictions], 2)
     (message,) = errors(doctor(config, timeout_s=10), "topics")
     assert f"topic {config.topics.outcomes!r} (topics.outcomes) does not exist" in message
-    assert "kafka-topics.sh --create" in message
+    assert "loglabel topics create --config FILE" in message  # a command the project ships
 
 
 def test_topics_that_are_not_co_partitioned(kafka_config: Any) -> None:

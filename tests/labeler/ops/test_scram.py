@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[3]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 PORT = int(os.environ.get("LOGLABEL_TEST_SCRAM_PORT", "19192"))
 SCRAM_PORT = PORT + 2
-USER, PASSWORD = "loglabel-test", "scram-secret-7"
+# all digits: it must reach the broker as this string, not as a TOML number
+USER, PASSWORD = "loglabel-test", "0314159265358979"
 WRONG = "not-the-password-42"
 MAX_ATTEMPTS = 40  # exponential backoff gives ~10 in 30 s; a hot loop gives thousands
 COMMAND_BOUND_S = 180  # a bound on the subprocess, not a timing assertion
@@ -145,3 +146,26 @@ def test_wrong_password_fails_run_without_a_hot_loop(scram_broker: Broker,
     assert f"the broker at {scram_broker.bootstrap}" in result.stderr, result.stderr[-2000:]
     assert WRONG not in result.stdout + result.stderr
     assert 1 <= attempts <= MAX_ATTEMPTS, attempts
+
+
+def test_wrong_password_fails_simulate_with_one_line(scram_broker: Broker,
+                                                    tmp_path: Path) -> None:
+    result, attempts = run_with_wrong_password(["labeler.ops.cli", "simulate", "--count", "5"],
+                                               scram_broker, tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert f"the broker at {scram_broker.bootstrap} rejected user '{USER}'" in line
+    assert WRONG not in result.stdout + result.stderr
+    assert 1 <= attempts <= MAX_ATTEMPTS, attempts
+
+
+def test_a_numeric_password_from_the_environment_is_accepted(scram_broker: Broker,
+                                                             tmp_path: Path) -> None:
+    config = write_config(tmp_path / "loglabel.toml", scram_broker, tmp_path)
+    env = {**os.environ, "LOGLABEL_KAFKA__SASL_PASSWORD": PASSWORD}
+    result = subprocess.run([sys.executable, "-m", "labeler.ops.doctor", "--timeout", "10",
+                             "--config", str(config)], env=env, capture_output=True, text=True,
+                            timeout=COMMAND_BOUND_S, cwd=ROOT)
+    assert "ok      broker" in result.stdout, result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
