@@ -232,7 +232,11 @@ class DriftMonitor:
         elif isinstance(value, int | float):
             (st.fnames if src == _FEATURE else st.pnames).append(name)
             st.getf, st.getp = _getter(st.fnames), _getter(st.pnames)
-            st.num.add(name, _KIND[src], override.params if override else None)
+            baseline = None
+            if src == _FEATURE and s.numeric.reference == "baseline" and st.skew is not None:
+                baseline = st.skew.reference_quantiles(name)
+            st.num.add(name, _KIND[src], override.params if override else None,
+                       baseline=baseline)
             # The matrix is built features first, then scores; the detectors
             # keep their columns in the order the streams appeared.
             order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
@@ -357,6 +361,8 @@ class DriftMonitor:
             min_samples=s.min_samples,
             cooldown=s.cooldown,
             summary_blocks=max(1, s.summary_window // max(n.block_size, 1)),
+            provisional=s.provisional,
+            block_size=n.block_size,
         )
         profile = self._profile_for(model)
         skew = None
