@@ -42,9 +42,10 @@ column relearns (the changed distribution is the new normal) and is armed
 again ``provisional`` events later, so a second change right after the first
 is detected too. ``cooldown`` only suppresses *reporting* the same change:
 an alarm of the same stream in the same direction within ``cooldown`` events
-of the last reported one, while the relearned reference was itself still
-moving that way (its halves differ by more than 3 standard errors: a ramp),
-is counted in :attr:`NumericDrift.suppressed`, not reported.
+of the last reported one is counted in :attr:`NumericDrift.suppressed`, not
+reported, when the values since the relearning are a ramp in that direction
+(a slope at 3 standard errors that a line fits better than any single step);
+a second step is reported.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class NumericAlarm:
 
 class _Column:
     __slots__ = ("name", "kind", "specs", "mode", "warm", "warm_n", "next", "final", "loc",
-                 "disp", "rate", "m", "acc", "acc_l", "acc_d", "fed", "since", "last", "moving",
+                 "disp", "rate", "m", "acc", "acc_l", "acc_d", "fed", "since", "last",
                  "ref", "baseline", "calib")
 
     def __init__(self, name: str, kind: str, specs: list[Spec], first: int) -> None:
@@ -105,7 +106,6 @@ class _Column:
         self.fed = 0
         self.since = math.inf
         self.last: tuple[str, int] = ("", 0)  # stream and direction of the last reported alarm
-        self.moving = 0
         self.ref: dict[str, float] = {}
         self.baseline: np.ndarray | None = None
         self.calib: dict[str, float] = {}
@@ -275,8 +275,8 @@ class NumericDrift:
                         firing, stream = other, "dispersion"
             if firing is None or col.fed < self._min_samples:
                 continue
-            same = (col.moving != 0 and col.since < self._cooldown
-                    and col.last == (stream, firing.direction) and col.moving == firing.direction)
+            same = (col.since < self._cooldown and col.last == (stream, firing.direction)
+                    and self._ramp(col, stream) == firing.direction)
             alarm = self._alarm(j, stream, firing)
             if same:
                 self.suppressed += 1
@@ -320,16 +320,18 @@ class NumericDrift:
         else:
             ref = _reference(x, self._winsorize, self._k)
         self._set(j, ref)
-        if not col.last[0] or col.final:
-            col.moving = 0
-        elif not col.final:
-            col.moving = _trend(x, ref, col.last[0])
         if final:
             col.warm, col.final = None, True
         else:
             col.next = self._warmup
         col.ref = numeric_summary(float(x.size), float(x.mean()), float(x.std()))
         return True
+
+    def _ramp(self, col: _Column, stream: str) -> int:
+        """The direction of a ramp in the values since the column relearned (0: none seen)."""
+        if col.mode != _Z or not col.warm:
+            return 0
+        return _trend(np.concatenate(col.warm), col.calib, stream)
 
     def _set(self, j: int, ref: dict[str, float]) -> None:
         """Install reference constants and fresh detectors calibrated to them."""
@@ -408,7 +410,7 @@ class NumericDrift:
                 "disp": col.disp.state() if col.disp else None,
                 "rate": col.rate.state() if col.rate else None,
                 "m": col.m, "acc": [col.acc, col.acc_l, col.acc_d], "fed": col.fed,
-                "since": col.since, "last": list(col.last), "moving": col.moving,
+                "since": col.since, "last": list(col.last),
                 "ref": dict(col.ref), "calib": dict(col.calib),
                 "baseline": None if col.baseline is None else col.baseline.tolist(),
             })
@@ -437,7 +439,6 @@ class NumericDrift:
             col.acc, col.acc_l, col.acc_d = int(s["acc"][0]), float(s["acc"][1]), float(s["acc"][2])
             col.fed, col.since = int(s["fed"]), float(s["since"])
             col.last = (str(s["last"][0]), int(s["last"][1]))
-            col.moving = int(s["moving"])
             col.ref, col.calib = dict(s["ref"]), dict(s["calib"])
             col.baseline = None if s["baseline"] is None else np.asarray(s["baseline"], dtype=float)
             self._cols.append(col)
@@ -460,10 +461,23 @@ def _allow(specs: list[Spec], extra: float) -> list[Spec]:
     return out
 
 
+CHUNK = 128
+"""Events per chunk whose own mean is removed before the autocorrelation is estimated."""
+
+
 def _lag1(x: np.ndarray) -> float:
-    """Lag-1 autocorrelation of ``x`` (0 if undefined)."""
+    """Lag-1 autocorrelation of ``x`` within chunks of :data:`CHUNK` (0 if undefined).
+
+    Each chunk is centred on its own mean, so a level change inside the
+    reference data (a step during warm-up) does not pass for autocorrelation.
+    """
     if x.size < 3:
         return 0.0
+    if x.size >= 2 * CHUNK:
+        x = x[: x.size // CHUNK * CHUNK].reshape(-1, CHUNK)
+        d = x - x.mean(axis=1, keepdims=True)
+        den = float((d * d).sum())
+        return float((d[:, 1:] * d[:, :-1]).sum()) / den if den > 0 else 0.0
     d = x - x.mean()
     den = float(d @ d)
     return float(d[1:] @ d[:-1]) / den if den > 0 else 0.0
@@ -539,13 +553,31 @@ def _autocorrelation(
 
 
 def _trend(x: np.ndarray, ref: Mapping[str, float], stream: str) -> int:
-    """+1 or -1 if the two halves of ``x`` differ by over 3 standard errors (a ramp), else 0."""
+    """+1 or -1 if ``x`` is a ramp: a significant slope that a line fits better than a step.
+
+    The slope's t-statistic (with the autocorrelation factor) must exceed 3,
+    and a straight line must leave less residual than the best single step:
+    a second step inside ``x`` is a new change, not the old one continuing.
+    """
     c = np.clip(x, ref["lo"], ref["hi"])
     v = np.abs(c - ref["med"]) if stream == "dispersion" else c
-    h = v.size // 2
-    if h < 2:
+    n = v.size
+    if n < 8:
         return 0
-    sd = (ref["dsd"] if stream == "dispersion" else ref["sd"]) * math.sqrt(
-        (1.0 + ref["phi"]) / (1.0 - ref["phi"]))
-    t = (float(v[h:].mean()) - float(v[:h].mean())) / (sd * math.sqrt(2.0 / h))
-    return (1 if t > 0 else -1) if abs(t) > 3.0 else 0
+    t = np.arange(n, dtype=float) - (n - 1) / 2.0
+    sxx = float(t @ t)
+    d = v - v.mean()
+    slope = float(t @ d) / sxx
+    sse_line = float(d @ d) - slope * slope * sxx
+    phi = ref["phi"]
+    sd = math.sqrt(max(sse_line / (n - 2), 1e-300) * (1.0 + phi) / (1.0 - phi))
+    if abs(slope) * math.sqrt(sxx) / sd <= 3.0:
+        return 0
+    # Best single step: SSE = total - max over splits of n1 n2 / n (mean gap)^2.
+    cs = np.cumsum(d)[:-1]
+    n1 = np.arange(1, n, dtype=float)
+    gain = float(np.max(cs * cs * n / (n1 * (n - n1))))
+    sse_step = float(d @ d) - gain
+    if sse_line > sse_step:
+        return 0
+    return 1 if slope > 0 else -1
