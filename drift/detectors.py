@@ -246,8 +246,11 @@ class Detector:
             out["cusum"] = [river.up, river.down, river.n, river.up_n, river.down_n]
         elif self.name == "ADWIN":
             out["adwin"] = bytes(river._helper.__getstate__())
+        elif self.name == "PageHinkley":
+            out["page"] = {k: getattr(river, k) for k in _PAGE}
+            out["page"]["mean"] = [river._x_mean.n, river._x_mean._mean]
         else:
-            raise DriftError(f"{self.name} state cannot be saved; use CUSUM or ADWIN")
+            raise DriftError(f"{self.name} state cannot be saved; use CUSUM, ADWIN or PageHinkley")
         return out
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -258,6 +261,10 @@ class Detector:
         river = self._river
         if self.name == "CUSUM":
             river.up, river.down, river.n, river.up_n, river.down_n = state["cusum"]
+        elif self.name == "PageHinkley":
+            for k in _PAGE:
+                setattr(river, k, state["page"][k])
+            river._x_mean.n, river._x_mean._mean = state["page"]["mean"]
         else:
             river._helper.__setstate__(state["adwin"])
             self._fast = _verdict(river, self.name)
@@ -285,6 +292,9 @@ class Detector:
         """Mean of the values seen since the last (re)start, NaN if none."""
         return self._sum / self.n if self.n else math.nan
 
+
+_PAGE = ("_drift_detected", "_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease")
+"""PageHinkley's running state besides its mean (River 0.26; plain numbers)."""
 
 RECENT = 256
 """Inputs kept per detector to locate a change and check ADWIN's cut when it fires."""

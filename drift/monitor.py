@@ -15,6 +15,13 @@ training (:mod:`drift.baseline.skew`).
 
 Each returned :class:`DriftEvent` is also kept in :attr:`DriftMonitor.history`
 (bounded) and counted in :attr:`DriftMonitor.counts`.
+
+:meth:`DriftMonitor.state` and :meth:`DriftMonitor.restore` save and load
+everything that decides future detections (references, detectors, partial
+blocks, discovered features, label streams, the schema log) as plain data, so
+a restarted worker detects exactly as an uninterrupted one would. Not saved:
+the skew checker's current window (it restarts; skew is reported per window),
+``history`` and ``counts``.
 """
 
 from __future__ import annotations
@@ -349,6 +356,55 @@ class DriftMonitor:
 
     # -- state -----------------------------------------------------------
 
+    def state(self) -> dict[str, Any]:
+        """Plain data (msgpack-able: dicts, lists, str, numbers, bytes) for :meth:`restore`.
+
+        Call it where the caller's inputs are committed (e.g. with the join
+        state at a checkpoint): the state covers every input observed so far.
+        """
+        models = {}
+        for name, st in self._models.items():
+            models[name] = {
+                "buf": [_plain_prediction(p) for p in st.buf],
+                "cat_buf": [_plain_prediction(p) for p in st.cat_buf],
+                "tick": st.tick, "blocks": st.blocks,
+                "fnames": list(st.fnames), "pnames": list(st.pnames),
+                "known": sorted([src, n] for src, n in st.known),
+                "num": st.num.state(),
+                "cats": [[src, n, c.state()] for (src, n), c in st.cats.items()],
+                "labels": {k: ld.state() for k, ld in st.labels.items()},
+            }
+        return {"version": 1, "models": models, "schema": self._schema.state()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state` taken by a monitor with the same settings and profiles."""
+        for name, m in state["models"].items():
+            st = self._models[name] = self._new_model(name)
+            st.buf = [_prediction(p) for p in m["buf"]]
+            st.cat_buf = [_prediction(p) for p in m["cat_buf"]]
+            st.tick, st.blocks = int(m["tick"]), int(m["blocks"])
+            st.known = {(int(src), str(n)) for src, n in m["known"]}
+            # Re-register features in their original order, then load their state.
+            for src, fname, _ in m["cats"]:
+                self._register(st, int(src), fname, "")
+            for fname in m["fnames"]:
+                self._register(st, _FEATURE, fname, 0.0)
+            for fname in m["pnames"]:
+                self._register(st, _PRED, fname, 0.0)
+            st.num.restore(m["num"])
+            order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
+            index = {key: i for i, key in enumerate(order)}
+            perm = np.array([index[key] for key in st.num.columns], dtype=int)
+            st.perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
+            for src, fname, cs in m["cats"]:
+                st.cats[(int(src), fname)].restore(cs)
+            for label, ls in m["labels"].items():
+                s = self.settings
+                ld = st.labels[label] = LabelDrift(
+                    s.labels, warmup=s.warmup, min_samples=s.min_samples, cooldown=s.cooldown)
+                ld.restore(ls)
+        self._schema.restore(state["schema"])
+
     def _new_model(self, model: str) -> _Model:
         s = self.settings
         n = s.numeric
@@ -386,6 +442,15 @@ class DriftMonitor:
         self.history.extend(events)
         for e in events:
             self.counts[e.kind] += 1
+
+
+def _plain_prediction(p: Prediction) -> list[Any]:
+    return [p.join_id, p.event_time, p.model, p.model_version, dict(p.features),
+            dict(p.prediction)]
+
+
+def _prediction(v: list[Any]) -> Prediction:
+    return Prediction(v[0], float(v[1]), v[2], v[3], v[4], v[5])
 
 
 def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

@@ -170,11 +170,12 @@ def test_adwin_reports_a_split_whose_gap_crosses_its_bound() -> None:
             assert f.direction == (1 if rising else -1)
 
 
-@pytest.mark.parametrize("name", ["CUSUM", "ADWIN"])
+@pytest.mark.parametrize("name", ["CUSUM", "ADWIN", "PageHinkley"])
 def test_state_round_trip_continues_exactly(name: str) -> None:
     import msgpack
 
-    params = {"delta": 0.5, "threshold": 6.0} if name == "CUSUM" else {"delta": 0.002}
+    params = {"CUSUM": {"delta": 0.5, "threshold": 6.0}, "ADWIN": {"delta": 0.002},
+              "PageHinkley": {"threshold": 20.0}}[name]
     xs, change = shifted(name)
     whole = make_detector(name, params)
     expected = feed(whole, xs)
