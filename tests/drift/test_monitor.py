@@ -118,6 +118,9 @@ def test_a_non_numeric_value_in_a_numeric_feature_is_one_schema_event() -> None:
 
     events = drive(m, make, 6000)
     assert [(e.kind, e.stream, e.feature) for e in events] == [("schema", "type_mismatch", "price")]
+    # Dated by the record that showed it, not by the end of its block.
+    assert events[0].event_time == 1_700_000_000.0 + 3007
+    assert events[0].source == "raw.predictions[0]@3007"
 
 
 def test_schema_events_from_upstream_are_deduplicated_per_cooldown() -> None:
