@@ -323,6 +323,27 @@ class DriftSettings:
                 or self.episode_s < 0):
             raise ValueError("min_samples, cooldown, schema_cooldown_s and episode_s must be >= 0")
 
+    @classmethod
+    def low_traffic(cls) -> DriftSettings:
+        """The documented low-traffic preset (README, "Low-traffic preset").
+
+        For models that serve hundreds, not thousands, of predictions per
+        reference window: a 300-event warm-up armed provisionally after 96,
+        8-event numeric blocks, 32-event categorical blocks over a 256-event
+        window, and shorter cooldowns and skew windows. Its figures are in
+        the README; it trades some false-alarm margin for reaction time.
+        """
+        return cls(
+            warmup=300,
+            provisional=96,
+            min_samples=32,
+            cooldown=600,
+            summary_window=128,
+            numeric=NumericSettings(block_size=8),
+            categorical=CategoricalSettings(window=256, block_size=32, threshold=0.08),
+            skew=SkewSettings(window=2000),
+        )
+
     def override(self, feature: str) -> FeatureOverride:
         """The override for ``feature``, or the all-defaults one."""
         return self.features.get(feature, _NO_OVERRIDE)

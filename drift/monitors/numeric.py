@@ -538,7 +538,9 @@ def _autocorrelation(
     if x is not None and x.size >= 3:
         c = np.clip(x, ref["lo"], ref["hi"])
         phi = _phi_bound(_lag1(c), x.size)
-        phid = _phi_bound(_lag1(np.abs(c - ref["med"])), x.size)
+        # |x - median| of an autocorrelated stream stays correlated over more
+        # lags than its lag-1 value says (phi^2k for an AR(1)): take the larger.
+        phid = max(_phi_bound(_lag1(np.abs(c - ref["med"])), x.size), phi)
     vif, vifd = (1.0 + phi) / (1.0 - phi), (1.0 + phid) / (1.0 - phid)
     m = _pool(max(phi, phid), k)
     L = k * m
