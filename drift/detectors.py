@@ -216,7 +216,8 @@ class Detector:
             )
         elif self.name == "CUSUM":
             rise = river.up >= river.down
-            name, stat, threshold = "cumulative_deviation", max(river.up, river.down), river.threshold
+            name, threshold = "cumulative_deviation", river.threshold
+            stat = max(river.up, river.down)
             split = river.up_n if rise else river.down_n
             direction = 1 if rise else -1
         else:
@@ -303,7 +304,7 @@ RECENT = 256
 def _verdict(river: Any, name: str) -> Callable[[float], bool]:
     """A function that feeds ``river`` one value and says whether it fired."""
     if name == "CUSUM":
-        return river.update  # type: ignore[no-any-return]
+        return river.update
     rust_update = getattr(getattr(river, "_helper", None), "update", None)
     if name == "ADWIN" and callable(rust_update):
         # ADWIN.update is a thin Python layer over a Rust window whose update

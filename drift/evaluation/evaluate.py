@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from drift.detectors import make_detector
 from drift.baseline.profile import build_profile
+from drift.detectors import make_detector
 from drift.evaluation.streams import (
     CATEGORIES,
     Scenario,

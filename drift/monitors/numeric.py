@@ -404,7 +404,8 @@ class NumericDrift:
                 "name": col.name, "kind": col.kind,
                 "specs": [[n, dict(p), s] for n, p, s in col.specs],
                 "mode": col.mode,
-                "warm": None if col.warm is None else np.concatenate(col.warm or [np.empty(0)]).tolist(),
+                "warm": None if col.warm is None
+                else np.concatenate(col.warm or [np.empty(0)]).tolist(),
                 "warm_n": col.warm_n, "next": col.next, "final": col.final,
                 "loc": col.loc.state() if col.loc else None,
                 "disp": col.disp.state() if col.disp else None,
