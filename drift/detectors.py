@@ -507,11 +507,15 @@ class Watch:
     Called from one thread only (the monitor's owner).
     """
 
-    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum", "_sumsq", "specs", "_prefix")
+    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum", "_sumsq", "specs", "_prefix",
+                 "_track")
 
     def __init__(self, specs: Sequence[Spec]) -> None:
         self.specs: list[Spec] = [(name, dict(params), scale) for name, params, scale in specs]
         self._detectors = [(make_detector(name, params), scale) for name, params, scale in specs]
+        # A CUSUM reports its own statistic and change point; only the other
+        # detectors need the inputs' history to report theirs.
+        self._track = any(name != "CUSUM" for name, _, _ in specs)
         self._recent: deque[float] = deque(maxlen=RECENT)
         self._prefix = Prefix()
         self._restart()
@@ -527,10 +531,13 @@ class Watch:
     def update(self, z: float) -> Firing | None:
         """Feed one z-score; the firing that happened on it, if any."""
         self.n += 1
-        self._sum += z
-        self._sumsq += z * z
-        self._recent.append(z)
-        self._prefix.add(self.n, self._sum)
+        if self._track:
+            self._sum += z
+            self._sumsq += z * z
+            self._recent.append(z)
+            prefix = self._prefix
+            if not self.n % prefix.step:
+                prefix.add(self.n, self._sum)
         for i, (step, scale) in enumerate(self._steps):
             if step(z * scale):
                 det, scale = self._detectors[i]

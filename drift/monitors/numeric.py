@@ -15,7 +15,8 @@ baseline profile's quantiles), clipped to +/- ``z_clip`` so that one odd
 block cannot raise an alarm on its own. Both are watched by every detector
 spec: by default a two-sided CUSUM against the reference (so a level that
 differs from the reference from the first armed block on is a change) and
-ADWIN as a backstop for small lasting shifts.
+ADWIN as a backstop for small lasting shifts of location (spread goes to the
+CUSUM alone).
 
 Calibration, from the reference data:
 
@@ -103,7 +104,7 @@ class _Column:
         self.acc = 0
         self.acc_l = 0.0
         self.acc_d = 0.0
-        self.fed = 0
+        self.fed = 0.0
         self.since = math.inf
         self.last: tuple[str, int] = ("", 0)  # stream and direction of the last reported alarm
         self.ref: dict[str, float] = {}
@@ -248,7 +249,7 @@ class NumericDrift:
             mode = col.mode
             if mode == _LEARN:
                 continue
-            col.fed += int(n)
+            col.fed += n
             firing: Firing | None = None
             stream = "mean"
             if mode == _RATE:
@@ -312,7 +313,7 @@ class NumericDrift:
             col.ref = numeric_summary(float(x.size), p, float(x.std()))
             col.calib = {"rate": p}
             self._clear(j)
-            col.fed = 0
+            col.fed = 0.0
             return True
         if col.baseline is not None:
             ref = _reference(col.baseline, self._winsorize, self._k, iid=True)
@@ -346,8 +347,13 @@ class NumericDrift:
         col.mode = _Z
         col.rate = None
         col.loc = Watch(_allow(col.specs, ref["k_loc"]))
-        col.disp = Watch(_allow(col.specs, ref["k_disp"])) if self._dispersion else None
-        col.fed = 0
+        # Spread is watched by the CUSUM alone: spread changes move the z-score
+        # a lot (a doubled variance is +0.4 sd of |x - median| per event), and
+        # against the frozen reference it also sees a spread that is off from
+        # arming on, which a backstop comparing the stream with its past cannot.
+        disp = [sp for sp in col.specs if sp[0] == "CUSUM"] or col.specs
+        col.disp = Watch(_allow(disp, ref["k_disp"])) if self._dispersion else None
+        col.fed = 0.0
         if col.baseline is not None and not col.ref:
             col.ref = numeric_summary(math.inf, ref["mu"], 1.0 / ref["inv"])
 
@@ -438,7 +444,7 @@ class NumericDrift:
                 col.rate.restore(s["rate"])
             col.m = int(s["m"])
             col.acc, col.acc_l, col.acc_d = int(s["acc"][0]), float(s["acc"][1]), float(s["acc"][2])
-            col.fed, col.since = int(s["fed"]), float(s["since"])
+            col.fed, col.since = float(s["fed"]), float(s["since"])
             col.last = (str(s["last"][0]), int(s["last"][1]))
             col.ref, col.calib = dict(s["ref"]), dict(s["calib"])
             col.baseline = None if s["baseline"] is None else np.asarray(s["baseline"], dtype=float)
