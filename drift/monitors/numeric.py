@@ -64,6 +64,9 @@ from drift.events import numeric_summary
 RARE = 5.0
 """A 0/1 column whose rarer value is expected fewer times per block is watched as a rate."""
 
+MIN_QUANTILES = 20
+"""Distinct baseline quantiles needed to use them as the reference (else the warm-up)."""
+
 MAX_POOL = 64
 """Most blocks pooled into one super-block (autocorrelation)."""
 
@@ -179,8 +182,9 @@ class NumericDrift:
 
         ``params`` override the primary detector's parameters for this column.
         ``baseline`` (training quantiles, e.g. a profile's q0..q100) is the
-        reference from the first event on; the first ``warmup`` served events
-        then only calibrate autocorrelation.
+        reference from the first event on, if it has at least
+        :data:`MIN_QUANTILES` distinct values; the first ``warmup`` served
+        events then only calibrate autocorrelation.
         """
         specs: list[Spec] = list(self._specs)
         if params:
@@ -197,7 +201,9 @@ class NumericDrift:
             v = getattr(self, attr)
             setattr(self, attr, np.concatenate([v[:width], nan, v[width:], nan]))
         self._ring = np.concatenate([self._ring, np.zeros((*self._ring.shape[:2], 1))], axis=2)
-        if baseline is not None and len(baseline) >= 2:
+        # Quantiles stand in for the training sample only when they resolve
+        # the distribution; a 0/1 or few-valued feature learns from serving.
+        if baseline is not None and len(set(baseline)) >= MIN_QUANTILES:
             col.baseline = np.asarray(baseline, dtype=float)
             col.next = self._warmup
             self._set(width, _reference(col.baseline, self._winsorize, self._k, iid=True))

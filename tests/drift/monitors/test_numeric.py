@@ -165,6 +165,11 @@ def test_with_a_baseline_detection_starts_at_event_one() -> None:
     alarms = run(nd, x)
     assert alarms and alarms[0][0] < 200
     assert run(make("x"), rng.standard_normal((4000, 1))) == []
+    # A 0/1 feature's quantiles do not describe it: it learns from serving.
+    flags = make()
+    flags.add("f", "data", baseline=[0.0] * 100 + [1.0])
+    x = (rng.random((200_000, 1)) < 0.001).astype(float)
+    assert run(flags, x) == [] and flags._cols[0].mode == 2  # watched as a rate
 
 
 @pytest.mark.parametrize("phi", [0.5, 0.9])
