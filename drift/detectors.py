@@ -24,9 +24,68 @@ from typing import Any
 from river.drift import ADWIN, KSWIN, PageHinkley
 from river.drift.binary import DDM, EDDM, FHDDM, HDDMA, HDDMW
 
-from drift.errors import DriftConfigError
+from drift.errors import DriftConfigError, DriftError
+
+
+class Cusum:
+    """Page's two-sided CUSUM against a known in-control mean of 0.
+
+    Unlike River's ``PageHinkley``, which measures deviations from its own
+    running mean (so a level present from its first update is never a
+    change), this CUSUM tests every input against the frozen reference the
+    caller standardized it with: with ``delta`` the allowance ``k`` and
+    ``threshold`` the bound ``h``, ``up = max(0, up + x - k)`` and
+    ``down = max(0, down - x - k)``; it fires when either reaches ``h``
+    (not before ``min_instances`` updates). ``run`` is the number of updates
+    since the crossing side last stood at 0: the estimated updates since the
+    change. The interface mimics River's (``update``, ``drift_detected``)
+    so :class:`Detector` wraps it like any River detector.
+
+    >>> c = Cusum(delta=0.5, threshold=4.0)
+    >>> [i for i, x in enumerate([0.0] * 10 + [1.5] * 10) if c.update(x)]
+    [13, 17]
+    """
+
+    __slots__ = ("delta", "threshold", "min_instances", "up", "down", "n", "up_n", "down_n",
+                 "drift_detected")
+
+    def __init__(self, delta: float = 1.0, threshold: float = 8.0, min_instances: int = 1) -> None:
+        if not delta >= 0 or not threshold > 0:
+            raise ValueError("CUSUM needs delta >= 0 and threshold > 0")
+        self.delta = float(delta)
+        self.threshold = float(threshold)
+        self.min_instances = int(min_instances)
+        self.up = self.down = 0.0
+        self.n = self.up_n = self.down_n = 0
+        self.drift_detected = False
+
+    def update(self, x: float) -> bool:
+        """Feed one standardized value; True if this update crossed the threshold.
+
+        Like River's detectors, it restarts on the update after a firing.
+        """
+        if self.drift_detected:
+            self.up = self.down = 0.0
+            self.n = self.up_n = self.down_n = 0
+        self.n += 1
+        up = self.up + x - self.delta
+        if up > 0.0:
+            self.up_n += 1
+        else:
+            up, self.up_n = 0.0, 0
+        down = self.down - x - self.delta
+        if down > 0.0:
+            self.down_n += 1
+        else:
+            down, self.down_n = 0.0, 0
+        self.up, self.down = up, down
+        h = self.threshold
+        self.drift_detected = (up >= h or down >= h) and self.n >= self.min_instances
+        return self.drift_detected
+
 
 _RIVER: dict[str, Callable[..., Any]] = {
+    "CUSUM": Cusum,
     "ADWIN": ADWIN,
     "KSWIN": KSWIN,
     "PageHinkley": PageHinkley,
@@ -37,7 +96,7 @@ _RIVER: dict[str, Callable[..., Any]] = {
     "HDDM_W": HDDMW,
 }
 
-NUMERIC_DETECTORS = ("ADWIN", "KSWIN", "PageHinkley")
+NUMERIC_DETECTORS = ("CUSUM", "ADWIN", "KSWIN", "PageHinkley")
 """Detectors for real-valued streams."""
 
 BINARY_DETECTORS = ("DDM", "EDDM", "FHDDM", "HDDM_A", "HDDM_W")
@@ -54,12 +113,16 @@ DETECTORS = tuple(_RIVER)
 class Firing:
     """What a detector saw when it fired.
 
-    ``statistic`` and ``threshold`` follow ``statistic_name``; for ADWIN they
-    are the gap between the means of an older and a recent sub-window and
-    ADWIN's bound for those sizes, and ``recent`` is the length of the recent
-    sub-window (the updates since the estimated change; 0 if unknown). ``n``
-    is the number of updates since the detector was (re)started. NaN means
-    River did not expose the value.
+    ``statistic`` and ``threshold`` follow ``statistic_name``; the statistic
+    is the one that crossed the threshold on this update. For ADWIN they are
+    the gap between the means of an older and a recent sub-window and ADWIN's
+    bound for those sizes (the split ADWIN cut at, read from its window, or a
+    split of the recent inputs that exceeds the bound further); for CUSUM the
+    cumulative sum and ``h``. ``recent`` is the length of the recent
+    sub-window (the updates since the estimated change; 0 if unknown).
+    ``direction`` is +1 for a rise, -1 for a fall, 0 if unknown. ``n`` is
+    the number of updates since the detector was (re)started. NaN means River
+    did not expose the value.
     """
 
     detector: str
@@ -68,6 +131,7 @@ class Firing:
     threshold: float
     n: int
     recent: int = 0
+    direction: int = 0
 
 
 class Detector:
@@ -93,6 +157,7 @@ class Detector:
         "_recent",
         "_sum",
         "_sumsq",
+        "_prefix",
     )
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
@@ -110,7 +175,8 @@ class Detector:
         self.last_firing: Firing | None = None
         # River exposes no change point; the recent inputs let us estimate it
         # (and ADWIN's cut statistic) when the detector fires.
-        self._recent: deque[float] = deque(maxlen=64)
+        self._recent: deque[float] = deque(maxlen=RECENT)
+        self._prefix = Prefix()
         self._start()
 
     def _start(self) -> None:
@@ -118,6 +184,7 @@ class Detector:
         self._sum = 0.0
         self._sumsq = 0.0
         self._recent.clear()
+        self._prefix.clear()
         self._fast = _verdict(self._river, self.name)
 
     def update(self, x: float) -> bool:
@@ -126,23 +193,94 @@ class Detector:
         self._sum += x
         self._sumsq += x * x
         self._recent.append(x)
+        self._prefix.add(self.n, self._sum)
         if not self._fast(x):
             return False
-        self._fire(list(self._recent), self.n, self._sum, self._sumsq)
+        self._fire(list(self._recent), self.n, self._sum, self._sumsq, self._prefix)
         return True
 
-    def _fire(self, recent: list[float], n: int, total: float, sumsq: float) -> Firing:
-        """Record a firing after ``n`` values (with their sum and sum of squares), restart."""
-        # Until it fires, ADWIN's window is everything since the (re)start.
-        adwin = self.params if self.name == "ADWIN" else None
-        stat, threshold, split = _cut(recent, n, total, sumsq, adwin)
+    def _fire(
+        self, recent: list[float], n: int, total: float, sumsq: float, prefix: Prefix,
+        scale: float = 1.0,
+    ) -> Firing:
+        """Record a firing after ``n`` values (with their sum and sum of squares), restart.
+
+        ``recent``, the sums and ``prefix`` (prefix sums of the inputs) are
+        the caller's values, which the detector received times ``scale``.
+        """
         name = "mean_gap"
-        if adwin is None:
-            name, stat, threshold = _probe(self.name, self._river, total / n if n else math.nan)
-        self.last_firing = Firing(self.name, name, stat, threshold, n, split)
+        river = self._river
+        if self.name == "ADWIN":
+            stat, threshold, split, direction = _adwin_cut(
+                recent, n, total, sumsq, self.params, prefix, scale
+            )
+        elif self.name == "CUSUM":
+            rise = river.up >= river.down
+            name, threshold = "cumulative_deviation", river.threshold
+            stat = max(river.up, river.down)
+            split = river.up_n if rise else river.down_n
+            direction = 1 if rise else -1
+        else:
+            _, _, split = _cut(recent, n, total, sumsq, None)
+            name, stat, threshold = _probe(self.name, river, total * scale / n if n else math.nan)
+            direction = 0
+            if split and n > split:
+                tail = sum(recent[-split:])
+                direction = 1 if tail / split > (total - tail) / (n - split) else -1
+        self.last_firing = Firing(self.name, name, stat, threshold, n, split, direction)
         self.fired += 1
         self.reset()
         return self.last_firing
+
+    def state(self) -> dict[str, Any]:
+        """Plain data (msgpack-able) from which :meth:`restore` rebuilds this detector exactly.
+
+        Supported for CUSUM and ADWIN (River's own serialization of its
+        window); raises :class:`DriftError` for the other detectors.
+        """
+        river = self._river
+        out: dict[str, Any] = {"name": self.name, "params": dict(self.params), "n": self.n,
+                               "sum": self._sum, "sumsq": self._sumsq,
+                               "recent": list(self._recent), "fired": self.fired,
+                               "prefix": [self._prefix.step, list(self._prefix.sums)]}
+        if self.name == "CUSUM":
+            out["cusum"] = [river.up, river.down, river.n, river.up_n, river.down_n]
+        elif self.name == "ADWIN":
+            out["adwin"] = bytes(river._helper.__getstate__())
+        elif self.name == "PageHinkley":
+            out["page"] = {k: getattr(river, k) for k in _PAGE}
+            out["page"]["mean"] = [river._x_mean.n, river._x_mean._mean]
+        else:
+            raise DriftError(f"{self.name} state cannot be saved; use CUSUM, ADWIN or PageHinkley")
+        return out
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Load a :meth:`state` of a detector with the same name and parameters."""
+        if state["name"] != self.name:
+            raise DriftError(f"state of {state['name']} given to {self.name}")
+        self.reset()
+        river = self._river
+        if self.name == "CUSUM":
+            river.up, river.down, river.n, river.up_n, river.down_n = state["cusum"]
+        elif self.name == "PageHinkley":
+            for k in _PAGE:
+                setattr(river, k, state["page"][k])
+            river._x_mean.n, river._x_mean._mean = state["page"]["mean"]
+        else:
+            river._helper.__setstate__(state["adwin"])
+            self._fast = _verdict(river, self.name)
+        self.n = int(state["n"])
+        self._sum, self._sumsq = float(state["sum"]), float(state["sumsq"])
+        self._recent.extend(state["recent"])
+        self._prefix.step, self._prefix.sums = int(state["prefix"][0]), list(state["prefix"][1])
+        self.fired = int(state["fired"])
+
+    def pressure(self) -> float:
+        """How close a CUSUM is to firing (its larger sum over ``h``); 0 for other detectors."""
+        river = self._river
+        if self.name != "CUSUM":
+            return 0.0
+        return float(max(river.up, river.down) / river.threshold)
 
     def reset(self) -> None:
         """Restart with fresh state and the same parameters."""
@@ -156,8 +294,17 @@ class Detector:
         return self._sum / self.n if self.n else math.nan
 
 
+_PAGE = ("_drift_detected", "_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease")
+"""PageHinkley's running state besides its mean (River 0.26; plain numbers)."""
+
+RECENT = 256
+"""Inputs kept per detector to locate a change and check ADWIN's cut when it fires."""
+
+
 def _verdict(river: Any, name: str) -> Callable[[float], bool]:
     """A function that feeds ``river`` one value and says whether it fired."""
+    if name == "CUSUM":
+        return river.update
     rust_update = getattr(getattr(river, "_helper", None), "update", None)
     if name == "ADWIN" and callable(rust_update):
         # ADWIN.update is a thin Python layer over a Rust window whose update
@@ -231,6 +378,92 @@ def _cut(
     return best[1], best[2], split
 
 
+class Prefix:
+    """Prefix sums of a detector's inputs since its (re)start, on a grid that coarsens.
+
+    ADWIN may cut its window anywhere, and River does not say where; these
+    sums let :func:`_adwin_cut` test every grid split (plus every split of
+    the last :data:`RECENT` inputs) at a bounded memory: when the grid holds
+    :data:`GRID` points, every other point is dropped and the step doubles.
+    """
+
+    __slots__ = ("step", "sums")
+
+    def __init__(self) -> None:
+        self.step = 8
+        self.sums: list[float] = []
+
+    def add(self, n: int, total: float) -> None:
+        """Record the sum of the first ``n`` inputs (called after every input)."""
+        if n % self.step:
+            return
+        self.sums.append(total)
+        if len(self.sums) >= GRID:
+            self.sums = self.sums[1::2]
+            self.step *= 2
+
+    def clear(self) -> None:
+        self.step = 8
+        self.sums = []
+
+    def splits(self) -> list[tuple[int, float]]:
+        """(n0, sum of the first n0 inputs) at every grid point."""
+        step = self.step
+        return [((i + 1) * step, v) for i, v in enumerate(self.sums)]
+
+
+GRID = 2048
+"""Most prefix sums a :class:`Prefix` keeps."""
+
+
+def _adwin_bound(n: int, n0: int, n1: int, var: float, mwl: int, delta: float) -> float:
+    """ADWIN's bound on the mean gap of a split into n0 older and n1 recent values."""
+    dd = math.log(max(2.0 * math.log(n) / delta, 1.0 + 1e-12))
+    m_recip = 1.0 / max(n0 - mwl + 1, 1) + 1.0 / max(n1 - mwl + 1, 1)
+    return math.sqrt(2.0 * m_recip * var * dd) + 2.0 / 3.0 * dd * m_recip
+
+
+def _adwin_cut(
+    recent: list[float],
+    n: int,
+    total: float,
+    sumsq: float,
+    params: Mapping[str, Any],
+    prefix: Prefix,
+    scale: float = 1.0,
+) -> tuple[float, float, int, int]:
+    """(mean gap, ADWIN's bound, recent size, direction) of the split that crossed most.
+
+    Candidates are every split of the last :data:`RECENT` inputs and every
+    grid split of ``prefix``, tested with ADWIN's bound (Bifet & Gavalda,
+    2007) over the whole window since the restart; the one whose gap exceeds
+    its bound the most is reported, so the reported gap is above the reported
+    bound whenever any candidate's is (in the evaluation, every firing).
+    The inputs are the caller's values; ADWIN saw them times ``scale``.
+    """
+    if n < 3:
+        return math.nan, math.nan, 0, 0
+    mean = total / n
+    var = max(sumsq / n - mean * mean, 0.0) * scale * scale
+    mwl = int(params.get("min_window_length", 5))
+    delta = float(params.get("delta", 0.002))
+    best = (-math.inf, math.nan, math.nan, 0, 0)
+    candidates = [(n - n0, total - head) for n0, head in prefix.splits() if 0 < n0 < n]
+    tail = 0.0
+    for n1, x in enumerate(reversed(recent), start=1):
+        if n1 >= n:
+            break
+        tail += x
+        candidates.append((n1, tail))
+    for n1, tail in candidates:
+        n0 = n - n1
+        diff = (tail / n1 - (total - tail) / n0) * scale
+        eps = _adwin_bound(n, n0, n1, var, mwl, delta)
+        if abs(diff) - eps > best[0]:
+            best = (abs(diff) - eps, abs(diff), eps, n1, 1 if diff > 0 else -1)
+    return best[1], best[2], best[3], best[4]
+
+
 def _probe(name: str, river: Any, mean: float) -> tuple[str, float, float]:
     """Read a fired River detector's statistic and threshold.
 
@@ -271,13 +504,20 @@ class Watch:
     value (None if none did); every detector of the watch then restarts, so
     the next alarm belongs to a new episode. The watch keeps the bookkeeping
     once for all its detectors, which matters at one call per block per stream.
+    Called from one thread only (the monitor's owner).
     """
 
-    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum", "_sumsq")
+    __slots__ = ("_detectors", "_steps", "_recent", "n", "_sum", "_sumsq", "specs", "_prefix",
+                 "_track")
 
     def __init__(self, specs: Sequence[Spec]) -> None:
+        self.specs: list[Spec] = [(name, dict(params), scale) for name, params, scale in specs]
         self._detectors = [(make_detector(name, params), scale) for name, params, scale in specs]
-        self._recent: deque[float] = deque(maxlen=64)
+        # A CUSUM reports its own statistic and change point; only the other
+        # detectors need the inputs' history to report theirs.
+        self._track = any(name != "CUSUM" for name, _, _ in specs)
+        self._recent: deque[float] = deque(maxlen=RECENT)
+        self._prefix = Prefix()
         self._restart()
 
     def _restart(self) -> None:
@@ -285,19 +525,25 @@ class Watch:
         self._sum = 0.0
         self._sumsq = 0.0
         self._recent.clear()
+        self._prefix.clear()
         self._steps = [(det._fast, scale) for det, scale in self._detectors]
 
     def update(self, z: float) -> Firing | None:
         """Feed one z-score; the firing that happened on it, if any."""
         self.n += 1
-        self._sum += z
-        self._sumsq += z * z
-        self._recent.append(z)
+        if self._track:
+            self._sum += z
+            self._sumsq += z * z
+            self._recent.append(z)
+            prefix = self._prefix
+            if not self.n % prefix.step:
+                prefix.add(self.n, self._sum)
         for i, (step, scale) in enumerate(self._steps):
             if step(z * scale):
                 det, scale = self._detectors[i]
-                recent = [v * scale for v in self._recent]
-                firing = det._fire(recent, self.n, self._sum * scale, self._sumsq * scale * scale)
+                firing = det._fire(
+                    list(self._recent), self.n, self._sum, self._sumsq, self._prefix, scale
+                )
                 self.reset()
                 return firing
         return None
@@ -307,3 +553,32 @@ class Watch:
         for det, _ in self._detectors:
             det.reset()
         self._restart()
+
+    def pressure(self) -> float:
+        """The largest CUSUM sum over its threshold (0 without a CUSUM): evidence building up."""
+        return max((det.pressure() for det, _ in self._detectors), default=0.0)
+
+    def state(self) -> dict[str, Any]:
+        """Plain data (msgpack-able) for :meth:`restore`; see :meth:`Detector.state`."""
+        return {
+            "specs": [[name, dict(params), scale] for name, params, scale in self.specs],
+            "n": self.n,
+            "sum": self._sum,
+            "sumsq": self._sumsq,
+            "recent": list(self._recent),
+            "prefix": [self._prefix.step, list(self._prefix.sums)],
+            "detectors": [det.state() for det, _ in self._detectors],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Watch:
+        """A watch that continues exactly where the one that gave ``state`` stood."""
+        watch = cls([(name, params, float(scale)) for name, params, scale in state["specs"]])
+        for (det, _), det_state in zip(watch._detectors, state["detectors"], strict=True):
+            det.restore(det_state)
+        watch._restart()
+        watch.n = int(state["n"])
+        watch._sum, watch._sumsq = float(state["sum"]), float(state["sumsq"])
+        watch._recent.extend(state["recent"])
+        watch._prefix.step, watch._prefix.sums = int(state["prefix"][0]), list(state["prefix"][1])
+        return watch

@@ -15,6 +15,13 @@ training (:mod:`drift.baseline.skew`).
 
 Each returned :class:`DriftEvent` is also kept in :attr:`DriftMonitor.history`
 (bounded) and counted in :attr:`DriftMonitor.counts`.
+
+:meth:`DriftMonitor.state` and :meth:`DriftMonitor.restore` save and load
+everything that decides future detections (references, detectors, partial
+blocks, discovered features, label streams, the schema log) as plain data, so
+a restarted worker detects exactly as an uninterrupted one would. Not saved:
+the skew checker's current window (it restarts; skew is reported per window),
+``history`` and ``counts``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ _KIND = {_FEATURE: "data", _PRED: "prediction"}
 class _Model:
     __slots__ = (
         "buf",
+        "srcs",
         "cat_buf",
         "tick",
         "fnames",
@@ -63,6 +71,7 @@ class _Model:
 
     def __init__(self, num: NumericDrift, skew: SkewChecker | None) -> None:
         self.buf: list[Prediction] = []
+        self.srcs: list[SourceRef | None] = []
         self.cat_buf: list[Prediction] = []
         self.tick = 0
         self.fnames: list[str] = []
@@ -126,6 +135,7 @@ class DriftMonitor:
             if st.tick % self._every:
                 return []
         st.buf.append(p)
+        st.srcs.append(source)
         if len(st.buf) < self._k:
             return []
         return self._flush(st, p, source)
@@ -147,15 +157,21 @@ class DriftMonitor:
     def _flush(
         self, st: _Model, last: Prediction, source: SourceRef | None, force: bool = False
     ) -> list[DriftEvent]:
-        buf = st.buf
-        st.buf = []
+        buf, srcs = st.buf, st.srcs
+        st.buf, st.srcs = [], []
         feats = [p.features for p in buf]
         preds = [p.prediction for p in buf]
         events: list[DriftEvent] = []
         at = Evidence(last.model, last.event_time, str(source) if source is not None else None)
-        self._discover(st, feats, preds, at, events)
+
+        def record(i: int) -> Evidence:
+            # The record that showed a schema change dates its event.
+            src = srcs[i] if i < len(srcs) else None
+            return Evidence(last.model, buf[i].event_time, str(src) if src is not None else None)
+
+        self._discover(st, feats, preds, record, events)
         if st.fnames or st.pnames:
-            a = self._matrix(st, feats, preds, at, events)
+            a = self._matrix(st, feats, preds, record, events)
             if st.skew is not None and st.skew.add_block(st.fnames, a[:, : len(st.fnames)]):
                 events += self._schema.findings(st.skew.evaluate(), self._skew_window, at)
             if st.perm is not None:
@@ -175,7 +191,7 @@ class DriftMonitor:
         st: _Model,
         feats: list[Mapping[str, Any]],
         preds: list[Mapping[str, Any]],
-        at: Evidence,
+        record: Callable[[int], Evidence],
         events: list[DriftEvent],
     ) -> None:
         st.blocks += 1
@@ -191,16 +207,17 @@ class DriftMonitor:
                 new.append((_PRED, field))
         for src, name in new:
             rows = feats if src == _FEATURE else preds
-            value = next((r[name] for r in rows if r.get(name) is not None), None)
-            if value is None:
+            first = next((i for i, r in enumerate(rows) if r.get(name) is not None), None)
+            if first is None:
                 continue  # not served yet (or only nulls): look again next block
+            value = rows[first][name]
             st.known.add((src, name))
             if src == _FEATURE:
                 if not self.settings.override(name).enabled:
                     continue
                 if st.skew is not None:
                     findings = st.skew.on_new_feature(name, value)
-                    events += self._schema.findings(findings, self._skew_window, at)
+                    events += self._schema.findings(findings, self._skew_window, record(first))
             self._register(st, src, name, value)
 
     def _register(self, st: _Model, src: int, name: str, value: Any) -> None:
@@ -232,7 +249,11 @@ class DriftMonitor:
         elif isinstance(value, int | float):
             (st.fnames if src == _FEATURE else st.pnames).append(name)
             st.getf, st.getp = _getter(st.fnames), _getter(st.pnames)
-            st.num.add(name, _KIND[src], override.params if override else None)
+            baseline = None
+            if src == _FEATURE and s.numeric.reference == "baseline" and st.skew is not None:
+                baseline = st.skew.reference_quantiles(name)
+            st.num.add(name, _KIND[src], override.params if override else None,
+                       baseline=baseline)
             # The matrix is built features first, then scores; the detectors
             # keep their columns in the order the streams appeared.
             order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
@@ -245,7 +266,7 @@ class DriftMonitor:
         st: _Model,
         feats: list[Mapping[str, Any]],
         preds: list[Mapping[str, Any]],
-        at: Evidence,
+        record: Callable[[int], Evidence],
         events: list[DriftEvent],
     ) -> np.ndarray:
         # ingest validated the records, so a string here is a producer's
@@ -264,17 +285,17 @@ class DriftMonitor:
             pass
         # Slow path: some value is not a number. It is a schema problem, not a crash.
         a = np.full((len(rows), len(fn) + len(pn)), math.nan)
-        bad: set[int] = set()
+        bad: dict[int, int] = {}
         for i, row in enumerate(rows):
             for j, v in enumerate(row):
                 if isinstance(v, int | float):
                     a[i, j] = v
                 elif v is not None:
-                    bad.add(j)
+                    bad.setdefault(j, i)
         names = [*fn, *pn]
-        for j in sorted(bad):
+        for j, i in sorted(bad.items()):
             detail = f"numeric {names[j]!r} received a non-numeric value"
-            events += self._schema.report(at, "type_mismatch", names[j], detail)
+            events += self._schema.report(record(i), "type_mismatch", names[j], detail)
         return a
 
     def _categorical(self, st: _Model, at: Evidence, events: list[DriftEvent]) -> None:
@@ -329,21 +350,78 @@ class DriftMonitor:
         return events
 
     def observe_schema_skew(
-        self, model: str, event_time: float, kind: str, feature: str | None, detail: str
+        self, model: str, event_time: float, kind: str, feature: str | None, detail: str,
+        source: SourceRef | None = None,
     ) -> list[DriftEvent]:
         """Report a schema problem counted upstream (e.g. ``type_mismatch``).
 
-        The first occurrence of a (model, kind, feature) gives an event; later
-        ones are counted and reported with the next event, at most one per
-        ``schema_cooldown_s`` seconds of event time.
+        ``event_time`` and ``source`` should be those of the record that showed
+        the problem; the event carries them. The first occurrence of a (model,
+        kind, feature) gives an event; later ones are counted and reported
+        with the next event, at most one per ``schema_cooldown_s`` seconds of
+        event time.
         """
         if not self.settings.enabled:
             return []
-        events = self._schema.report(Evidence(model, event_time), kind, feature, detail)
+        at = Evidence(model, event_time, str(source) if source is not None else None)
+        events = self._schema.report(at, kind, feature, detail)
         self._record(events)
         return events
 
     # -- state -----------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Plain data (msgpack-able: dicts, lists, str, numbers, bytes) for :meth:`restore`.
+
+        Call it where the caller's inputs are committed (e.g. with the join
+        state at a checkpoint): the state covers every input observed so far.
+        """
+        models = {}
+        for name, st in self._models.items():
+            models[name] = {
+                "buf": [_plain_prediction(p) for p in st.buf],
+                "srcs": [None if r is None else [r.topic, r.partition, r.offset]
+                         for r in st.srcs],
+                "cat_buf": [_plain_prediction(p) for p in st.cat_buf],
+                "tick": st.tick, "blocks": st.blocks,
+                "fnames": list(st.fnames), "pnames": list(st.pnames),
+                "known": sorted([src, n] for src, n in st.known),
+                "num": st.num.state(),
+                "cats": [[src, n, c.state()] for (src, n), c in st.cats.items()],
+                "labels": {k: ld.state() for k, ld in st.labels.items()},
+            }
+        return {"version": 1, "models": models, "schema": self._schema.state()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state` taken by a monitor with the same settings and profiles."""
+        for name, m in state["models"].items():
+            st = self._models[name] = self._new_model(name)
+            st.buf = [_prediction(p) for p in m["buf"]]
+            st.srcs = [None if r is None else SourceRef(r[0], int(r[1]), int(r[2]))
+                       for r in m["srcs"]]
+            st.cat_buf = [_prediction(p) for p in m["cat_buf"]]
+            st.tick, st.blocks = int(m["tick"]), int(m["blocks"])
+            st.known = {(int(src), str(n)) for src, n in m["known"]}
+            # Re-register features in their original order, then load their state.
+            for src, fname, _ in m["cats"]:
+                self._register(st, int(src), fname, "")
+            for fname in m["fnames"]:
+                self._register(st, _FEATURE, fname, 0.0)
+            for fname in m["pnames"]:
+                self._register(st, _PRED, fname, 0.0)
+            st.num.restore(m["num"])
+            order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
+            index = {key: i for i, key in enumerate(order)}
+            perm = np.array([index[key] for key in st.num.columns], dtype=int)
+            st.perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
+            for src, fname, cs in m["cats"]:
+                st.cats[(int(src), fname)].restore(cs)
+            for label, ls in m["labels"].items():
+                s = self.settings
+                ld = st.labels[label] = LabelDrift(
+                    s.labels, warmup=s.warmup, min_samples=s.min_samples, cooldown=s.cooldown)
+                ld.restore(ls)
+        self._schema.restore(state["schema"])
 
     def _new_model(self, model: str) -> _Model:
         s = self.settings
@@ -357,6 +435,8 @@ class DriftMonitor:
             min_samples=s.min_samples,
             cooldown=s.cooldown,
             summary_blocks=max(1, s.summary_window // max(n.block_size, 1)),
+            provisional=s.provisional,
+            block_size=n.block_size,
         )
         profile = self._profile_for(model)
         skew = None
@@ -380,6 +460,15 @@ class DriftMonitor:
         self.history.extend(events)
         for e in events:
             self.counts[e.kind] += 1
+
+
+def _plain_prediction(p: Prediction) -> list[Any]:
+    return [p.join_id, p.event_time, p.model, p.model_version, dict(p.features),
+            dict(p.prediction)]
+
+
+def _prediction(v: list[Any]) -> Prediction:
+    return Prediction(v[0], float(v[1]), v[2], v[3], v[4], v[5])
 
 
 def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

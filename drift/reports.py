@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from drift.baseline.skew import SkewFinding
 from drift.detectors import Spec, spec_params
@@ -148,6 +149,14 @@ class SchemaLog:
                 detail=detail,
             )
         ]
+
+    def state(self) -> list[list[Any]]:
+        """Plain data for :meth:`restore`: [model, kind, feature, last time, suppressed]."""
+        return [[m, k, f, t, c] for (m, k, f), (t, c) in self._seen.items()]
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Continue from a :meth:`state`."""
+        self._seen = {(m, k, f): [float(t), float(c)] for m, k, f, t, c in state}
 
     def findings(
         self, findings: Sequence[SkewFinding], window: int, at: Evidence

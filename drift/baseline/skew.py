@@ -131,6 +131,12 @@ class SkewChecker:
             ref[OTHER] = float(spec["other_share"])
         return ref
 
+    def reference_quantiles(self, feature: str) -> list[float] | None:
+        """Training quantiles (q0 .. q100) of a numeric feature, None if the profile has none."""
+        spec = self._features.get(feature, {}).get("numeric")
+        qs = spec.get("quantiles") if spec else None
+        return [float(q) for q in qs] if qs else None
+
     def on_new_feature(self, feature: str, value: Any) -> list[SkewFinding]:
         """Check a feature the first time it is served."""
         expected = self.expected(feature)

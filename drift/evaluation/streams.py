@@ -15,7 +15,7 @@ exceeds about 177 widths, so the width is kept above ``position / 150``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +40,11 @@ class Scenario:
     ``chunks(rng, size)`` yields arrays (or tuples of arrays) of at most
     ``size`` consecutive events; together they hold ``events`` events.
     ``tolerance`` is the longest delay still counted as a detection.
+    ``restart`` > 0 makes the stream a series of independent ``restart``-event
+    segments: every monitor starts afresh at each one (to measure what
+    happens at the start of a stream). ``ramp`` > 0 says each change is a
+    ramp of that many events: a stream's further alarms during it are repeats,
+    not false alarms. ``baseline`` is a training profile for our monitor.
     """
 
     name: str
@@ -49,6 +54,9 @@ class Scenario:
     tolerance: int
     chunks: Callable[[np.random.Generator, int], Iterator[Any]]
     note: str
+    restart: int = 0
+    ramp: int = 0
+    baseline: Mapping[str, Any] | None = None
 
 
 def _toggle(events: int, spacing: int) -> tuple[int, ...]:
@@ -96,6 +104,71 @@ def numeric(
 
     family: Family = "score" if kind == "beta" else "numeric"
     return Scenario(name, family, events, _toggle(events, spacing), tolerance, chunks, note)
+
+
+def ar1(name: str, events: int, *, phi: float, note: str = "") -> Scenario:
+    """A stationary AR(1) stream with unit variance: x[t] = phi x[t-1] + e[t]."""
+    from scipy.signal import lfilter
+
+    def chunks(rng: np.random.Generator, size: int) -> Iterator[np.ndarray]:
+        zi = np.array([phi * rng.standard_normal()])
+        for _, n in _ranges(events, size):
+            e = rng.standard_normal(n) * math.sqrt(1.0 - phi * phi)
+            x, zi = lfilter([1.0], [1.0, -phi], e, zi=zi * phi)
+            zi = x[-1:]
+            yield x
+
+    return Scenario(name, "numeric", events, (), 2000, chunks, note)
+
+
+def rare_binary(name: str, events: int, *, rate: float, note: str = "") -> Scenario:
+    """A stationary 0/1 feature that is 1 with probability ``rate``."""
+
+    def chunks(rng: np.random.Generator, size: int) -> Iterator[np.ndarray]:
+        for _, n in _ranges(events, size):
+            yield (rng.random(n) < rate).astype(float)
+
+    return Scenario(name, "numeric", events, (), 2000, chunks, note)
+
+
+def segments(
+    name: str,
+    events: int,
+    *,
+    segment: int,
+    steps: tuple[tuple[int, float], ...] = (),
+    ramp: int = 0,
+    shift: float = 1.0,
+    tolerance: int = 1000,
+    baseline: Mapping[str, Any] | None = None,
+    note: str = "",
+) -> Scenario:
+    """Independent N(0, 1) segments, each with the same changes at the same offsets.
+
+    ``steps`` are (offset, cumulative shift in sd) pairs; with ``ramp`` the
+    single change at ``steps[0]`` is a linear ramp to ``shift`` over ``ramp``
+    events. Monitors restart at each segment.
+    """
+    offsets = tuple(o for o, _ in steps)
+
+    def level(idx: np.ndarray) -> np.ndarray:
+        pos = idx % segment
+        out = np.zeros(idx.size)
+        if ramp:
+            start = offsets[0]
+            out = np.clip((pos - start) / ramp, 0.0, 1.0) * shift
+            return np.where(pos >= start, out, 0.0)
+        for offset, value in steps:
+            out = np.where(pos >= offset, value, out)
+        return out
+
+    def chunks(rng: np.random.Generator, size: int) -> Iterator[np.ndarray]:
+        for start, n in _ranges(events, size):
+            yield rng.standard_normal(n) + level(np.arange(start, start + n))
+
+    cps = tuple(s + o for s in range(0, events, segment) for o in offsets if s + o < events)
+    return Scenario(name, "numeric", events, cps, tolerance, chunks, note, restart=segment,
+                    ramp=ramp, baseline=baseline)
 
 
 def categorical(name: str, events: int, *, spacing: int = 0, note: str = "") -> Scenario:

@@ -262,6 +262,42 @@ class CategoricalDrift:
         self._fed = 0
         self._pending = 0
 
+    def state(self) -> dict[str, Any]:
+        """Plain data (msgpack-able) from which :meth:`restore` continues exactly.
+
+        Category keys must be strings (the monitor normalizes them so).
+        """
+        f = self._firing
+        return {
+            "learn": self._learn, "warm": dict(self._warm),
+            "blocks": [[dict(b), n] for b, n in self._blocks], "n": self._n,
+            "fed": self._fed, "since": self._since, "pending": self._pending,
+            "active": self._active, "ref": dict(self._ref), "ref_n": self._ref_n,
+            "bucket": dict(self._bucket), "p": list(self._p), "sd": list(self._sd),
+            "watches": [w.state() for w in self._watches],
+            "firing": None if f is None else [f.detector, f.statistic_name, f.statistic,
+                                               f.threshold, f.n, f.recent, f.direction],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state` of a stream with the same settings."""
+        self._learn = int(state["learn"])
+        self._warm = Counter(state["warm"])
+        self._blocks = deque((Counter(b), int(n)) for b, n in state["blocks"])
+        self._counts = Counter()
+        for b, _ in self._blocks:
+            self._counts.update(b)
+        self._n = int(state["n"])
+        self._fed, self._since = int(state["fed"]), float(state["since"])
+        self._pending, self._active = int(state["pending"]), bool(state["active"])
+        self._ref, self._ref_n = dict(state["ref"]), float(state["ref_n"])
+        self._bucket = {k: int(v) for k, v in state["bucket"].items()}
+        self._p, self._sd = list(state["p"]), list(state["sd"])
+        self._watches = [Watch.from_state(w) for w in state["watches"]]
+        f = state["firing"]
+        self._firing = None if f is None else Firing(
+            str(f[0]), str(f[1]), float(f[2]), float(f[3]), int(f[4]), int(f[5]), int(f[6]))
+
     def _alarm(self, dist: float, category: Hashable | None) -> CategoricalAlarm:
         assert self._firing is not None  # noqa: S101 - pending implies a firing
         alarm = CategoricalAlarm(

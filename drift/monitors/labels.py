@@ -6,6 +6,14 @@ known, the error stream (0/1: was this example an error?). An error is either
 the thresholded score disagreeing with the label, or a log loss above the
 ``loss_quantile`` of the warm-up losses, so the error rate has a known level
 (1 - quantile) whatever the model's calibration.
+
+After an alarm the stream's detector has restarted (River's ADWIN compares
+the stream with its own recent past, so it needs no new reference) and keeps
+watching at once: a second change right after the first is detected. The
+"reference" summary of the next alarm is the rate since this one.
+``cooldown`` suppresses reporting (not detecting) a change in the same
+direction within ``cooldown`` labels of the last reported alarm of that
+stream; they are counted in :attr:`LabelDrift.suppressed`.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ class _Stream:
         "since",
         "recent",
         "ref",
+        "last",
     )
 
     def __init__(
@@ -69,10 +78,27 @@ class _Stream:
         self.since = math.inf
         self.recent: deque[float] = deque(maxlen=window)
         self.ref: dict[str, float] = {}
+        self.last = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"learn": self.learn, "warm": list(self.warm), "fed": self.fed,
+                "since": self.since, "recent": list(self.recent), "ref": dict(self.ref),
+                "last": self.last, "det": self.det.state() if self.det else None}
+
+    def restore(self, s: Mapping[str, Any]) -> None:
+        self.learn, self.warm, self.fed = int(s["learn"]), list(s["warm"]), int(s["fed"])
+        self.since, self.last = float(s["since"]), int(s["last"])
+        self.recent.clear()
+        self.recent.extend(s["recent"])
+        self.ref = dict(s["ref"])
+        self.det = None
+        if s["det"] is not None:
+            self.det = make_detector(self.detector, self.params)
+            self.det.restore(s["det"])
 
 
 class LabelDrift:
-    """Positive-rate and error-rate detectors for one (model, label)."""
+    """Positive-rate and error-rate detectors for one (model, label). One thread only."""
 
     def __init__(self, settings: LabelSettings, *, warmup: int, min_samples: int, cooldown: int):
         self._s = settings
@@ -87,6 +113,19 @@ class LabelDrift:
             "error_rate", settings.error_detector, settings.error_params, self._warmup, window
         )
         self._loss_cut = math.inf
+        self.suppressed = 0
+
+    def state(self) -> dict[str, Any]:
+        """Plain data (msgpack-able) from which :meth:`restore` continues exactly."""
+        return {"rate": self._rate.state(), "error": self._error.state(),
+                "loss_cut": self._loss_cut, "suppressed": self.suppressed}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state` of a ``LabelDrift`` with the same settings."""
+        self._rate.restore(state["rate"])
+        self._error.restore(state["error"])
+        self._loss_cut = float(state["loss_cut"])
+        self.suppressed = int(state["suppressed"])
 
     def update(self, score: float | None, label: bool) -> list[LabelAlarm]:
         """Feed one labeled example; returns the alarms it raised (usually none)."""
@@ -120,15 +159,24 @@ class LabelDrift:
         st.fed += 1
         if not st.det.update(x):  # type: ignore[union-attr]
             return None
-        if st.fed < self._min_samples or st.since < self._cooldown:
+        if st.fed < self._min_samples:
             return None
         firing = st.det.last_firing  # type: ignore[union-attr]
         assert firing is not None  # noqa: S101
-        current = {"n": float(len(st.recent)), "rate": sum(st.recent) / len(st.recent)}
+        # The detector has restarted itself: it keeps watching from here.
+        n1 = min(firing.recent or len(st.recent), len(st.recent))
+        tail = list(st.recent)[-n1:]
+        current = {"n": float(n1), "rate": sum(tail) / n1}
+        if st.since < self._cooldown and firing.direction == st.last:
+            self.suppressed += 1
+            st.ref = {**st.ref, **current}
+            return None
         alarm = LabelAlarm(st.name, firing, st.params, st.ref, current)
         st.since = 0.0
-        st.learn = self._warmup
-        st.det = None
+        st.last = firing.direction
+        st.ref = {**st.ref, **current}
+        st.fed = 0
+        st.recent.clear()
         return alarm
 
     def _arm(self, st: _Stream) -> None:

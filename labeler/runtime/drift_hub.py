@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
@@ -39,9 +39,21 @@ class DriftHub:
     Each input partition has its own ``DriftMonitor``: event time is ordered
     within a partition but not across partitions (a backfill may read one
     partition's whole day before the next one's), and a worker in a scaled-out
-    group only sees its own partitions anyway. The same change seen by several
-    partitions within ``drift.episode_s`` seconds of event time is published
-    once (the others are counted as ``drift.same_episode``).
+    group only sees its own partitions anyway.
+
+    One event per change per model (within this worker): an event for
+    (model, kind, stream, feature) from partition *p* is the change last
+    published for that key, and is counted as ``drift.same_episode`` instead
+    of published, when *p* has not reported that key since the publication
+    and either (a) it came within ``drift.episode_s`` of event time, or (b)
+    its ``current`` level is nearer the published event's ``current`` than the
+    published event's ``reference`` (numeric ``mean``, label ``rate``, or
+    categorical ``top`` shares, in L-infinity): the partition moved to the
+    same new level. A partition's second event for a key is always a new
+    change. Across workers the same rule applies to the ``topics.drift``
+    records, keyed by model (for a consumer that dedupes).
+
+    Called from the worker's poll thread only.
 
     The label watched for concept drift is the first label column when it is
     boolean (an ``any`` label); the score is ``drift.prediction.fields[0]``.
@@ -52,7 +64,10 @@ class DriftHub:
         self.settings = settings
         self.monitors: dict[int, DriftMonitor] = {}
         self.schema_monitor = DriftMonitor(settings)
-        self._episodes: dict[tuple[str, str, str, str | None], float] = {}
+        # Per (model, kind, stream, feature): the last published event and the
+        # partitions that have reported it.
+        self._episodes: dict[tuple[str, str, str, str | None],
+                             tuple[DriftEvent, set[int]]] = {}
         self.topic = topic
         self.counters = counters
         self.label_name = label_name
@@ -79,12 +94,19 @@ class DriftHub:
             monitor = self.monitors[partition] = DriftMonitor(self.settings)
         return monitor
 
-    def _new_episode(self, event: DriftEvent) -> bool:
+    def _new_episode(self, event: DriftEvent, partition: int) -> bool:
+        """Whether ``event`` from ``partition`` is a new change for its model (see the class)."""
         key = (event.model, event.kind, event.stream, event.feature)
         last = self._episodes.get(key)
-        if last is not None and abs(event.event_time - last) <= self.settings.episode_s:
-            return False
-        self._episodes[key] = event.event_time
+        if last is not None:
+            published, seen = last
+            if partition not in seen and (
+                abs(event.event_time - published.event_time) <= self.settings.episode_s
+                or same_level(event, published)
+            ):
+                seen.add(partition)
+                return False
+        self._episodes[key] = (event, {partition})
         return True
 
     def _failed(self, where: str, exc: Exception) -> None:
@@ -93,17 +115,18 @@ class DriftHub:
             log("drift.internal_error", logging.ERROR, where=where,
                 error=f"{type(exc).__name__}: {exc}")
 
-    def _guard(self, where: str, call: Callable[[], Sequence[DriftEvent]]) -> None:
+    def _guard(self, where: str, call: Callable[[], Sequence[DriftEvent]],
+               partition: int = -1) -> None:
         try:
             events = call()
         except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
             self._failed(where, exc)
             return
-        self._publish(events)
+        self._publish(events, partition)
 
-    def _publish(self, events: Sequence[DriftEvent]) -> None:
+    def _publish(self, events: Sequence[DriftEvent], partition: int) -> None:
         for event in events:
-            if not self._new_episode(event):
+            if not self._new_episode(event, partition):
                 self.counters["drift.same_episode"] += 1
                 continue
             self.events.append(event)
@@ -119,7 +142,7 @@ class DriftHub:
             self._failed("observe_prediction", exc)
             return
         if events:
-            self._publish(events)
+            self._publish(events, source.partition)
 
     def observe_labeled(self, example: LabeledExample, source: SourceRef) -> None:
         """``source``: the prediction input's position when the row was labeled."""
@@ -132,7 +155,7 @@ class DriftHub:
         monitor = self.monitor(source.partition)
         self._guard("observe_label", lambda: monitor.observe_label(
             p.model, p.event_time, score, bool(example.labels[0]), source,
-            label_name=self.label_name or "label"))
+            label_name=self.label_name or "label"), source.partition)
 
     def check_schema(self, counters: Counter[str]) -> None:
         """Report the schema skew that ingest counted since the last call."""
@@ -148,11 +171,57 @@ class DriftHub:
 
     def flush(self) -> None:
         """Evaluate partial blocks (at shutdown and at the end of a backfill)."""
-        for monitor in self.monitors.values():
-            self._guard("flush", monitor.flush)
+        for partition, monitor in self.monitors.items():
+            self._guard("flush", monitor.flush, partition)
+
+    def state(self, partition: int) -> dict[str, Any] | None:
+        """Plain data (msgpack-able) of ``partition``'s drift monitor, None if it has none.
+
+        Save it with that partition's join state at a checkpoint: it covers
+        every input the monitor was fed, as the checkpoint's offsets do.
+        """
+        monitor = self.monitors.get(partition)
+        return None if monitor is None else monitor.state()
+
+    def restore(self, partition: int, state: Mapping[str, Any] | None) -> None:
+        """Load ``partition``'s monitor from a :meth:`state` (None: start fresh)."""
+        monitor = self.monitors[partition] = DriftMonitor(self.settings)
+        if state is not None:
+            try:
+                monitor.restore(state)
+            except Exception as exc:  # noqa: BLE001 - a bad drift state must not stop labeling
+                self._failed("restore", exc)
+                self.monitors[partition] = DriftMonitor(self.settings)
+
+    def release(self, partition: int) -> None:
+        """Forget ``partition``'s monitor (the partition was revoked)."""
+        self.monitors.pop(partition, None)
 
     def close(self) -> None:
         self._sinks.close()
+
+
+def _level(summary: Mapping[str, Any]) -> dict[str, float]:
+    """A summary's level as comparable numbers: mean, rate, or category shares."""
+    if "top" in summary:
+        return {str(k): float(v) for k, v in summary["top"]}
+    for name in ("mean", "rate"):
+        v = summary.get(name)
+        if isinstance(v, int | float) and math.isfinite(v):
+            return {name: float(v)}
+    return {}
+
+
+def _linf(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    return max((abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys()), default=0.0)
+
+
+def same_level(event: DriftEvent, published: DriftEvent) -> bool:
+    """Whether ``event``'s current level is nearer ``published``'s current than its reference."""
+    now, new, old = _level(event.current), _level(published.current), _level(published.reference)
+    if not now or not new or not old or now.keys() & new.keys() == set():
+        return False
+    return _linf(now, new) < _linf(now, old)
 
 
 def build_hub(settings: DriftSettings, topic: str, counters: Counter[str],

@@ -101,7 +101,7 @@ def test_adwin_reports_its_cut() -> None:
 
 def test_unknown_detector_and_bad_parameter_are_config_errors() -> None:
     with pytest.raises(DriftConfigError, match="unknown drift detector"):
-        make_detector("CUSUM")
+        make_detector("CUSUMX")
     with pytest.raises(DriftConfigError, match="PageHinkley"):
         make_detector("PageHinkley", {"treshold": 3})
     with pytest.raises(DriftConfigError):
@@ -137,3 +137,68 @@ def test_watch_reports_the_detector_that_fired_first() -> None:
     firing = next(f for z in zs if (f := watch.update(z)) is not None)
     assert firing.detector == "PageHinkley"
     assert firing.statistic > firing.threshold == 3.0
+
+
+def test_cusum_tests_against_the_reference_not_its_own_past() -> None:
+    # A level that is off from the first update is a change for the CUSUM,
+    # and never one for PageHinkley, which measures from its own running mean.
+    xs = [1.5] * 200
+    cusum = make_detector("CUSUM", {"delta": 1.0, "threshold": 8.0})
+    page = make_detector("PageHinkley", {"delta": 1.0, "threshold": 8.0, "alpha": 1.0})
+    assert feed(cusum, xs)[0] == 15  # 16 updates of 0.5 excess reach 8
+    assert feed(page, xs) == []
+    f = cusum.last_firing
+    assert f is not None and f.statistic_name == "cumulative_deviation"
+    assert f.statistic >= f.threshold == 8.0 and f.direction == 1 and f.recent == 16
+
+
+def test_adwin_reports_a_split_whose_gap_crosses_its_bound() -> None:
+    # Every firing, not only the easy ones: many small changes in both directions.
+    watch = Watch([("ADWIN", {"delta": 1e-5, "clock": 1, "min_window_length": 1,
+                              "grace_period": 4}, 4.0)])
+    rng = random.Random(11)
+    firings = []
+    for t in range(120_000):
+        f = watch.update(rng.gauss(0.3 if (t // 3000) % 2 else 0.0, 1.0))
+        if f is not None:
+            firings.append((t, f))
+    assert len(firings) > 20
+    for t, f in firings:
+        assert f.statistic > f.threshold, (t, f)
+        rising = (t // 3000) % 2 == 1
+        if t % 3000 > 1000:  # well after a change: the direction is the change's
+            assert f.direction == (1 if rising else -1)
+
+
+@pytest.mark.parametrize("name", ["CUSUM", "ADWIN", "PageHinkley"])
+def test_state_round_trip_continues_exactly(name: str) -> None:
+    import msgpack
+
+    params = {"CUSUM": {"delta": 0.5, "threshold": 6.0}, "ADWIN": {"delta": 0.002},
+              "PageHinkley": {"threshold": 20.0}}[name]
+    xs, change = shifted(name)
+    whole = make_detector(name, params)
+    expected = feed(whole, xs)
+    part = make_detector(name, params)
+    head = feed(part, xs[: change + 3])
+    saved = msgpack.unpackb(msgpack.packb(part.state()))
+    resumed = make_detector(name, params)
+    resumed.restore(saved)
+    tail = [i + change + 3 for i in feed(resumed, xs[change + 3 :])]
+    assert head + tail == expected and expected
+
+
+def test_watch_state_round_trip_continues_exactly() -> None:
+    import msgpack
+
+    specs = [("CUSUM", {"delta": 1.0, "threshold": 8.0}, 1.0),
+             ("ADWIN", {"delta": 1e-5, "clock": 1}, 4.0)]
+    rng = random.Random(3)
+    zs = [rng.gauss(0.4 if (i // 700) % 2 else 0.0, 1.0) for i in range(6000)]
+    whole = Watch(specs)
+    expected = [(i, f) for i, z in enumerate(zs) if (f := whole.update(z)) is not None]
+    first = Watch(specs)
+    got = [(i, f) for i, z in enumerate(zs[:2500]) if (f := first.update(z)) is not None]
+    again = Watch.from_state(msgpack.unpackb(msgpack.packb(first.state())))
+    got += [(i + 2500, f) for i, z in enumerate(zs[2500:]) if (f := again.update(z)) is not None]
+    assert got == expected and len(expected) >= 3

@@ -118,6 +118,9 @@ def test_a_non_numeric_value_in_a_numeric_feature_is_one_schema_event() -> None:
 
     events = drive(m, make, 6000)
     assert [(e.kind, e.stream, e.feature) for e in events] == [("schema", "type_mismatch", "price")]
+    # Dated by the record that showed it, not by the end of its block.
+    assert events[0].event_time == 1_700_000_000.0 + 3007
+    assert events[0].source == "raw.predictions[0]@3007"
 
 
 def test_schema_events_from_upstream_are_deduplicated_per_cooldown() -> None:
@@ -227,3 +230,43 @@ def test_flush_also_counts_a_pending_categorical_block() -> None:
         if i % 100 == 99:
             events += m.flush()  # partial blocks, numeric and categorical
     assert [(e.feature, e.stream) for e in events] == [("c", "distribution")]
+
+
+def test_state_round_trip_gives_exactly_the_events_of_an_uninterrupted_monitor() -> None:
+    import msgpack
+
+    def make(i: int):
+        rng = random.Random(i)  # per-event seed: both runs see the same stream
+        late = i >= 6000
+        feats: dict[str, object] = {"price": rng.gauss(23 if late else 20, 3),
+                                    "flag": 1.0 if rng.random() < (0.02 if i >= 9000 else 0.001)
+                                    else 0.0,
+                                    "country": rng.choices("abc", [0.2, 0.3, 0.5] if late
+                                                           else [0.5, 0.3, 0.2])[0]}
+        if i >= 3000:
+            feats["late"] = rng.gauss(0, 1)
+        return feats, {"score": rng.betavariate(2, 5)}
+
+    def label(i: int) -> bool:
+        return random.Random(-i).random() < (0.3 if i >= 7000 else 0.1)
+
+    def run(monitor: DriftMonitor, start: int, stop: int) -> list[dict]:
+        out = []
+        for i in range(start, stop):
+            feats, pred = make(i)
+            src = SourceRef("raw.predictions", 0, i)
+            out += monitor.observe_prediction(prediction(i, feats, pred), src)
+            out += monitor.observe_label("ctr", float(i), None, label(i), src)
+        return [e.to_dict() for e in out]
+
+    whole = run(DriftMonitor(), 0, 14_000)
+    assert {(e["feature"], e["stream"]) for e in whole} >= {
+        ("price", "mean"), ("country", "distribution"), ("label", "positive_rate"),
+        ("flag", "rate")}
+    for cut in (500, 3007, 6100, 9050):
+        first = DriftMonitor()
+        got = run(first, 0, cut)
+        second = DriftMonitor()
+        second.restore(msgpack.unpackb(msgpack.packb(first.state()), strict_map_key=False))
+        got += run(second, cut, 14_000)
+        assert got == whole, cut

@@ -73,3 +73,18 @@ def test_unknown_keys_are_errors_that_name_the_key(data: dict, where: str) -> No
 def test_out_of_range_values_are_rejected(data: dict) -> None:
     with pytest.raises(ValidationError):
         ADAPTER.validate_python(data)
+
+
+def test_the_readme_low_traffic_preset_is_the_one_in_code() -> None:
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Low-traffic preset", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert block is not None
+    preset = ADAPTER.validate_python(tomllib.loads(block.group(1))["drift"])
+    assert preset == DriftSettings.low_traffic()
+    assert preset != DriftSettings()

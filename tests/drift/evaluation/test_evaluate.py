@@ -64,8 +64,11 @@ def test_score_counts_first_alarms_and_companions() -> None:
         (10_200, "x"),  # the same stream again: false
         (15_000, "x"),  # beyond the tolerance: false
     ]
-    detected, missed, delays, false = score(sc, alarms, 30_000)
-    assert (detected, missed, delays, false) == (1, 1, [100], 3)
+    detected, missed, delays, false, repeats = score(sc, alarms, 30_000)
+    assert (detected, missed, delays, false, repeats) == (1, 1, [100], 3, 0)
+    ramp = Scenario("r", "numeric", 30_000, (10_000, 20_000), 1000, lambda rng, size: iter(()),
+                    "", ramp=5000)
+    assert score(ramp, alarms, 30_000) == (1, 1, [100], 1, 2)  # only (500, x) is false
 
 
 def test_streams_change_where_they_say() -> None:
