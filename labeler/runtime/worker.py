@@ -63,6 +63,9 @@ class DriftObserver(Protocol):
     def check_schema(self, counters: Counter[str]) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+    def state(self, partition: int) -> dict[str, Any] | None: ...
+    def restore(self, partition: int, state: Any) -> None: ...
+    def release(self, partition: int) -> None: ...
 
 
 DEAD_LETTER_LOGS = 10
@@ -431,9 +434,12 @@ class Worker:
             if late:
                 files.append(encode_corrections(late, name, self.config.output.compression))
             join = part.join
+            snapshot = join.snapshot()
+            if self.drift is not None:  # the monitors resume where this checkpoint stands
+                snapshot["drift"] = self.drift.state(part.index)
             try:
                 checkpoint = self.checkpoints.commit(
-                    part.index, epoch, part.offsets, join.snapshot(), files,
+                    part.index, epoch, part.offsets, snapshot, files,
                     before=flush_producer, log=join.log, segments=part.segments,
                     keep_from=join.oldest_needed_epoch(), previous_epoch=part.epoch)
             except Fenced as exc:
@@ -498,6 +504,8 @@ class Worker:
                 part.segments = checkpoint.segments
             part.first_offset = part.offsets.get(self.topics[0], 0)
             join.watermark.expect(self._sources(index))
+            if self.drift is not None:
+                self.drift.restore(index, checkpoint.state.get("drift") if checkpoint else None)
             self.partitions[index] = part
             log("partition.assigned", partition=index, offsets=part.offsets,
                 pending=join.pending_count, pending_on_disk=join.pending.on_disk,
@@ -514,6 +522,9 @@ class Worker:
         return [(topic, index) for topic in self.topics]
 
     def _removed(self, indexes: list[int]) -> None:
+        if self.drift is not None:
+            for index in indexes:
+                self.drift.release(index)
         if self._progress is not None:
             self._progress.removed(indexes, bool(self.partitions), time.monotonic())
         self._share_memory()
