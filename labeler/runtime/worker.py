@@ -10,33 +10,32 @@ itself, so it keeps their frontiers, decides which records are late, and
 reports the frontiers to each co-partition's watermark. With ``"always"`` the
 ingest stage did that, and its ``SourceMark`` records arrive in the internal
 topics beside the data. Idleness and the end of a bounded run are in
-``labeler.runtime.progress``.
+``labeler.runtime.progress``; the hot path that feeds the joins in
+``labeler.runtime.intake``; partitions coming and going in
+``labeler.runtime.assignment``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink
 from ingest.kafka.progress import MembershipWatch
-from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
+from ingest.records import SourceRef
 from ingest.wire.codec import CanonicalDecoder
 from ingest.wire.decode import Decoder
 from labeler.config import Config
-from labeler.join.inputs import DirectInputs
-from labeler.join.partition import PartitionJoin
-from labeler.join.pending import PendingStore
 from labeler.join.records import LabeledExample
 from labeler.join.rules import join_rules
 from labeler.logs import log
@@ -46,58 +45,19 @@ from labeler.output.checkpoint import (
     Fenced,
     PublishError,
     shard_name,
-    stream_tag,
 )
 from labeler.output.shards import Rotation, ShardEncoder, ShardFile, encode_corrections
 from labeler.output.storage import Storage
+from labeler.runtime.assignment import Assignment, Rebalance
+from labeler.runtime.intake import DEAD_LETTER_LOGS, Intake
+from labeler.runtime.partitions import DriftObserver, OwnedPartition, Upstream
 from labeler.runtime.progress import InputProgress
 from labeler.runtime.status import PartitionStatus, WorkerStatus, status_line
 
-
-class DriftObserver(Protocol):
-    """What the worker needs from drift monitoring (``labeler.runtime.drift_hub.DriftHub``)."""
-
-    def attach(self, producer: KafkaProducer) -> None: ...
-    def observe_prediction(self, prediction: Prediction, source: SourceRef) -> Any: ...
-    def observe_labeled(self, example: LabeledExample, source: SourceRef) -> Any: ...
-    def check_schema(self, counters: Counter[str]) -> None: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
-    def state(self, partition: int) -> dict[str, Any] | None: ...
-    def restore(self, partition: int, state: Any) -> None: ...
-    def release(self, partition: int) -> None: ...
+STATUS_EVERY_S = 0.5  # how often the loop publishes the snapshot the HTTP side reads
 
 
-DEAD_LETTER_LOGS = 10
-
-
-class Upstream(Protocol):
-    """The ingest stage running beside the worker in one process."""
-
-    def done(self) -> bool: ...
-    def failure(self) -> BaseException | None: ...
-
-
-class _Partition:
-    """Everything the worker holds for one assigned partition index."""
-
-    __slots__ = ("index", "join", "inputs", "rows", "emitted_at", "epoch", "offsets",
-                 "first_offset", "dirty", "segments")
-
-    def __init__(self, index: int, join: PartitionJoin, epoch: int, offsets: dict[str, int]):
-        self.index = index
-        self.join = join
-        self.inputs: DirectInputs | None = None  # with repartition = "never"
-        self.rows: list[LabeledExample] = []
-        self.emitted_at: list[tuple[float, int]] = []  # (wall time, rows emitted then)
-        self.epoch = epoch
-        self.offsets = offsets  # topic -> next offset to read
-        self.first_offset = 0
-        self.dirty = False
-        self.segments: list[tuple[int, str]] = []  # state segments its checkpoint keeps
-
-
-class Worker:
+class Worker(Intake, Assignment):
     """Runs the labeling pipeline until stopped, idle, or signalled."""
 
     def __init__(self, config: Config, drift: DriftObserver | None = None,
@@ -144,7 +104,7 @@ class Worker:
                                     Rotation(out.max_rows, int(out.max_bytes), out.max_span_s))
         self.drift = drift
         self.on_rows = on_rows
-        self.partitions: dict[int, _Partition] = {}
+        self.partitions: dict[int, OwnedPartition] = {}
         self._stop = False
         self._last_commit = time.monotonic()
         self._consumer: KafkaConsumer | None = None
@@ -158,6 +118,8 @@ class Worker:
         self._progress: InputProgress | None = None
         self._dead_letter_logs: Counter[str] = Counter()
         self._audit_warned = 0
+        self._published: WorkerStatus | None = None
+        self._published_at = -math.inf
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -237,6 +199,7 @@ class Worker:
                 if mono - last_status >= status_every:
                     self.log_status(mono - started)
                     last_status = mono
+                self.publish_status(mono)
                 if self.drift is not None and mono - last_schema_check >= 1.0:
                     self.drift.check_schema(self.counters)
                     last_schema_check = mono
@@ -252,6 +215,7 @@ class Worker:
                 self.drift.flush()
             self.commit()
             self.log_status(time.monotonic() - started)
+            self._published = self.snapshot()  # the final state, for whoever asks after
         finally:
             for part in self.partitions.values():
                 part.join.pending.close()  # the spill files are scratch space
@@ -265,7 +229,7 @@ class Worker:
 
     def _subscribed_consumer(self) -> KafkaConsumer:
         consumer = new_consumer(self._consumer_options)
-        consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        consumer.subscribe(list(self.topics), listener=Rebalance(self))
         return consumer
 
     def _rejoin(self, state: str) -> None:
@@ -287,106 +251,13 @@ class Worker:
         if self._progress is not None:
             self._progress.rebind(self._consumer)
 
-    def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
-        progress = self._progress
-        for tp, messages in batch.items():
-            part = self.partitions.get(tp.partition)
-            if part is None:
-                continue  # revoked during this poll: the next owner reads it again
-            if self.repartitioned:
-                self._take_internal(part, tp, messages)
-            else:
-                self._take_raw(part, tp, messages)
-            part.offsets[tp.topic] = messages[-1].offset + 1
-            part.dirty = True
-            if progress is not None:
-                progress.delivered(tp, now)
-        self.counters["messages"] += sum(len(m) for m in batch.values())
-
-    def _take_internal(self, part: _Partition, tp: TopicPartition, messages: list[Any]) -> None:
-        """Records of the ingest stage: canonical records, late outcomes, source marks."""
-        decode = self.decoders[tp.topic].decode
-        join, drift = part.join, self.drift
-        for message in messages:
-            decoded = decode(message.value)
-            if type(decoded) is DeadLetter:
-                self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
-                                  message.key)
-                continue
-            for record in decoded:
-                kind = type(record)
-                if kind is Prediction:
-                    join.add_prediction(record)
-                    if drift is not None:
-                        drift.observe_prediction(
-                            record, SourceRef(tp.topic, tp.partition, message.offset))
-                elif kind is Outcome:
-                    join.add_outcome(record)
-                elif kind is LateOutcome:
-                    join.add_outcome(record.outcome, late=True)
-                else:
-                    join.watermark.update((record.topic, record.partition), record.mark,
-                                          record.idle)
-
-    def _take_raw(self, part: _Partition, tp: TopicPartition, messages: list[Any]) -> None:
-        """Raw messages (``repartition = "never"``): decode, judge lateness, join."""
-        decode = self.decoders[tp.topic].decode
-        inputs, drift = part.inputs, self.drift
-        if inputs is None:
-            inputs = part.inputs = DirectInputs(part.join, *self._sources(part.index))
-        is_prediction = tp.topic == self.topics[0]
-        for message in messages:
-            record = decode(message.value)
-            if type(record) is DeadLetter:
-                self._dead_letter(record, SourceRef(tp.topic, tp.partition, message.offset),
-                                  message.key)
-            elif not is_prediction:
-                inputs.outcome(record)
-            elif not inputs.prediction(record):
-                self._late_prediction(record, inputs.prediction_mark, tp, message)
-            elif drift is not None:
-                drift.observe_prediction(record,
-                                         SourceRef(tp.topic, tp.partition, message.offset))
-
-    def _late_prediction(self, prediction: Prediction, mark: float, tp: TopicPartition,
-                         message: Any) -> None:
-        t = prediction.event_time
-        self._dead_letter(DeadLetter(
-            "late_prediction",
-            f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
-            f"{mark:.3f}, more than join.allowed_lateness_s = {self.rules.lateness:g}",
-            message.value or b""), SourceRef(tp.topic, tp.partition, message.offset), message.key)
-
-    def _position(self, tp: TopicPartition) -> int:
-        """The next offset this worker reads of ``tp`` (asks the consumer if unknown)."""
-        part = self.partitions.get(tp.partition)
-        known = part.offsets.get(tp.topic) if part is not None else None
-        if known is not None:
-            return known
-        if self._consumer is None:
-            raise RuntimeError("no consumer: _position() is called inside run()")
-        return self._consumer.position(tp, timeout_ms=5000)
-
-    def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
-        letter = replace(letter, source=source)
-        if self.pii is not None:  # the decoders' letters already are; internal topics' are not
-            letter = self.pii.redact_dead_letter(letter)
-        if self.dead_letters is not None:
-            self.dead_letters.send(letter, key)
-        # a flood of bad input must not become a flood of log lines: the first
-        # DEAD_LETTER_LOGS of each reason per status interval are logged, the rest counted
-        self._dead_letter_logs[letter.reason] += 1
-        if self._dead_letter_logs[letter.reason] <= DEAD_LETTER_LOGS:
-            log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
-                source=str(source))
-
     def _advance(self) -> None:
         for part in self.partitions.values():
             rows = part.join.advance()
             if rows:
                 self._emit(part, rows)
 
-    def _emit(self, part: _Partition, rows: list[LabeledExample]) -> None:
+    def _emit(self, part: OwnedPartition, rows: list[LabeledExample]) -> None:
         part.rows.extend(rows)
         part.emitted_at.append((time.time(), len(rows)))
         part.dirty = True
@@ -458,7 +329,7 @@ class Worker:
                 log("kafka_commit_failed", logging.WARNING, error=str(exc))
         self._last_commit = time.monotonic()
 
-    def _committed(self, part: _Partition, epoch: int, files: list[ShardFile],
+    def _committed(self, part: OwnedPartition, epoch: int, files: list[ShardFile],
                    checkpoint: Checkpoint) -> None:
         """Account for an epoch whose checkpoint is written, and start the next one."""
         part.segments = checkpoint.segments
@@ -477,102 +348,26 @@ class Worker:
         part.dirty = False
         part.first_offset = part.offsets.get(self.topics[0], 0)
 
-    # -- assignment --------------------------------------------------------------------
-
-    def assign(self, indexes: set[int]) -> None:
-        """Take partitions over from their checkpoints (runs on the consumer's IO loop:
-        ``seek`` only; no blocking consumer call)."""
-        if self._consumer is None:
-            raise RuntimeError("assign() is called by the consumer, inside run()")
-        wall = time.time()
-        new = sorted(indexes - set(self.partitions))
-        share = int(self.config.state.memory_budget) // max(len(self.partitions) + len(new), 1)
-        for index in new:
-            checkpoint = self.checkpoints.recover(index)
-            if checkpoint is None:
-                # No checkpoint: start where Kafka's committed offset (or the reset
-                # policy) says; offsets become known with the first message read.
-                join = PartitionJoin(self.rules, self.counters, self._pending_store(index, share))
-                part = _Partition(index, join, 0, {})
-            else:
-                join = PartitionJoin.restore(
-                    self.rules, checkpoint.state, self.checkpoints.segments(checkpoint),
-                    self.counters, self._pending_store(index, share), checkpoint.epoch + 1)
-                for topic, offset in checkpoint.offsets.items():
-                    self._consumer.seek(TopicPartition(topic, index), offset)
-                part = _Partition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
-                part.segments = checkpoint.segments
-            part.first_offset = part.offsets.get(self.topics[0], 0)
-            join.watermark.expect(self._sources(index))
-            if self.drift is not None:
-                self.drift.restore(index, checkpoint.state.get("drift") if checkpoint else None)
-            self.partitions[index] = part
-            log("partition.assigned", partition=index, offsets=part.offsets,
-                pending=join.pending_count, pending_on_disk=join.pending.on_disk,
-                epoch=part.epoch, restore_s=round(time.time() - wall, 3))
-        if self._progress is not None:
-            self._progress.assigned(new, time.monotonic())
-        self._share_memory()
-
-    def _sources(self, index: int) -> list[tuple[str, int]]:
-        """The partitions whose event time co-partition ``index`` must hear from: every
-        raw partition when the input is re-keyed, else its own two inputs."""
-        if self.repartitioned:
-            return list(self.raw_sources)
-        return [(topic, index) for topic in self.topics]
-
-    def _removed(self, indexes: list[int]) -> None:
-        if self.drift is not None:
-            for index in indexes:
-                self.drift.release(index)
-        if self._progress is not None:
-            self._progress.removed(indexes, bool(self.partitions), time.monotonic())
-        self._share_memory()
-
-    def _pending_store(self, index: int, share: int) -> PendingStore:
-        return PendingStore(share, self.config.state.spill_dir or None,
-                            name=f"{stream_tag(self.checkpoints.stream)}-p{index:04d}")
-
-    def _share_memory(self) -> None:
-        """Split ``state.memory_budget`` evenly between the partitions held now."""
-        share = int(self.config.state.memory_budget) // max(len(self.partitions), 1)
-        for part in self.partitions.values():
-            part.join.pending.memory_budget = share
-
-    def revoke(self, indexes: set[int]) -> None:
-        mine = sorted(indexes & set(self.partitions))
-        if mine:
-            self.commit(mine, to_kafka=False)
-        for index in mine:
-            self.partitions.pop(index).join.pending.close()
-            log("partition.revoked", partition=index)
-        self._removed(mine)
-
-    def _fenced(self, part: _Partition, reason: Fenced) -> None:
-        """Another worker took ``part`` over while this one was cut off from the group:
-        drop it unwritten (its records are skipped until the group reassigns it)."""
-        self.partitions.pop(part.index, None)
-        part.join.pending.close()
-        self.counters["partitions_fenced"] += 1
-        # not paused: kafka-python 3.0.12 never hands back records parked by a pause
-        # (fetcher.py: the resume check on _next_partition_records). Its records are
-        # skipped while it is not ours; a reassignment seeks to its checkpoint.
-        log("partition.fenced", logging.WARNING, partition=part.index, reason=str(reason))
-        self._removed([part.index])
-
-    def lose(self, indexes: set[int]) -> None:
-        """Partitions taken away after this member was evicted: another member may
-        own them already, so their state is dropped without a checkpoint."""
-        lost = sorted(indexes & set(self.partitions))
-        for index in lost:
-            self.partitions.pop(index).join.pending.close()
-            log("partition.lost", logging.WARNING, partition=index)
-        self._removed(lost)
-
     # -- status ------------------------------------------------------------------------
 
     def status(self) -> WorkerStatus:
-        """A plain snapshot of the worker's state, for logs, metrics and health checks."""
+        """The worker's state for metrics and health checks; safe from any thread.
+
+        The HTTP threads never walk the worker's live structures (they change on
+        the loop thread while being read): the loop publishes an immutable
+        snapshot at most every ``STATUS_EVERY_S`` and this returns the last one.
+        """
+        published = self._published
+        return published if published is not None else self.snapshot()
+
+    def publish_status(self, now: float) -> None:
+        """Publish a fresh snapshot for ``status()`` (loop thread only)."""
+        if now - self._published_at >= STATUS_EVERY_S:
+            self._published = self.snapshot()
+            self._published_at = now
+
+    def snapshot(self) -> WorkerStatus:
+        """A plain snapshot of the worker's state (loop thread only)."""
         wall = time.time()
         return WorkerStatus(
             counters=dict(self.counters),
@@ -596,7 +391,7 @@ class Worker:
     def log_status(self, elapsed: float) -> None:
         suppressed = sum(max(0, v - DEAD_LETTER_LOGS) for v in self._dead_letter_logs.values())
         broker = self._progress.broker if self._progress is not None else None
-        log("status", **status_line(self.status(), self.counters, elapsed),
+        log("status", **status_line(self.snapshot(), self.counters, elapsed),
             dead_letter_logs_suppressed=suppressed,
             lag=broker.last_lag if broker is not None else None,
             broker_reachable=broker.reachable if broker is not None else None)
@@ -609,17 +404,3 @@ class Worker:
                 hint="on-time records found their window closed: idleness moved the "
                      "watermark (join.idle_after_s) while their source was still sending")
             self._audit_warned = early
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.worker.revoke({tp.partition for tp in revoked})
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.worker.assign({tp.partition for tp in assigned})
-
-    def on_partitions_lost(self, lost: Any) -> None:
-        self.worker.lose({tp.partition for tp in lost})

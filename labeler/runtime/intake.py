@@ -1,0 +1,141 @@
+"""The hot path: a poll batch of one partition into its join.
+
+With ``repartition = "always"`` the records are the ingest stage's: canonical
+records, late outcomes and source marks. With ``"never"`` they are raw
+forwarder messages, decoded here, with lateness judged by ``DirectInputs``.
+Bad input becomes a dead letter with its reason; nothing stops the partition.
+Runs on the worker thread (a part of ``Worker``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.kafka.dead_letters import DeadLetterSink
+from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
+from ingest.wire.pii import PiiPolicy
+from labeler.join.inputs import DirectInputs
+from labeler.join.rules import JoinRules
+from labeler.logs import log
+from labeler.runtime.partitions import DriftObserver, OwnedPartition
+from labeler.runtime.progress import InputProgress
+
+DEAD_LETTER_LOGS = 10  # logged per reason per status interval; the rest are counted
+
+
+class Intake:
+    """The worker's reading of records (see the module docstring)."""
+
+    rules: JoinRules
+    counters: Counter[str]
+    topics: tuple[str, str]
+    decoders: dict[str, Any]
+    repartitioned: bool
+    partitions: dict[int, OwnedPartition]
+    drift: DriftObserver | None
+    pii: PiiPolicy | None
+    dead_letters: DeadLetterSink | None
+    _consumer: KafkaConsumer | None
+    _progress: InputProgress | None
+    _dead_letter_logs: Counter[str]
+
+    def _sources(self, index: int) -> list[tuple[str, int]]:
+        raise NotImplementedError
+
+    def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
+        progress = self._progress
+        for tp, messages in batch.items():
+            part = self.partitions.get(tp.partition)
+            if part is None:
+                continue  # revoked during this poll: the next owner reads it again
+            if self.repartitioned:
+                self._take_internal(part, tp, messages)
+            else:
+                self._take_raw(part, tp, messages)
+            part.offsets[tp.topic] = messages[-1].offset + 1
+            part.dirty = True
+            if progress is not None:
+                progress.delivered(tp, now)
+        self.counters["messages"] += sum(len(m) for m in batch.values())
+
+    def _take_internal(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> None:
+        """Records of the ingest stage: canonical records, late outcomes, source marks."""
+        decode = self.decoders[tp.topic].decode
+        join, drift = part.join, self.drift
+        for message in messages:
+            decoded = decode(message.value)
+            if type(decoded) is DeadLetter:
+                self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
+                                  message.key)
+                continue
+            for record in decoded:
+                kind = type(record)
+                if kind is Prediction:
+                    join.add_prediction(record)
+                    if drift is not None:
+                        drift.observe_prediction(
+                            record, SourceRef(tp.topic, tp.partition, message.offset))
+                elif kind is Outcome:
+                    join.add_outcome(record)
+                elif kind is LateOutcome:
+                    join.add_outcome(record.outcome, late=True)
+                else:
+                    join.watermark.update((record.topic, record.partition), record.mark,
+                                          record.idle)
+
+    def _take_raw(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> None:
+        """Raw messages (``repartition = "never"``): decode, judge lateness, join."""
+        decode = self.decoders[tp.topic].decode
+        inputs, drift = part.inputs, self.drift
+        if inputs is None:
+            inputs = part.inputs = DirectInputs(part.join, *self._sources(part.index))
+        is_prediction = tp.topic == self.topics[0]
+        for message in messages:
+            record = decode(message.value)
+            if type(record) is DeadLetter:
+                self._dead_letter(record, SourceRef(tp.topic, tp.partition, message.offset),
+                                  message.key)
+            elif not is_prediction:
+                inputs.outcome(record)
+            elif not inputs.prediction(record):
+                self._late_prediction(record, inputs.prediction_mark, tp, message)
+            elif drift is not None:
+                drift.observe_prediction(record,
+                                         SourceRef(tp.topic, tp.partition, message.offset))
+
+    def _late_prediction(self, prediction: Prediction, mark: float, tp: TopicPartition,
+                         message: Any) -> None:
+        t = prediction.event_time
+        self._dead_letter(DeadLetter(
+            "late_prediction",
+            f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
+            f"{mark:.3f}, more than join.allowed_lateness_s = {self.rules.lateness:g}",
+            message.value or b""), SourceRef(tp.topic, tp.partition, message.offset), message.key)
+
+    def _position(self, tp: TopicPartition) -> int:
+        """The next offset this worker reads of ``tp`` (asks the consumer if unknown)."""
+        part = self.partitions.get(tp.partition)
+        known = part.offsets.get(tp.topic) if part is not None else None
+        if known is not None:
+            return known
+        if self._consumer is None:
+            raise RuntimeError("no consumer: _position() is called inside run()")
+        return self._consumer.position(tp, timeout_ms=5000)
+
+    def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
+        letter = replace(letter, source=source)
+        if self.pii is not None:  # the decoders' letters already are; internal topics' are not
+            letter = self.pii.redact_dead_letter(letter)
+        if self.dead_letters is not None:
+            self.dead_letters.send(letter, key)
+        # a flood of bad input must not become a flood of log lines: the first
+        # DEAD_LETTER_LOGS of each reason per status interval are logged, the rest counted
+        self._dead_letter_logs[letter.reason] += 1
+        if self._dead_letter_logs[letter.reason] <= DEAD_LETTER_LOGS:
+            log("dead_letter", logging.WARNING, reason=letter.reason, detail=letter.detail,
+                source=str(source))
