@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -38,9 +39,7 @@ class Assignment:
     drift: DriftObserver | None
     _consumer: KafkaConsumer | None
     _progress: InputProgress | None
-
-    def commit(self, indexes: list[int] | None = None, to_kafka: bool = True) -> None:
-        raise NotImplementedError
+    commit: Callable[..., None]  # the Worker's
 
     def assign(self, indexes: set[int]) -> None:
         """Take partitions over from their checkpoints (runs on the consumer's IO loop:

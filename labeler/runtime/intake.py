@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,9 +44,7 @@ class Intake:
     _consumer: KafkaConsumer | None
     _progress: InputProgress | None
     _dead_letter_logs: Counter[str]
-
-    def _sources(self, index: int) -> list[tuple[str, int]]:
-        raise NotImplementedError
+    _sources: Callable[[int], list[tuple[str, int]]]  # Assignment's
 
     def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
         progress = self._progress

@@ -154,3 +154,20 @@ def test_a_worker_frozen_past_its_session_timeout(kafka_config: Any, tmp_path: P
         producer.join(timeout=300)
         assert worker.wait(timeout=300) == 0, log_path.read_text()[-4000:]
     _compare(config)
+
+
+def test_offered_load_above_capacity_then_a_drain(kafka_config: Any, tmp_path: Path) -> None:
+    """Traffic offered faster than one worker labels it (the lag grows for the whole
+    run), then a bounded end: every label equal to the oracle, none closed early."""
+    config, path = _live(kafka_config, tmp_path, "")
+    producer = _traffic(config, seconds=20.0, rate=8000.0)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "ab") as log:
+        worker = start_worker(path, log, "--until-idle", "6", "--drain")
+        producer.join(timeout=600)
+        assert worker.wait(timeout=600) == 0, log_path.read_text()[-4000:]
+    statuses = [e for e in _events(log_path) if e["event"] == "status"]
+    lags = [e["lag"] for e in statuses if e.get("lag") is not None]
+    print(f"max lag {max(lags, default=0)} messages over {len(statuses)} status lines")
+    assert statuses[-1]["outcomes_after_close"] == 0
+    _compare(config)
