@@ -42,7 +42,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -57,8 +57,8 @@ from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import DeadLetter, LateOutcome, Prediction, SourceMark, SourceRef
 from ingest.repartition.frontier import Frontier
 from ingest.repartition.partitioner import internal_partition
+from ingest.repartition.routes import IncompleteRun, Route, TimeRules
 from ingest.wire.codec import encode_batch, pack
-from ingest.wire.decode import Decoder
 
 _logger = logging.getLogger("loglabel")
 CONFIRM_EVERY_S = 1.0  # at most one end-offsets request per second for idleness
@@ -67,32 +67,6 @@ STALL_AFTER_S = 60.0  # unread input and nothing delivered for this long: a logg
 
 def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
     _logger.log(level, event, extra={"fields": fields})
-
-
-class IncompleteRun(IngestError):
-    """``--until-idle`` could not end cleanly: nothing was assigned, or input is unread."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One raw topic, how to decode it, and the internal topic it feeds."""
-
-    raw_topic: str
-    internal_topic: str
-    decoder: Decoder
-
-
-@dataclass(frozen=True, slots=True)
-class TimeRules:
-    """How the stage judges event time (the labeler's ``[join]`` settings)."""
-
-    lateness: float = 10.0
-    votes: int = 3
-    ahead_s: float = math.inf
-    idle_after: float = 30.0
-
-    def frontier(self, top: list[float] | tuple[float, ...] = ()) -> Frontier:
-        return Frontier(self.lateness, self.votes, self.ahead_s, top)
 
 
 class Repartitioner:
