@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -47,14 +47,14 @@ class BrokerProgress:
         self.reachable_since = time.monotonic()
         self._last_probe = -math.inf
 
-    def probe(self, positions: Mapping[TopicPartition, int], now: float,
+    def probe(self, positions: Callable[[], Mapping[TopicPartition, int | None]], now: float,
               every_s: float = 5.0) -> None:
-        """Every ``every_s``: ask for the lag of ``positions``, so an outage is logged
+        """Every ``every_s``: ask for the lag of ``positions()``, so an outage is logged
         even when nothing else would have asked, and the status line shows the lag."""
         if now - self._last_probe < every_s:
             return
         self._last_probe = now
-        lag = self.lag(positions)
+        lag = self.lag(positions())
         self.last_lag = None if lag is None else sum(lag.values())
 
     def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int] | None:
@@ -80,13 +80,16 @@ class BrokerProgress:
         self.last_answer = now
         return dict(offsets)
 
-    def lag(self, positions: Mapping[TopicPartition, int]) -> dict[TopicPartition, int] | None:
+    def lag(self, positions: Mapping[TopicPartition, int | None]
+            ) -> dict[TopicPartition, int] | None:
         """Unread messages per partition given our ``positions`` (next offsets to read),
-        or ``None`` when the broker did not answer."""
+        or ``None`` when the broker did not answer or a position is unknown."""
+        if any(p is None for p in positions.values()):
+            return None
         ends = self.end_offsets(positions)
         if ends is None:
             return None
-        return {tp: max(0, ends[tp] - positions[tp]) for tp in positions}
+        return {tp: max(0, ends[tp] - (positions[tp] or 0)) for tp in positions}
 
     def _failed(self, exc: BaseException) -> None:
         if self.reachable:

@@ -37,6 +37,7 @@ hop effectively-once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -63,6 +64,7 @@ from ingest.wire.codec import encode_batch, pack
 _logger = logging.getLogger("loglabel")
 CONFIRM_EVERY_S = 1.0  # at most one end-offsets request per second for idleness
 STALL_AFTER_S = 60.0  # unread input and nothing delivered for this long: a logged stall
+RESEND_MARKS_S = 5.0  # every mark is written again this often, changed or not
 
 
 def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -101,6 +103,7 @@ class Repartitioner:
         self._next: dict[TopicPartition, int] = {}  # raw partition -> next offset to read
         self._sent: dict[TopicPartition, tuple[float, bool]] = {}  # last mark written
         self._idle_at: dict[TopicPartition, float] = {}  # quiet-for when confirmed caught up
+        self._resent_at = -math.inf
         self._buckets: dict[tuple[str, int], list[list[Any]]] = {}
         self._clock = InputClock()
         self._delivery = DeliveryTracker()
@@ -150,7 +153,7 @@ class Repartitioner:
                     self.last_input_at = now
                 self._flush_buckets(producer)
                 self._progress.probe(
-                    {tp: self._position(consumer, tp) for tp in consumer.assignment()}, now)
+                    functools.partial(self._positions, consumer), now)
                 if now - last_confirm >= CONFIRM_EVERY_S:
                     self._confirm(consumer, now)
                     last_confirm = now
@@ -217,7 +220,11 @@ class Repartitioner:
         lag = self._progress.lag(positions)
         return lag is not None and not any(lag.values())
 
-    def _position(self, consumer: KafkaConsumer, tp: TopicPartition) -> int:
+    def _positions(self, consumer: KafkaConsumer) -> dict[TopicPartition, int | None]:
+        return {tp: self._position(consumer, tp) for tp in consumer.assignment()}
+
+    def _position(self, consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
+        """The next offset to read of ``tp``; ``None`` when the consumer does not know."""
         known = self._next.get(tp)
         return known if known is not None else consumer.position(tp, timeout_ms=5000)
 
@@ -269,11 +276,18 @@ class Repartitioner:
 
     def _restore_frontier(self, consumer: KafkaConsumer, tp: TopicPartition) -> Frontier:
         """The frontier committed with ``tp``'s offset (fresh when there is none)."""
-        try:
-            committed = consumer.committed(tp, metadata=True, timeout_ms=10_000)
-        except Exception as exc:  # noqa: BLE001 - any failure: replay decides as a fresh reader
-            _log("ingest.frontier_unknown", logging.WARNING, partition=str(tp), error=str(exc))
-            return self.time.frontier()
+        for attempt in range(3):
+            try:
+                committed = consumer.committed(tp, metadata=True, timeout_ms=10_000)
+                break
+            except Exception as exc:  # noqa: BLE001 - retried, then the stage stops
+                _log("ingest.frontier_unknown", logging.WARNING, partition=str(tp),
+                     attempt=attempt + 1, error=str(exc))
+        else:
+            # a replay judged by a fresh frontier would decide lateness differently from
+            # the first read: better to stop (and be restarted) than to label differently
+            raise IngestError(f"cannot read the committed frontier of {tp}: the broker did "
+                              "not answer the offset fetch; the stage stops")
         meta = getattr(committed, "metadata", None) or ""
         try:
             top = orjson.loads(meta).get("top", []) if meta.startswith("{") else []
@@ -340,12 +354,15 @@ class Repartitioner:
             mark, idle = frontier.mark, quiet is not None
             if idle and mark > -math.inf:
                 mark += quiet  # type: ignore[operator]
-            if self._sent.get(tp) == (mark, idle):
+            if self._sent.get(tp) == (mark, idle) and now - self._resent_at < RESEND_MARKS_S:
                 continue
             self._sent[tp] = (mark, idle)
             topic = self.routes[tp.topic].internal_topic
             changed.setdefault(topic, []).append(pack(SourceMark(tp.topic, tp.partition, mark,
                                                                  idle)))
+        if now - self._resent_at >= RESEND_MARKS_S:
+            self._resent_at = now  # every mark again now and then: a labeler that starts
+            # without the old ones (retention, a reset) hears from every source soon
         for topic, marks in changed.items():
             value = encode_batch(marks)
             for partition in range(self._partition_count(topic, consumer)):

@@ -62,12 +62,15 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
     server = serve(worker) if serve is not None else None
     beside = IngestThread(ingest, until_idle, lambda: worker.stopped) if ingest else None
     try:
-        return worker.run(until_idle=until_idle, drain=drain, upstream=beside)
+        counters = worker.run(until_idle=until_idle, drain=drain, upstream=beside)
     finally:
         if beside is not None:
             beside.stop()
         if server is not None:
             server.close()
+    if beside is not None and beside.failure() is not None:
+        raise beside.failure()  # type: ignore[misc]  # it failed after the worker's last look
+    return counters
 
 
 class IngestThread:
@@ -91,7 +94,8 @@ class IngestThread:
             self._failure = exc
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        """Ended, and without a failure (a failed stage is never "done")."""
+        return not self._thread.is_alive() and self._failure is None
 
     def failure(self) -> BaseException | None:
         return self._failure

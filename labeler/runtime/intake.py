@@ -52,18 +52,19 @@ class Intake:
             part = self.partitions.get(tp.partition)
             if part is None:
                 continue  # revoked during this poll: the next owner reads it again
-            if self.repartitioned:
-                self._take_internal(part, tp, messages)
-            else:
-                self._take_raw(part, tp, messages)
+            data = (self._take_internal(part, tp, messages) if self.repartitioned
+                    else self._take_raw(part, tp, messages))
             part.offsets[tp.topic] = messages[-1].offset + 1
             part.dirty = True
-            if progress is not None:
+            if progress is not None and data:  # marks alone are not input (--until-idle)
                 progress.delivered(tp, now)
         self.counters["messages"] += sum(len(m) for m in batch.values())
 
-    def _take_internal(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> None:
-        """Records of the ingest stage: canonical records, late outcomes, source marks."""
+    def _take_internal(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]
+                       ) -> bool:
+        """Records of the ingest stage: canonical records, late outcomes, source marks.
+        Returns whether any was more than a source mark."""
+        data = False
         decode = self.decoders[tp.topic].decode
         join, drift = part.join, self.drift
         for message in messages:
@@ -71,6 +72,7 @@ class Intake:
             if type(decoded) is DeadLetter:
                 self._dead_letter(decoded, SourceRef(tp.topic, tp.partition, message.offset),
                                   message.key)
+                data = True
                 continue
             for record in decoded:
                 kind = type(record)
@@ -86,8 +88,11 @@ class Intake:
                 else:
                     join.watermark.update((record.topic, record.partition), record.mark,
                                           record.idle)
+                    continue
+                data = True
+        return data
 
-    def _take_raw(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> None:
+    def _take_raw(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> bool:
         """Raw messages (``repartition = "never"``): decode, judge lateness, join."""
         decode = self.decoders[tp.topic].decode
         inputs, drift = part.inputs, self.drift
@@ -106,6 +111,7 @@ class Intake:
             elif drift is not None:
                 drift.observe_prediction(record,
                                          SourceRef(tp.topic, tp.partition, message.offset))
+        return True
 
     def _late_prediction(self, prediction: Prediction, mark: float, tp: TopicPartition,
                          message: Any) -> None:
@@ -115,6 +121,11 @@ class Intake:
             f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
             f"{mark:.3f}, more than join.allowed_lateness_s = {self.rules.lateness:g}",
             message.value or b""), SourceRef(tp.topic, tp.partition, message.offset), message.key)
+
+    def _positions(self) -> dict[TopicPartition, int | None]:
+        """The next offsets of every assigned input partition."""
+        consumer = self._consumer
+        return {} if consumer is None else {tp: self._position(tp) for tp in consumer.assignment()}
 
     def _position(self, tp: TopicPartition) -> int:
         """The next offset this worker reads of ``tp`` (asks the consumer if unknown)."""

@@ -189,8 +189,7 @@ class Worker(Intake, Assignment):
                     self._rejoin(stuck)
                 if upstream is not None and upstream.failure() is not None:
                     raise upstream.failure()  # type: ignore[misc]
-                progress.broker.probe({tp: self._position(tp)
-                                       for tp in self._consumer.assignment()}, mono)
+                progress.broker.probe(self._positions, mono)
                 if not self.repartitioned:
                     progress.confirm_idle({i: p.join for i, p in self.partitions.items()}, mono)
                 self._advance()
