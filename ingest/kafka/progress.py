@@ -118,10 +118,11 @@ class InputClock:
     def delivered(self, tp: TopicPartition, now: float) -> None:
         self.last_event[tp] = now
 
-    def quiet_for(self, tp: TopicPartition, now: float) -> float:
-        """Seconds since ``tp`` last delivered a record (or was assigned, if later)."""
+    def quiet_for(self, tp: TopicPartition, now: float, floor: float = -math.inf) -> float:
+        """Seconds since ``tp`` last delivered a record (or was assigned, or ``floor``:
+        the broker's return after an outage, whichever is latest)."""
         since = max(self.last_event.get(tp, -math.inf), self.assigned_at.get(tp, -math.inf))
-        return 0.0 if since == -math.inf else now - since
+        return 0.0 if since == -math.inf else now - max(since, floor)
 
 
 class MembershipWatch:

@@ -328,7 +328,8 @@ class Repartitioner:
     def _confirm(self, consumer: KafkaConsumer, now: float) -> None:
         """Ask the broker whether the quiet raw partitions are caught up (idleness), and
         log the ones that have unread input but deliver nothing (a stall)."""
-        quiet = {tp: self._clock.quiet_for(tp, now) for tp in consumer.assignment()}
+        back = self._progress.reachable_since  # an outage is not quiet: count from its end
+        quiet = {tp: self._clock.quiet_for(tp, now, back) for tp in consumer.assignment()}
         asking = {tp for tp, q in quiet.items() if q >= min(self.time.idle_after, STALL_AFTER_S)}
         if not asking:
             return

@@ -92,7 +92,8 @@ class InputProgress:
             return
         self._last_confirm = now
         tps = [TopicPartition(t, i) for i in joins for t in self.topics]
-        quiet = {tp: self.clock.quiet_for(tp, now) for tp in tps}
+        back = self.broker.reachable_since  # an outage is not quiet: count from its end
+        quiet = {tp: self.clock.quiet_for(tp, now, back) for tp in tps}
         asking = [tp for tp in tps if quiet[tp] >= self.idle_after]
         if not asking:
             return
