@@ -5,7 +5,12 @@ and its flag is true for exactly one update, after which the detector resets
 itself on the next update. :class:`Detector` hides both: ``update(x)`` returns
 whether this update fired, the wrapper restarts a fresh River detector at once,
 and :attr:`Detector.last_firing` keeps what fired, after how many updates, on
-which statistic and threshold.
+which statistic and threshold. :class:`Watch` runs a primary detector and
+an optional backstop on one z-score stream.
+
+loglabel's own CUSUM lives in :mod:`drift.cusum`, the change-point estimate
+and ADWIN's split test in :mod:`drift.cuts`, and what is read from River's
+internals in :mod:`drift.river_access`.
 
 >>> d = make_detector("ADWIN", {"delta": 0.002, "clock": 1})
 >>> fired = [i for i, x in enumerate([0.0] * 300 + [1.0] * 100) if d.update(x)]
@@ -24,65 +29,10 @@ from typing import Any
 from river.drift import ADWIN, KSWIN, PageHinkley
 from river.drift.binary import DDM, EDDM, FHDDM, HDDMA, HDDMW
 
+from drift.cusum import Cusum
+from drift.cuts import RECENT, Prefix, adwin_cut, cut
 from drift.errors import DriftConfigError, DriftError
-
-
-class Cusum:
-    """Page's two-sided CUSUM against a known in-control mean of 0.
-
-    Unlike River's ``PageHinkley``, which measures deviations from its own
-    running mean (so a level present from its first update is never a
-    change), this CUSUM tests every input against the frozen reference the
-    caller standardized it with: with ``delta`` the allowance ``k`` and
-    ``threshold`` the bound ``h``, ``up = max(0, up + x - k)`` and
-    ``down = max(0, down - x - k)``; it fires when either reaches ``h``
-    (not before ``min_instances`` updates). ``run`` is the number of updates
-    since the crossing side last stood at 0: the estimated updates since the
-    change. The interface mimics River's (``update``, ``drift_detected``)
-    so :class:`Detector` wraps it like any River detector.
-
-    >>> c = Cusum(delta=0.5, threshold=4.0)
-    >>> [i for i, x in enumerate([0.0] * 10 + [1.5] * 10) if c.update(x)]
-    [13, 17]
-    """
-
-    __slots__ = ("delta", "threshold", "min_instances", "up", "down", "n", "up_n", "down_n",
-                 "drift_detected")
-
-    def __init__(self, delta: float = 1.0, threshold: float = 8.0, min_instances: int = 1) -> None:
-        if not delta >= 0 or not threshold > 0:
-            raise ValueError("CUSUM needs delta >= 0 and threshold > 0")
-        self.delta = float(delta)
-        self.threshold = float(threshold)
-        self.min_instances = int(min_instances)
-        self.up = self.down = 0.0
-        self.n = self.up_n = self.down_n = 0
-        self.drift_detected = False
-
-    def update(self, x: float) -> bool:
-        """Feed one standardized value; True if this update crossed the threshold.
-
-        Like River's detectors, it restarts on the update after a firing.
-        """
-        if self.drift_detected:
-            self.up = self.down = 0.0
-            self.n = self.up_n = self.down_n = 0
-        self.n += 1
-        up = self.up + x - self.delta
-        if up > 0.0:
-            self.up_n += 1
-        else:
-            up, self.up_n = 0.0, 0
-        down = self.down - x - self.delta
-        if down > 0.0:
-            self.down_n += 1
-        else:
-            down, self.down_n = 0.0, 0
-        self.up, self.down = up, down
-        h = self.threshold
-        self.drift_detected = (up >= h or down >= h) and self.n >= self.min_instances
-        return self.drift_detected
-
+from drift.river_access import PAGE_STATE, probe, verdict
 
 _RIVER: dict[str, Callable[..., Any]] = {
     "CUSUM": Cusum,
@@ -185,7 +135,7 @@ class Detector:
         self._sumsq = 0.0
         self._recent.clear()
         self._prefix.clear()
-        self._fast = _verdict(self._river, self.name)
+        self._fast = verdict(self._river, self.name)
 
     def update(self, x: float) -> bool:
         """Feed one value; True if a change was detected on this value."""
@@ -211,7 +161,7 @@ class Detector:
         name = "mean_gap"
         river = self._river
         if self.name == "ADWIN":
-            stat, threshold, split, direction = _adwin_cut(
+            stat, threshold, split, direction = adwin_cut(
                 recent, n, total, sumsq, self.params, prefix, scale
             )
         elif self.name == "CUSUM":
@@ -221,8 +171,8 @@ class Detector:
             split = river.up_n if rise else river.down_n
             direction = 1 if rise else -1
         else:
-            _, _, split = _cut(recent, n, total, sumsq, None)
-            name, stat, threshold = _probe(self.name, river, total * scale / n if n else math.nan)
+            _, _, split = cut(recent, n, total, sumsq, None)
+            name, stat, threshold = probe(self.name, river, total * scale / n if n else math.nan)
             direction = 0
             if split and n > split:
                 tail = sum(recent[-split:])
@@ -248,7 +198,7 @@ class Detector:
         elif self.name == "ADWIN":
             out["adwin"] = bytes(river._helper.__getstate__())
         elif self.name == "PageHinkley":
-            out["page"] = {k: getattr(river, k) for k in _PAGE}
+            out["page"] = {k: getattr(river, k) for k in PAGE_STATE}
             out["page"]["mean"] = [river._x_mean.n, river._x_mean._mean]
         else:
             raise DriftError(f"{self.name} state cannot be saved; use CUSUM, ADWIN or PageHinkley")
@@ -263,12 +213,12 @@ class Detector:
         if self.name == "CUSUM":
             river.up, river.down, river.n, river.up_n, river.down_n = state["cusum"]
         elif self.name == "PageHinkley":
-            for k in _PAGE:
+            for k in PAGE_STATE:
                 setattr(river, k, state["page"][k])
             river._x_mean.n, river._x_mean._mean = state["page"]["mean"]
         else:
             river._helper.__setstate__(state["adwin"])
-            self._fast = _verdict(river, self.name)
+            self._fast = verdict(river, self.name)
         self.n = int(state["n"])
         self._sum, self._sumsq = float(state["sum"]), float(state["sumsq"])
         self._recent.extend(state["recent"])
@@ -294,38 +244,6 @@ class Detector:
         return self._sum / self.n if self.n else math.nan
 
 
-_PAGE = ("_drift_detected", "_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease")
-"""PageHinkley's running state besides its mean (River 0.26; plain numbers)."""
-
-RECENT = 256
-"""Inputs kept per detector to locate a change and check ADWIN's cut when it fires."""
-
-
-def _verdict(river: Any, name: str) -> Callable[[float], bool]:
-    """A function that feeds ``river`` one value and says whether it fired."""
-    if name == "CUSUM":
-        return river.update
-    rust_update = getattr(getattr(river, "_helper", None), "update", None)
-    if name == "ADWIN" and callable(rust_update):
-        # ADWIN.update is a thin Python layer over a Rust window whose update
-        # returns the verdict; calling it directly halves the cost. Its other
-        # job, resetting on the next update, is ours: we restart on a firing.
-        return rust_update
-    if name == "FHDDM":
-        # River's FHDDM fires when the rate of 1s falls (MOA's accuracy
-        # input), although its docstring says 1 is an error; fed 1 - x, it
-        # fires when the rate of 1s rises, like every other binary detector.
-        def inverted(x: float) -> bool:
-            river.update(1.0 - x)
-            return bool(river.drift_detected)
-
-        return inverted
-
-    def plain(x: float) -> bool:
-        river.update(x)
-        return bool(river.drift_detected)
-
-    return plain
 
 
 def spec_params(specs: Sequence[Spec], fired: str, **extra: Any) -> dict[str, Any]:
@@ -339,161 +257,6 @@ def spec_params(specs: Sequence[Spec], fired: str, **extra: Any) -> dict[str, An
 def make_detector(name: str, params: Mapping[str, Any] | None = None) -> Detector:
     """Build a :class:`Detector`; raises :class:`DriftConfigError` on a bad name or parameter."""
     return Detector(name, params)
-
-
-def _cut(
-    recent: list[float], n: int, total: float, sumsq: float, adwin: Mapping[str, Any] | None
-) -> tuple[float, float, int]:
-    """The likeliest change point, and ADWIN's test at the splits we can see.
-
-    Tries every split between the last n1 values (n1 up to the recent values
-    kept) and the rest. Returns, with ``adwin`` parameters, (|mean gap|, bound)
-    of the split that exceeds ADWIN's bound (Bifet & Gavalda, 2007) most, and
-    always the n1 whose mean gap is largest in standard errors: the estimated
-    number of values since the change.
-    """
-    if n < 3:
-        return math.nan, math.nan, 0
-    mean = total / n
-    var = max(sumsq / n - mean * mean, 0.0)
-    mwl = int(adwin.get("min_window_length", 5)) if adwin is not None else 1
-    delta = float(adwin.get("delta", 0.002)) if adwin is not None else 0.5
-    dd = math.log(max(2.0 * math.log(n) / delta, 1.0 + 1e-12))
-    best = (-math.inf, math.nan, math.nan)
-    split, split_t = 0, -1.0
-    tail = 0.0
-    for n1, x in enumerate(reversed(recent), start=1):
-        if n1 >= n:
-            break
-        tail += x
-        n0 = n - n1
-        gap = abs((total - tail) / n0 - tail / n1)
-        m_recip = 1.0 / max(n0 - mwl + 1, 1) + 1.0 / max(n1 - mwl + 1, 1)
-        eps = math.sqrt(2.0 * m_recip * var * dd) + 2.0 / 3.0 * dd * m_recip
-        if gap - eps > best[0]:
-            best = (gap - eps, gap, eps)
-        t = gap * math.sqrt(n0 * n1 / n)
-        if t > split_t:
-            split, split_t = n1, t
-    return best[1], best[2], split
-
-
-class Prefix:
-    """Prefix sums of a detector's inputs since its (re)start, on a grid that coarsens.
-
-    ADWIN may cut its window anywhere, and River does not say where; these
-    sums let :func:`_adwin_cut` test every grid split (plus every split of
-    the last :data:`RECENT` inputs) at a bounded memory: when the grid holds
-    :data:`GRID` points, every other point is dropped and the step doubles.
-    """
-
-    __slots__ = ("step", "sums")
-
-    def __init__(self) -> None:
-        self.step = 8
-        self.sums: list[float] = []
-
-    def add(self, n: int, total: float) -> None:
-        """Record the sum of the first ``n`` inputs (called after every input)."""
-        if n % self.step:
-            return
-        self.sums.append(total)
-        if len(self.sums) >= GRID:
-            self.sums = self.sums[1::2]
-            self.step *= 2
-
-    def clear(self) -> None:
-        self.step = 8
-        self.sums = []
-
-    def splits(self) -> list[tuple[int, float]]:
-        """(n0, sum of the first n0 inputs) at every grid point."""
-        step = self.step
-        return [((i + 1) * step, v) for i, v in enumerate(self.sums)]
-
-
-GRID = 2048
-"""Most prefix sums a :class:`Prefix` keeps."""
-
-
-def _adwin_bound(n: int, n0: int, n1: int, var: float, mwl: int, delta: float) -> float:
-    """ADWIN's bound on the mean gap of a split into n0 older and n1 recent values."""
-    dd = math.log(max(2.0 * math.log(n) / delta, 1.0 + 1e-12))
-    m_recip = 1.0 / max(n0 - mwl + 1, 1) + 1.0 / max(n1 - mwl + 1, 1)
-    return math.sqrt(2.0 * m_recip * var * dd) + 2.0 / 3.0 * dd * m_recip
-
-
-def _adwin_cut(
-    recent: list[float],
-    n: int,
-    total: float,
-    sumsq: float,
-    params: Mapping[str, Any],
-    prefix: Prefix,
-    scale: float = 1.0,
-) -> tuple[float, float, int, int]:
-    """(mean gap, ADWIN's bound, recent size, direction) of the split that crossed most.
-
-    Candidates are every split of the last :data:`RECENT` inputs and every
-    grid split of ``prefix``, tested with ADWIN's bound (Bifet & Gavalda,
-    2007) over the whole window since the restart; the one whose gap exceeds
-    its bound the most is reported, so the reported gap is above the reported
-    bound whenever any candidate's is (in the evaluation, every firing).
-    The inputs are the caller's values; ADWIN saw them times ``scale``.
-    """
-    if n < 3:
-        return math.nan, math.nan, 0, 0
-    mean = total / n
-    var = max(sumsq / n - mean * mean, 0.0) * scale * scale
-    mwl = int(params.get("min_window_length", 5))
-    delta = float(params.get("delta", 0.002))
-    best = (-math.inf, math.nan, math.nan, 0, 0)
-    candidates = [(n - n0, total - head) for n0, head in prefix.splits() if 0 < n0 < n]
-    tail = 0.0
-    for n1, x in enumerate(reversed(recent), start=1):
-        if n1 >= n:
-            break
-        tail += x
-        candidates.append((n1, tail))
-    for n1, tail in candidates:
-        n0 = n - n1
-        diff = (tail / n1 - (total - tail) / n0) * scale
-        eps = _adwin_bound(n, n0, n1, var, mwl, delta)
-        if abs(diff) - eps > best[0]:
-            best = (abs(diff) - eps, abs(diff), eps, n1, 1 if diff > 0 else -1)
-    return best[1], best[2], best[3], best[4]
-
-
-def _probe(name: str, river: Any, mean: float) -> tuple[str, float, float]:
-    """Read a fired River detector's statistic and threshold.
-
-    Reads private attributes, so a River release that renames them degrades
-    to the running mean and NaN instead of failing.
-    """
-    try:
-        if name == "PageHinkley":
-            up = river._sum_increase - river._min_increase
-            down = river._max_decrease - river._sum_decrease
-            return "cumulative_deviation", float(max(up, down)), float(river.threshold)
-        if name == "KSWIN":
-            return "ks_p_value", float(river.p_value), float(river.alpha)
-        if name == "DDM":
-            p = river._p.get()
-            s = math.sqrt(p * (1.0 - p) / river._p.n)
-            limit = river._p_min + river.drift_threshold * river._s_min
-            return "error_rate_plus_std", p + s, float(limit)
-        if name == "EDDM":
-            d = river._error_distances
-            level = (d.mean.get() + 2.0 * d.get() ** 0.5) / river._p2s_prime_max
-            return "distance_ratio", float(level), float(river.beta)
-        if name == "HDDM_A":
-            z, lo = river._z, river._x_min
-            m = (z.n - lo.n) / lo.n / z.n
-            eps = math.sqrt(m / 2.0 * math.log(2.0 / river.drift_confidence))
-            return "mean_gap", float(z.get() - lo.get()), eps
-    except (AttributeError, TypeError, ZeroDivisionError, ValueError):
-        pass
-    return "mean", mean, math.nan
 
 
 class Watch:

@@ -11,7 +11,9 @@ drift events.
 Features are discovered as they are served: a feature whose first non-null
 value is an int or float is numeric, a str or bool is categorical, anything
 else is ignored. With a baseline profile, served values are also compared with
-training (:mod:`drift.baseline.skew`).
+training (:mod:`drift.baseline.skew`). The per-model state is a
+:class:`drift.model_state.ModelState`; discovery, the float matrix and the
+categorical counts are the steps of :mod:`drift.blocks`.
 
 Each returned :class:`DriftEvent` is also kept in :attr:`DriftMonitor.history`
 (bounded) and counted in :attr:`DriftMonitor.counts`.
@@ -26,10 +28,8 @@ the skew checker's current window (it restarts; skew is reported per window),
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
-from collections.abc import Callable, Hashable, Mapping
-from operator import itemgetter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,54 +37,21 @@ import numpy as np
 
 from drift.baseline.profile import load_profile
 from drift.baseline.skew import SkewChecker
-from drift.detectors import Spec
+from drift.blocks import categorical, discover, matrix, register
 from drift.events import DriftEvent
-from drift.monitors.categorical import MISSING, CategoricalDrift
+from drift.model_state import (
+    FEATURE,
+    PRED,
+    ModelState,
+    detector_specs,
+    plain_prediction,
+    prediction_from_plain,
+)
 from drift.monitors.labels import LabelDrift
 from drift.monitors.numeric import NumericDrift
-from drift.reports import Evidence, SchemaLog, categorical_event, label_event, numeric_event
-from drift.settings import DetectorSpec, DriftSettings
+from drift.reports import Evidence, SchemaLog, label_event, numeric_event
+from drift.settings import DriftSettings
 from ingest.records import Prediction, SourceRef
-
-_FEATURE, _PRED = 0, 1
-_KIND = {_FEATURE: "data", _PRED: "prediction"}
-
-
-class _Model:
-    __slots__ = (
-        "buf",
-        "srcs",
-        "cat_buf",
-        "tick",
-        "fnames",
-        "pnames",
-        "perm",
-        "num",
-        "cats",
-        "known",
-        "skew",
-        "labels",
-        "getf",
-        "getp",
-        "blocks",
-    )
-
-    def __init__(self, num: NumericDrift, skew: SkewChecker | None) -> None:
-        self.buf: list[Prediction] = []
-        self.srcs: list[SourceRef | None] = []
-        self.cat_buf: list[Prediction] = []
-        self.tick = 0
-        self.fnames: list[str] = []
-        self.pnames: list[str] = []
-        self.perm: np.ndarray | None = None
-        self.num = num
-        self.cats: dict[tuple[int, str], CategoricalDrift] = {}
-        self.known: set[tuple[int, str]] = set()
-        self.skew = skew
-        self.labels: dict[str, LabelDrift] = {}
-        self.getf: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _getter([])
-        self.getp: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _getter([])
-        self.blocks = 0
 
 
 class DriftMonitor:
@@ -102,7 +69,7 @@ class DriftMonitor:
         profiles: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.settings = s = settings or DriftSettings()
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, ModelState] = {}
         self._profiles: dict[str, Mapping[str, Any]] = dict(profiles or {})
         self._profile_dir: Path | None = None
         if profiles is None and s.baseline_path:
@@ -149,13 +116,13 @@ class DriftMonitor:
             elif st.cat_buf:
                 last = st.cat_buf[-1]
                 found: list[DriftEvent] = []
-                self._categorical(st, Evidence(last.model, last.event_time), found)
+                categorical(st, Evidence(last.model, last.event_time), found)
                 self._record(found)
                 events.extend(found)
         return events
 
     def _flush(
-        self, st: _Model, last: Prediction, source: SourceRef | None, force: bool = False
+        self, st: ModelState, last: Prediction, source: SourceRef | None, force: bool = False
     ) -> list[DriftEvent]:
         buf, srcs = st.buf, st.srcs
         st.buf, st.srcs = [], []
@@ -169,9 +136,9 @@ class DriftMonitor:
             src = srcs[i] if i < len(srcs) else None
             return Evidence(last.model, buf[i].event_time, str(src) if src is not None else None)
 
-        self._discover(st, feats, preds, record, events)
+        discover(self.settings, self._schema, self._skew_window, st, feats, preds, record, events)
         if st.fnames or st.pnames:
-            a = self._matrix(st, feats, preds, record, events)
+            a = matrix(self._schema, st, feats, preds, record, events)
             if st.skew is not None and st.skew.add_block(st.fnames, a[:, : len(st.fnames)]):
                 events += self._schema.findings(st.skew.evaluate(), self._skew_window, at)
             if st.perm is not None:
@@ -181,141 +148,10 @@ class DriftMonitor:
         if st.cats:
             st.cat_buf.extend(buf)
             if len(st.cat_buf) >= self._cat_k or force:
-                self._categorical(st, at, events)
+                categorical(st, at, events)
         if events:
             self._record(events)
         return events
-
-    def _discover(
-        self,
-        st: _Model,
-        feats: list[Mapping[str, Any]],
-        preds: list[Mapping[str, Any]],
-        record: Callable[[int], Evidence],
-        events: list[DriftEvent],
-    ) -> None:
-        st.blocks += 1
-        # Feature names are collected from every event of the first blocks,
-        # then from every 8th block: a new feature is found within 8 blocks.
-        if st.blocks <= 8 or st.blocks % 8 == 0:
-            names = set().union(*feats)
-        else:
-            names = set(feats[-1])
-        new = [(_FEATURE, n) for n in names if (_FEATURE, n) not in st.known]
-        for field in self.settings.prediction.fields:
-            if (_PRED, field) not in st.known:
-                new.append((_PRED, field))
-        for src, name in new:
-            rows = feats if src == _FEATURE else preds
-            first = next((i for i, r in enumerate(rows) if r.get(name) is not None), None)
-            if first is None:
-                continue  # not served yet (or only nulls): look again next block
-            value = rows[first][name]
-            st.known.add((src, name))
-            if src == _FEATURE:
-                if not self.settings.override(name).enabled:
-                    continue
-                if st.skew is not None:
-                    findings = st.skew.on_new_feature(name, value)
-                    events += self._schema.findings(findings, self._skew_window, record(first))
-            self._register(st, src, name, value)
-
-    def _register(self, st: _Model, src: int, name: str, value: Any) -> None:
-        s = self.settings
-        override = s.override(name) if src == _FEATURE else None
-        if isinstance(value, bool | str):
-            c = s.categorical
-            reference = None
-            if c.reference == "baseline" and st.skew is not None and src == _FEATURE:
-                reference = st.skew.reference_shares(name)
-            threshold = c.threshold
-            if override is not None and override.threshold is not None:
-                threshold = override.threshold
-            specs = _specs(c.detector, c.backstop, override.params if override else None)
-            st.cats[(src, name)] = CategoricalDrift(
-                specs=specs,
-                window=c.window,
-                threshold=threshold,
-                z_clip=c.z_clip,
-                max_categories=c.max_categories,
-                min_expected=c.min_expected,
-                block=c.block_size,
-                top_k=c.top_k_report,
-                warmup=s.warmup,
-                min_samples=s.min_samples,
-                cooldown=s.cooldown,
-                reference=reference,
-            )
-        elif isinstance(value, int | float):
-            (st.fnames if src == _FEATURE else st.pnames).append(name)
-            st.getf, st.getp = _getter(st.fnames), _getter(st.pnames)
-            baseline = None
-            if src == _FEATURE and s.numeric.reference == "baseline" and st.skew is not None:
-                baseline = st.skew.reference_quantiles(name)
-            st.num.add(name, _KIND[src], override.params if override else None,
-                       baseline=baseline)
-            # The matrix is built features first, then scores; the detectors
-            # keep their columns in the order the streams appeared.
-            order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
-            index = {key: i for i, key in enumerate(order)}
-            perm = np.array([index[key] for key in st.num.columns])
-            st.perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
-
-    def _matrix(
-        self,
-        st: _Model,
-        feats: list[Mapping[str, Any]],
-        preds: list[Mapping[str, Any]],
-        record: Callable[[int], Evidence],
-        events: list[DriftEvent],
-    ) -> np.ndarray:
-        # ingest validated the records, so a string here is a producer's
-        # mistake: the block takes the slow path, the value becomes NaN and a
-        # schema event (numeric strings that numpy reads as numbers get through).
-        fn, pn = st.fnames, st.pnames
-        try:
-            # itemgetter is the fastest row builder; a missing key sends the
-            # block down the .get() path, which yields None (then NaN).
-            rows = [st.getf(f) + st.getp(r) for f, r in zip(feats, preds, strict=True)]
-        except KeyError:
-            rows = [(*map(f.get, fn), *map(r.get, pn)) for f, r in zip(feats, preds, strict=True)]
-        try:
-            return np.array(rows, dtype=float).reshape(len(rows), len(fn) + len(pn))
-        except (TypeError, ValueError):
-            pass
-        # Slow path: some value is not a number. It is a schema problem, not a crash.
-        a = np.full((len(rows), len(fn) + len(pn)), math.nan)
-        bad: dict[int, int] = {}
-        for i, row in enumerate(rows):
-            for j, v in enumerate(row):
-                if isinstance(v, int | float):
-                    a[i, j] = v
-                elif v is not None:
-                    bad.setdefault(j, i)
-        names = [*fn, *pn]
-        for j, i in sorted(bad.items()):
-            detail = f"numeric {names[j]!r} received a non-numeric value"
-            events += self._schema.report(record(i), "type_mismatch", names[j], detail)
-        return a
-
-    def _categorical(self, st: _Model, at: Evidence, events: list[DriftEvent]) -> None:
-        buf = st.cat_buf
-        st.cat_buf = []
-        counted: dict[str, Counter[Hashable]] = {}
-        feats = [p.features for p in buf]
-        preds: list[Mapping[str, Any]] = []
-        for (src, name), cat in st.cats.items():
-            if src == _PRED and not preds:
-                preds = [p.prediction for p in buf]
-            rows = feats if src == _FEATURE else preds
-            counts = _normalize(Counter([r.get(name) for r in rows]))
-            if src == _FEATURE:
-                counted[name] = counts
-            alarm = cat.update(counts)
-            if alarm is not None:
-                events.append(categorical_event(alarm, cat.specs, cat.window, _KIND[src], name, at))
-        if st.skew is not None:
-            st.skew.add_categories(len(buf), counted)
 
     # -- labels and schema -------------------------------------------------
 
@@ -379,10 +215,10 @@ class DriftMonitor:
         models = {}
         for name, st in self._models.items():
             models[name] = {
-                "buf": [_plain_prediction(p) for p in st.buf],
+                "buf": [plain_prediction(p) for p in st.buf],
                 "srcs": [None if r is None else [r.topic, r.partition, r.offset]
                          for r in st.srcs],
-                "cat_buf": [_plain_prediction(p) for p in st.cat_buf],
+                "cat_buf": [plain_prediction(p) for p in st.cat_buf],
                 "tick": st.tick, "blocks": st.blocks,
                 "fnames": list(st.fnames), "pnames": list(st.pnames),
                 "known": sorted([src, n] for src, n in st.known),
@@ -396,19 +232,19 @@ class DriftMonitor:
         """Continue from a :meth:`state` taken by a monitor with the same settings and profiles."""
         for name, m in state["models"].items():
             st = self._models[name] = self._new_model(name)
-            st.buf = [_prediction(p) for p in m["buf"]]
+            st.buf = [prediction_from_plain(p) for p in m["buf"]]
             st.srcs = [None if r is None else SourceRef(r[0], int(r[1]), int(r[2]))
                        for r in m["srcs"]]
-            st.cat_buf = [_prediction(p) for p in m["cat_buf"]]
+            st.cat_buf = [prediction_from_plain(p) for p in m["cat_buf"]]
             st.tick, st.blocks = int(m["tick"]), int(m["blocks"])
             st.known = {(int(src), str(n)) for src, n in m["known"]}
             # Re-register features in their original order, then load their state.
             for src, fname, _ in m["cats"]:
-                self._register(st, int(src), fname, "")
+                register(self.settings, st, int(src), fname, "")
             for fname in m["fnames"]:
-                self._register(st, _FEATURE, fname, 0.0)
+                register(self.settings, st, FEATURE, fname, 0.0)
             for fname in m["pnames"]:
-                self._register(st, _PRED, fname, 0.0)
+                register(self.settings, st, PRED, fname, 0.0)
             st.num.restore(m["num"])
             order = [(n, "data") for n in st.fnames] + [(n, "prediction") for n in st.pnames]
             index = {key: i for i, key in enumerate(order)}
@@ -423,11 +259,11 @@ class DriftMonitor:
                 ld.restore(ls)
         self._schema.restore(state["schema"])
 
-    def _new_model(self, model: str) -> _Model:
+    def _new_model(self, model: str) -> ModelState:
         s = self.settings
         n = s.numeric
         num = NumericDrift(
-            specs=_specs(n.detector, n.backstop, None),
+            specs=detector_specs(n.detector, n.backstop, None),
             z_clip=n.z_clip,
             winsorize=n.winsorize,
             dispersion=n.dispersion,
@@ -444,7 +280,7 @@ class DriftMonitor:
             thresholds = {k: v.skew_threshold for k, v in s.features.items() if v.skew_threshold}
             ignore = [k for k, v in s.features.items() if not v.enabled]
             skew = SkewChecker(profile, s.skew, thresholds, ignore)
-        return _Model(num, skew)
+        return ModelState(num, skew)
 
     def _profile_for(self, model: str) -> Mapping[str, Any] | None:
         if model in self._profiles:
@@ -460,47 +296,3 @@ class DriftMonitor:
         self.history.extend(events)
         for e in events:
             self.counts[e.kind] += 1
-
-
-def _plain_prediction(p: Prediction) -> list[Any]:
-    return [p.join_id, p.event_time, p.model, p.model_version, dict(p.features),
-            dict(p.prediction)]
-
-
-def _prediction(v: list[Any]) -> Prediction:
-    return Prediction(v[0], float(v[1]), v[2], v[3], v[4], v[5])
-
-
-def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A function returning the values of ``names`` as a tuple (KeyError if one is missing)."""
-    if not names:
-        return lambda _: ()
-    if len(names) == 1:
-        get_one = itemgetter(names[0])
-        return lambda m: (get_one(m),)
-    return itemgetter(*names)
-
-
-def _specs(
-    primary: DetectorSpec, backstop: DetectorSpec | None, override: Mapping[str, Any] | None
-) -> list[Spec]:
-    """Detector specs as the monitors take them; ``override`` patches the primary's params."""
-    specs: list[Spec] = [(primary.name, {**primary.params, **(override or {})}, primary.z_scale)]
-    if backstop is not None:
-        specs.append((backstop.name, dict(backstop.params), backstop.z_scale))
-    return specs
-
-
-def _normalize(counts: Counter[Hashable]) -> Counter[Hashable]:
-    """Category keys as the profile spells them: str, "true"/"false", MISSING."""
-    if all(type(k) is str for k in counts):
-        return counts
-    out: Counter[Hashable] = Counter()
-    for k, v in counts.items():
-        if k is None:
-            out[MISSING] += v
-        elif isinstance(k, bool):
-            out["true" if k else "false"] += v
-        else:
-            out[str(k)] += v
-    return out

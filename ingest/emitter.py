@@ -16,214 +16,34 @@ bounded circular queue drops the oldest event when full, and a background
 thread does the network I/O. Synchronous mode writes in the caller's thread;
 while Fluentd is unreachable a call may wait up to ``timeout``, at most once
 per ``retry_interval``.
+
+The configuration and the counters are in :mod:`ingest.emitter_config`, the
+senders under :class:`FluentEmitter` in :mod:`ingest.emitter_senders`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, SupportsFloat, TypeVar
 
-import msgpack
-from fluent import asyncsender, sender
-from fluent.sender import EventTime
+from ingest.emitter_config import DEFAULT_TAG_PREFIX, Discard, EmitterConfig, EmitterStats
+from ingest.emitter_senders import AsyncSender, SyncSender, Tally, plain_value, stamp_time
 
-DEFAULT_TAG_PREFIX = "ml"
+__all__ = [
+    "DEFAULT_TAG_PREFIX",
+    "OUTCOME_LABEL",
+    "PREDICTION_LABEL",
+    "Discard",
+    "EmitterConfig",
+    "EmitterStats",
+    "FluentEmitter",
+    "OutcomeLogger",
+    "PredictionLogger",
+]
+
 PREDICTION_LABEL = "prediction"
 OUTCOME_LABEL = "outcome"
-
-Discard = Callable[[bytes], None]
-"""Receives the msgpack bytes of events that were dropped or overflowed."""
-
-
-@dataclass(frozen=True, slots=True)
-class EmitterConfig:
-    """Where and how an emitter sends.
-
-    ``timeout`` bounds every connect and send (seconds). After a failed
-    attempt no new connection is tried for ``retry_interval`` seconds; the
-    events of that pause wait in the unsent buffer (``bufmax`` bytes) and are
-    sent with the next successful write, or counted as overflowed when the
-    buffer passes ``bufmax``. ``queue_maxsize`` bounds the asynchronous queue
-    (events). ``on_discard`` receives the bytes of every overflowed or dropped
-    batch, for example to spool them to a local file; it runs on the sending
-    thread, must be quick, and must not log through the same emitter.
-    """
-
-    host: str = "localhost"
-    port: int = 24224
-    tag_prefix: str = DEFAULT_TAG_PREFIX
-    asynchronous: bool = True
-    timeout: float = 1.0
-    retry_interval: float = 1.0
-    bufmax: int = 1024 * 1024
-    queue_maxsize: int = 10_000
-    on_discard: Discard | None = None
-
-    def __post_init__(self) -> None:
-        if self.timeout <= 0 or self.retry_interval < 0:
-            raise ValueError("timeout must be > 0 and retry_interval >= 0")
-        if self.bufmax <= 0 or self.queue_maxsize <= 0:
-            raise ValueError("bufmax and queue_maxsize must be > 0")
-
-
-@dataclass(frozen=True, slots=True)
-class EmitterStats:
-    """A point-in-time copy of an emitter's counters (events unless named bytes).
-
-    ``emitted`` counts events accepted by ``emit``/``log``. Each accepted event
-    ends up in exactly one of ``sent`` (written to Fluentd's socket),
-    ``overflowed`` (the unsent buffer passed ``bufmax``, or it was still unsent
-    at ``close``) or ``dropped`` (the asynchronous queue was full, or the
-    emitter was closed), unless it is still ``pending``. ``rejected`` records
-    could not be serialised and were never accepted. ``send_failures`` counts
-    failed connect/write attempts, not events.
-    """
-
-    emitted: int = 0
-    sent: int = 0
-    sent_bytes: int = 0
-    overflowed: int = 0
-    overflowed_bytes: int = 0
-    dropped: int = 0
-    dropped_bytes: int = 0
-    rejected: int = 0
-    send_failures: int = 0
-    last_error: str | None = None
-
-    @property
-    def pending(self) -> int:
-        """Events queued or buffered but not yet sent, overflowed or dropped."""
-        return self.emitted - self.sent - self.overflowed - self.dropped
-
-    @property
-    def lost(self) -> int:
-        """Events that will never reach Fluentd."""
-        return self.overflowed + self.dropped + self.rejected
-
-
-def _count_packets(data: bytes) -> int:
-    """Number of msgpack objects (forward-protocol messages) in ``data``."""
-    unpacker = msgpack.Unpacker()
-    unpacker.feed(data)
-    count = 0
-    while True:
-        try:
-            unpacker.skip()
-        except msgpack.OutOfData:
-            return count
-        count += 1
-
-
-def _plain(value: Any) -> Any:
-    """msgpack fallback: numpy scalars/arrays and other mappings become plain values."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"cannot serialise a {type(value).__name__}")
-
-
-class _Tally:
-    """Thread-safe counters plus the reconnect pause, shared by an emitter and its sender."""
-
-    def __init__(self, retry_interval: float, on_discard: Discard | None) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(
-            ("emitted", "sent", "sent_bytes", "overflowed", "overflowed_bytes",
-             "dropped", "dropped_bytes", "rejected", "send_failures"), 0)
-        self._last_error: str | None = None
-        self._retry_interval = retry_interval
-        self._retry_at = 0.0
-        self._on_discard = on_discard
-
-    def add(self, **deltas: int) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                self._counts[name] += delta
-
-    def error(self, exc: BaseException, **deltas: int) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                self._counts[name] += delta
-            self._last_error = f"{type(exc).__name__}: {exc}"
-
-    def snapshot(self) -> EmitterStats:
-        with self._lock:
-            return EmitterStats(**self._counts, last_error=self._last_error)
-
-    def may_connect(self) -> bool:
-        return time.monotonic() >= self._retry_at
-
-    def allow_one_attempt(self) -> None:
-        self._retry_at = 0.0
-
-    def send_failed(self, exc: BaseException) -> None:
-        self._retry_at = time.monotonic() + self._retry_interval
-        self.error(exc, send_failures=1)
-
-    def discarded(self, data: bytes, *, overflow: bool) -> None:
-        if overflow:
-            self.add(overflowed=_count_packets(data), overflowed_bytes=len(data))
-        else:
-            self.add(dropped=1, dropped_bytes=len(data))
-        if self._on_discard is not None:
-            try:
-                self._on_discard(data)
-            except Exception as exc:  # noqa: BLE001 - a user hook must not break sending
-                self.error(exc)
-
-
-class _ObservedSend:
-    """Mixin over fluent-logger's senders: counts writes and pauses reconnects.
-
-    ``_send_data`` is where both senders (sync in the caller's thread, async in
-    its worker thread) write the pending bytes; fluent-logger keeps those bytes
-    for a retry when it raises ``OSError``.
-    """
-
-    _tally: _Tally
-
-    def _send_data(self, bytes_: bytes) -> None:
-        if not self._tally.may_connect():
-            raise OSError("Fluentd unreachable; waiting for retry_interval before reconnecting")
-        try:
-            super()._send_data(bytes_)  # type: ignore[misc]
-        except Exception as exc:
-            self._tally.send_failed(exc)
-            if isinstance(exc, OSError):
-                raise
-            raise OSError(str(exc)) from exc  # keep fluent-logger's buffering in charge
-        self._tally.add(sent=_count_packets(bytes_), sent_bytes=len(bytes_))
-
-
-class _SyncSender(_ObservedSend, sender.FluentSender):
-    def __init__(self, tally: _Tally, tag: str, **kwargs: Any) -> None:
-        self._tally = tally
-        super().__init__(tag, **kwargs)
-
-
-class _AsyncSender(_ObservedSend, asyncsender.FluentSender):
-    def __init__(self, tally: _Tally, tag: str, **kwargs: Any) -> None:
-        self._tally = tally
-        super().__init__(tag, **kwargs)
-
-
-def _event_time(value: float | None) -> tuple[float, Any]:
-    """The record's float time and the matching Fluentd EventTime."""
-    if value is None:
-        now_ns = time.time_ns()
-        return now_ns / 1e9, EventTime.from_unix_nano(now_ns)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"event_time is a {type(value).__name__}, not epoch seconds")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"event_time {value!r} is not a finite epoch")
-    # Microseconds first: a float epoch carries no more, and it avoids 122999999 ns.
-    return float(value), EventTime.from_unix_nano(round(value * 1_000_000) * 1000)
 
 
 class FluentEmitter:
@@ -238,7 +58,7 @@ class FluentEmitter:
     def __init__(self, label: str, config: EmitterConfig | None = None) -> None:
         self.config = config if config is not None else EmitterConfig()
         self.tag = f"{self.config.tag_prefix}.{label}" if self.config.tag_prefix else label
-        self._tally = _Tally(self.config.retry_interval, self.config.on_discard)
+        self._tally = Tally(self.config.retry_interval, self.config.on_discard)
         self._closed = False
         # Makes "closed" a clean cut: an emit either finished before close began or is dropped.
         self._gate = threading.Lock()
@@ -249,21 +69,21 @@ class FluentEmitter:
             "timeout": self.config.timeout,
             "nanosecond_precision": True,
             "forward_packet_error": False,  # a bad record is rejected, never sent as a stand-in
-            "msgpack_kwargs": {"default": _plain},
+            "msgpack_kwargs": {"default": plain_value},
             "buffer_overflow_handler": self._overflowed,
         }
         self._sender: Any
         if self.config.asynchronous:
-            self._sender = _AsyncSender(
+            self._sender = AsyncSender(
                 self._tally, self.tag, queue_maxsize=self.config.queue_maxsize,
                 queue_circular=True, queue_overflow_handler=self._dropped, **common)
         else:
-            self._sender = _SyncSender(self._tally, self.tag, **common)
+            self._sender = SyncSender(self._tally, self.tag, **common)
 
     def emit(self, record: Mapping[str, Any], event_time: float | None = None) -> bool:
         """Send ``record`` with its ``time`` field set to ``event_time`` (default: now)."""
         try:
-            seconds, stamp = _event_time(event_time)
+            seconds, stamp = stamp_time(event_time)
             body = dict(record)
             body["time"] = seconds
         except Exception as exc:  # noqa: BLE001 - log() must never raise into a model server

@@ -34,28 +34,7 @@ cannot apply to (``bucket`` on a non-numeric string, a boolean or an object;
 ``pii.unfit.<path>``: a raw value never passes.
 
 Dead letters (``PiiPolicy.redact_dead_letter``): with a policy, a dead letter
-never carries the original bytes.
-
-- A value that parses as a JSON object becomes that object with the policy
-  applied (the whole message, envelope included, so it can be replayed). The
-  serialized copies of a record that envelopes carry, a top-level ``message``
-  and ``event.original`` strings, are redacted the same way when they hold a
-  JSON object, and replaced by ``[withheld sha256:<hex>]`` otherwise.
-- Anything else (not JSON, not an object, not re-encodable) becomes the
-  marker ``{"loglabel_withheld": true, "sha256": "<hex>", "bytes": <n>}``,
-  with the SHA-256 and length of the original bytes. An empty value stays
-  empty.
-- The value is a ``RedactedValue``: the sink adds the headers
-  ``loglabel.pii`` (``redacted`` or ``withheld``) and
-  ``loglabel.original.sha256``, and drops the message key (forwarders key by
-  the join id, which may be the very field that is hashed).
-- The detail is kept only for the reasons whose details name fields, types
-  and positions, or quote values after the policy ran
-  (``SAFE_DETAIL_REASONS``); any other reason's detail (``bad_time`` quotes
-  a time read while the envelope is opened, before the policy runs;
-  ``internal_error`` quotes an exception) is replaced by a fixed text. Every
-  detail is also scrubbed of the raw text of every value found at a policy
-  path.
+never carries the original bytes; the rule is in :mod:`ingest.wire.pii_dead_letters`.
 
 Example (a doctest, with a fixed key):
 
@@ -79,14 +58,31 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
-import orjson
-
-from ingest.records import DeadLetter
+from ingest.wire.pii_dead_letters import (
+    SAFE_DETAIL_REASONS,
+    WITHHELD_DETAIL,
+    WITHHELD_KEY,
+    DeadLetterRedaction,
+    RedactedValue,
+)
 from ingest.wire.timeparse import is_number_text
+
+__all__ = [
+    "MIN_KEY_BYTES",
+    "POLICIES",
+    "SAFE_DETAIL_REASONS",
+    "WITHHELD_DETAIL",
+    "WITHHELD_KEY",
+    "FieldPolicy",
+    "PiiPolicy",
+    "Policy",
+    "RedactedValue",
+    "needs_key",
+]
 
 Policy = Literal["drop", "hash", "bucket", "generalize"]
 POLICIES: tuple[str, ...] = ("drop", "hash", "bucket", "generalize")
@@ -95,18 +91,6 @@ POLICIES: tuple[str, ...] = ("drop", "hash", "bucket", "generalize")
 MIN_KEY_BYTES = 16
 """The shortest hash key accepted: a short key makes the hashes guessable."""
 
-SAFE_DETAIL_REASONS = frozenset((
-    "empty", "logstash_plain_codec", "not_json", "not_object", "missing_time", "missing_id",
-    "bad_id", "missing_prediction", "bad_type", "non_finite", "out_of_range",
-    "missing_required",
-))
-"""Dead-letter reasons whose details never quote a raw value of a policy field."""
-
-WITHHELD_DETAIL = "detail withheld by the PII policy: it may quote a raw value"
-WITHHELD_KEY = "loglabel_withheld"
-"""The key that marks a dead-letter value replaced by the SHA-256 of the original."""
-
-_REDACTED = "[redacted]"
 _SHA256_BLOCK = 64
 _EXACT = 2.0**52  # below this, k * width is exact for an int width
 _UNFIT: Any = object()
@@ -139,25 +123,7 @@ class FieldPolicy:
             raise ValueError(f"generalize keep must be an int >= 1, not {self.keep!r}")
 
 
-class RedactedValue(bytes):
-    """A dead letter's value after the PII rule, knowing what was done to it.
-
-    ``kind`` is ``"redacted"`` (the policy was applied to a JSON object, or
-    the value was empty) or ``"withheld"`` (replaced by a marker);
-    ``sha256`` is the hex SHA-256 of the original bytes.
-    """
-
-    kind: str
-    sha256: str
-
-    def __new__(cls, value: bytes, kind: str, sha256: str) -> RedactedValue:
-        obj = super().__new__(cls, value)
-        obj.kind = kind
-        obj.sha256 = sha256
-        return obj
-
-
-class _Node:
+class Node:
     """One key of the path trie: its policy (if a path ends here) and its children."""
 
     __slots__ = ("path", "rule", "children")
@@ -165,10 +131,10 @@ class _Node:
     def __init__(self) -> None:
         self.path = ""
         self.rule: FieldPolicy | None = None
-        self.children: dict[str, _Node] = {}
+        self.children: dict[str, Node] = {}
 
 
-class PiiPolicy:
+class PiiPolicy(DeadLetterRedaction):
     """The per-field policies of one pipeline, ready to apply.
 
     ``key`` is the HMAC key for ``hash`` policies; it is required (at least
@@ -184,7 +150,7 @@ class PiiPolicy:
             raise ValueError(f"a hash policy needs a key of at least {MIN_KEY_BYTES} bytes")
         self.fields: Mapping[str, FieldPolicy] = dict(fields)
         self._pads = _hmac_pads(key) if key else None
-        self._root: dict[str, _Node] = {}
+        self._root: dict[str, Node] = {}
         for path, rule in self.fields.items():
             _insert(self._root, [path], path, rule)
             if "." in path:
@@ -215,7 +181,7 @@ class PiiPolicy:
         """
         return self._walk(record, self._root, counters)
 
-    def _walk(self, node: dict[str, Any], trie: dict[str, _Node],
+    def _walk(self, node: dict[str, Any], trie: dict[str, Node],
               counters: Counter[str] | None) -> dict[str, Any]:
         out: dict[str, Any] | None = None
         for key, entry in trie.items():
@@ -263,70 +229,6 @@ class PiiPolicy:
         outer.update(inner.digest())
         return outer.hexdigest()
 
-    # -- dead letters ------------------------------------------------------------------
-
-    def redact_dead_letter(self, letter: DeadLetter) -> DeadLetter:
-        """``letter`` made safe by the dead-letter rule above (unchanged if already so)."""
-        if isinstance(letter.raw, RedactedValue):
-            return letter
-        try:
-            value, raw_texts = self._dead_letter_value(letter.raw)
-        except Exception:  # noqa: BLE001 - e.g. nesting too deep to walk: withhold it all
-            return replace(letter, detail=WITHHELD_DETAIL, raw=_withheld(letter.raw))
-        detail = letter.detail if letter.reason in SAFE_DETAIL_REASONS else WITHHELD_DETAIL
-        for text in sorted(raw_texts, key=len, reverse=True):
-            detail = detail.replace(text, _REDACTED)
-        return replace(letter, detail=detail, raw=value)
-
-    def _dead_letter_value(self, raw: bytes) -> tuple[RedactedValue, set[str]]:
-        digest = hashlib.sha256(raw).hexdigest()
-        if not raw:
-            return RedactedValue(b"", "redacted", digest), set()
-        doc = _parse(raw)
-        if type(doc) is dict:
-            texts: set[str] = set()
-            try:
-                value = orjson.dumps(self._redact_message(doc, texts))
-            except (orjson.JSONEncodeError, TypeError):
-                pass  # e.g. an int beyond 64 bits: withheld below
-            else:
-                return RedactedValue(value, "redacted", digest), texts
-        return _withheld(raw, digest), set()
-
-    def _redact_message(self, doc: dict[str, Any], texts: set[str]) -> dict[str, Any]:
-        """A whole message redacted, with the record copies its envelope embeds."""
-        self._raw_texts(doc, self._root, texts)
-        out = self.apply(doc)
-        if type(out.get("message")) is str:
-            out = {**out, "message": self._embedded(out["message"], texts)}
-        event = out.get("event")
-        if type(event) is dict and type(event.get("original")) is str:
-            out = {**out, "event": {**event, "original": self._embedded(event["original"],
-                                                                        texts)}}
-        return out
-
-    def _embedded(self, text: str, texts: set[str]) -> str:
-        inner = _parse(text.encode("utf-8", "surrogatepass")) if text.lstrip()[:1] == "{" else None
-        if type(inner) is dict:
-            self._raw_texts(inner, self._root, texts)
-            try:
-                return orjson.dumps(self.apply(inner)).decode()
-            except (orjson.JSONEncodeError, TypeError):
-                pass
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"[withheld sha256:{digest}]"
-
-    def _raw_texts(self, node: dict[str, Any], trie: dict[str, _Node], texts: set[str]) -> None:
-        """Collect the text of every raw value at a policy path (to scrub details)."""
-        for key, entry in trie.items():
-            if key not in node:
-                continue
-            value = node[key]
-            if entry.rule is not None:
-                _leaf_texts(value, texts)
-            elif type(value) is dict:
-                self._raw_texts(value, entry.children, texts)
-
 
 def needs_key(fields: Mapping[str, FieldPolicy]) -> bool:
     """Whether any of ``fields`` is hashed (and so a key is required)."""
@@ -346,21 +248,16 @@ def _hmac_pads(key: bytes) -> tuple[Any, Any]:
             hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
-def _insert(root: dict[str, _Node], parts: list[str], path: str, rule: FieldPolicy) -> None:
+def _insert(root: dict[str, Node], parts: list[str], path: str, rule: FieldPolicy) -> None:
     trie = root
     for i, part in enumerate(parts):
         node = trie.get(part)
         if node is None:
-            node = trie[part] = _Node()
+            node = trie[part] = Node()
         if i == len(parts) - 1:
             node.path, node.rule = path, rule
         trie = node.children
 
-
-def _withheld(raw: bytes, digest: str | None = None) -> RedactedValue:
-    digest = digest or hashlib.sha256(raw).hexdigest()
-    marker = {WITHHELD_KEY: True, "sha256": digest, "bytes": len(raw)}
-    return RedactedValue(orjson.dumps(marker), "withheld", digest)
 
 
 def _decimals(width: float) -> int:
@@ -420,29 +317,3 @@ def _generalize(value: Any, keep: int) -> Any:
         return str(value)[:keep]
     return _UNFIT
 
-
-def _leaf_texts(value: Any, texts: set[str]) -> None:
-    kind = type(value)
-    if kind is str:
-        if value:
-            texts.add(value)
-    elif kind is int or kind is float:
-        texts.add(str(value))
-    elif kind is dict:
-        for item in value.values():
-            _leaf_texts(item, texts)
-    elif kind is list:
-        for item in value:
-            _leaf_texts(item, texts)
-
-
-def _parse(raw: bytes) -> Any:
-    """JSON as the envelope reads it (NaN/Infinity tolerated), or ``None``."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(bytes(raw).decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
