@@ -336,6 +336,8 @@ class Repartitioner:
         lag = self._progress.lag({tp: self._position(consumer, tp) for tp in asking})
         if lag is None:
             return  # no answer: nothing becomes idle
+        back = self._progress.reachable_since  # this answer may have ended an outage
+        quiet = {tp: self._clock.quiet_for(tp, now, back) for tp in asking}
         for tp in asking:
             if lag[tp] == 0 and quiet[tp] >= self.time.idle_after:
                 self._idle_at[tp] = quiet[tp]

@@ -100,8 +100,10 @@ class InputProgress:
         lag = self.broker.lag({tp: self.position(tp) for tp in asking})
         if lag is None:
             return  # no answer: time moves nothing
+        back = self.broker.reachable_since  # this answer may have ended an outage
+        quiet = {tp: self.clock.quiet_for(tp, now, back) for tp in asking}
         for tp in asking:
-            if lag[tp]:
+            if lag[tp] or quiet[tp] < self.idle_after:
                 continue
             join = joins[tp.partition]
             frontier = join.frontiers.get(tp.topic)

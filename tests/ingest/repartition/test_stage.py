@@ -96,6 +96,7 @@ def _stage(consumer: _Consumer, producer: _Producer, idle_after: float = 30.0) -
                           time_rules=TimeRules(lateness=5.0, votes=1, idle_after=idle_after))
     stage._dead_letters = DeadLetterSink(producer, "dlq", counters)  # type: ignore[arg-type]
     stage._progress = BrokerProgress(consumer, "test")  # type: ignore[arg-type]
+    stage._progress.reachable_since = -math.inf  # the broker was never away
     return stage
 
 
@@ -167,11 +168,14 @@ def test_a_quiet_partition_advances_only_when_the_broker_confirms_it_caught_up()
              + producer.records("o.rekeyed") if type(r) is SourceMark}
     assert marks == {("p", 100.0, False), ("o", -math.inf, False)}, "an outage is not idleness"
     consumer.reachable = True
-    stage._confirm(consumer, 41.0)  # type: ignore[arg-type]
-    stage._send_marks(producer, consumer, 41.0)  # type: ignore[arg-type]
+    stage._confirm(consumer, 41.0)  # type: ignore[arg-type]  # the broker is back ...
+    back = stage._progress.reachable_since
+    assert stage._idle_at == {}, "... and quiet time counts from its return, not before"
+    stage._confirm(consumer, back + 11.0)  # type: ignore[arg-type]
+    stage._send_marks(producer, consumer, back + 11.0)  # type: ignore[arg-type]
     marks = {(r.topic, r.mark, r.idle) for _, r in producer.records("p.rekeyed")
              + producer.records("o.rekeyed") if type(r) is SourceMark}
-    assert ("p", 141.0, True) in marks, "its frontier plus the 41 s since its last record"
+    assert ("p", 111.0, True) in marks, "its frontier plus the 11 s quiet since the outage"
     assert ("o", -math.inf, True) in marks, "empty and caught up: holds nobody back"
 
 
