@@ -226,7 +226,12 @@ class Repartitioner:
     def _position(self, consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
         """The next offset to read of ``tp``; ``None`` when the consumer does not know."""
         known = self._next.get(tp)
-        return known if known is not None else consumer.position(tp, timeout_ms=5000)
+        if known is not None:
+            return known
+        try:
+            return consumer.position(tp, timeout_ms=5000)
+        except (KafkaError, OSError):
+            return None
 
     # -- records -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -49,6 +50,9 @@ class _Commands(click.Group):
             message = explain(exc)
             if message is None:
                 raise
+            # the sentence is for people; the log keeps where it happened
+            logging.getLogger("loglabel").debug("command.failed", exc_info=True,
+                                                extra={"fields": {"error": str(exc)}})
             raise click.ClickException(message) from None
 
 

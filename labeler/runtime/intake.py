@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from ingest.kafka.dead_letters import DeadLetterSink
 from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
@@ -123,19 +124,26 @@ class Intake:
             message.value or b""), SourceRef(tp.topic, tp.partition, message.offset), message.key)
 
     def _positions(self) -> dict[TopicPartition, int | None]:
-        """The next offsets of every assigned input partition."""
+        """The next offsets of every input partition this worker owns."""
         consumer = self._consumer
-        return {} if consumer is None else {tp: self._position(tp) for tp in consumer.assignment()}
+        if consumer is None:
+            return {}
+        return {tp: self._position(tp) for tp in consumer.assignment()
+                if tp.partition in self.partitions}
 
-    def _position(self, tp: TopicPartition) -> int:
-        """The next offset this worker reads of ``tp`` (asks the consumer if unknown)."""
+    def _position(self, tp: TopicPartition) -> int | None:
+        """The next offset this worker reads of ``tp`` (asks the consumer if unknown;
+        ``None`` when it cannot say, e.g. while the broker is away)."""
         part = self.partitions.get(tp.partition)
         known = part.offsets.get(tp.topic) if part is not None else None
         if known is not None:
             return known
         if self._consumer is None:
-            raise RuntimeError("no consumer: _position() is called inside run()")
-        return self._consumer.position(tp, timeout_ms=5000)
+            return None
+        try:
+            return self._consumer.position(tp, timeout_ms=5000)
+        except (KafkaError, OSError):
+            return None
 
     def _dead_letter(self, letter: DeadLetter, source: SourceRef, key: bytes | None) -> None:
         letter = replace(letter, source=source)

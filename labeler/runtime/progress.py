@@ -46,7 +46,7 @@ class InputProgress:
     """The worker's view of its inputs' progress; owned by the worker thread."""
 
     def __init__(self, consumer: KafkaConsumer, topics: tuple[str, str], idle_after: float,
-                 position: Callable[[TopicPartition], int]) -> None:
+                 position: Callable[[TopicPartition], int | None]) -> None:
         self.consumer = consumer
         self.topics = topics
         self.idle_after = idle_after
