@@ -18,17 +18,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import MemberState
 
-_logger = logging.getLogger("loglabel")
-
-
-def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
-    _logger.log(level, event, extra={"fields": fields})
+from ingest.events import log_event
 
 
 class BrokerProgress:
@@ -73,7 +68,7 @@ class BrokerProgress:
         now = time.monotonic()
         if not self.reachable:
             down = now - (self.unreachable_since or now)
-            _log("broker.reachable", who=self.who, after_s=round(down, 1))
+            log_event("broker.reachable", who=self.who, after_s=round(down, 1))
             self.reachable_since = now
         self.reachable = True
         self.unreachable_since = None
@@ -91,10 +86,28 @@ class BrokerProgress:
             return None
         return {tp: max(0, ends[tp] - (positions[tp] or 0)) for tp in positions}
 
+    def quiet_partitions(self, clock: InputClock, positions: Callable[[TopicPartition], int | None],
+                         partitions: Iterable[TopicPartition], now: float, after_s: float
+                         ) -> dict[TopicPartition, tuple[float, int]] | None:
+        """For the ``partitions`` quiet for ``after_s`` or more: (seconds quiet, unread
+        messages), asked of the broker now; ``None`` when it did not answer.
+
+        Quiet time never spans an outage: it counts from the broker's return, and the
+        answer asked here may itself be that return, so it is measured after it.
+        """
+        asking = [tp for tp in partitions
+                  if clock.quiet_for(tp, now, self.reachable_since) >= after_s]
+        if not asking:
+            return {}
+        lag = self.lag({tp: positions(tp) for tp in asking})
+        if lag is None:
+            return None
+        return {tp: (clock.quiet_for(tp, now, self.reachable_since), lag[tp]) for tp in asking}
+
     def _failed(self, exc: BaseException) -> None:
         if self.reachable:
             self.unreachable_since = time.monotonic()
-            _log("broker.unreachable", logging.WARNING, who=self.who,
+            log_event("broker.unreachable", logging.WARNING, who=self.who,
                  error=str(exc) or type(exc).__name__)
         self.reachable = False
 

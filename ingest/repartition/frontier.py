@@ -33,6 +33,19 @@ import bisect
 import math
 from collections.abc import Sequence
 
+import orjson
+
+from ingest.records import DeadLetter, SourceRef
+
+
+def late_letter(t: float, mark: float, lateness: float, raw: bytes,
+                source: SourceRef | None = None) -> DeadLetter:
+    """The ``late_prediction`` dead letter of a prediction at ``t`` behind ``mark``."""
+    return DeadLetter("late_prediction",
+                      f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
+                      f"{mark:.3f}, more than join.allowed_lateness_s = {lateness:g}",
+                      raw, source)
+
 
 class Frontier:
     """The frontier of one partition; owned by the single thread that reads it."""
@@ -60,6 +73,20 @@ class Frontier:
     def top(self) -> list[float]:
         """The state to persist beside the offset (``Frontier(top=...)`` restores it)."""
         return list(self._top)
+
+    def metadata(self) -> str:
+        """The frontier as a committed offset's metadata (``from_metadata`` reads it)."""
+        return orjson.dumps({"top": self._top}).decode()
+
+    def from_metadata(self, metadata: str | None) -> Frontier:
+        """A frontier under these rules with the state in ``metadata`` (fresh when it
+        holds none)."""
+        try:
+            doc = orjson.loads(metadata) if metadata and metadata.startswith("{") else {}
+        except orjson.JSONDecodeError:
+            doc = {}
+        top = doc.get("top", []) if isinstance(doc, dict) else []
+        return Frontier(self.lateness, self.votes, self.ahead_s, [float(x) for x in top])
 
     def observe(self, event_time: float) -> bool:
         """Account for the next record of the partition; return whether it is late."""

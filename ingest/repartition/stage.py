@@ -46,29 +46,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from ingest.errors import IngestError
+from ingest.events import log_event
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
 from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import DeadLetter, LateOutcome, Prediction, SourceMark, SourceRef
-from ingest.repartition.frontier import Frontier
+from ingest.repartition.frontier import Frontier, late_letter
 from ingest.repartition.partitioner import internal_partition
 from ingest.repartition.routes import IncompleteRun, Route, TimeRules
 from ingest.wire.codec import encode_batch, pack
 
-_logger = logging.getLogger("loglabel")
 CONFIRM_EVERY_S = 1.0  # at most one end-offsets request per second for idleness
 STALL_AFTER_S = 60.0  # unread input and nothing delivered for this long: a logged stall
 RESEND_MARKS_S = 5.0  # every mark is written again this often, changed or not
 
-
-def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
-    _logger.log(level, event, extra={"fields": fields})
 
 
 class Repartitioner:
@@ -135,7 +131,7 @@ class Repartitioner:
                                      / 1000)
         now = last_input = last_commit = last_marks = last_status = last_confirm = \
             self._started_at = time.monotonic()
-        _log("ingest.started", topics=list(self.routes), group=self.group_id)
+        log_event("ingest.started", topics=list(self.routes), group=self.group_id)
         try:
             while not self._stop and not (should_stop and should_stop()):
                 batch = consumer.poll(timeout_ms=200)
@@ -169,7 +165,7 @@ class Repartitioner:
                 quiet = now - max(last_input, self._progress.reachable_since)
                 if until_idle is not None and self._progress.reachable \
                         and quiet >= until_idle and self._finished(consumer, now):
-                    _log("ingest.idle", seconds=round(now - last_input, 1))
+                    log_event("ingest.idle", seconds=round(now - last_input, 1))
                     break
             self._flush_buckets(producer)
             self._send_marks(producer, consumer, time.monotonic())
@@ -194,14 +190,14 @@ class Repartitioner:
         (``ingest.kafka.progress.MembershipWatch``); what was read since the last commit
         is read again by whoever owns it next."""
         self.counters["group_rejoins"] += 1
-        _log("group.stuck", logging.WARNING, who="ingest", state=state,
+        log_event("group.stuck", logging.WARNING, who="ingest", state=state,
              action="closing the consumer and joining again")
         self.forget(set(self._frontiers) | set(self._next))
         self._buckets = {}
         try:
             consumer.close(autocommit=False)
         except Exception as exc:  # noqa: BLE001 - a stuck client may fail to close cleanly
-            _log("group.close_failed", logging.WARNING, error=str(exc))
+            log_event("group.close_failed", logging.WARNING, error=str(exc))
         fresh = self._subscribed_consumer()
         self._progress.consumer = fresh
         return fresh
@@ -270,11 +266,8 @@ class Repartitioner:
     def _late_prediction(self, route: Route, tp: TopicPartition, message: Any, t: float,
                          mark: float) -> None:
         self.counters["late_predictions"] += 1
-        letter = DeadLetter(
-            "late_prediction",
-            f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
-            f"{mark:.3f}, more than join.allowed_lateness_s = {self.time.lateness:g}",
-            message.value or b"", SourceRef(tp.topic, tp.partition, message.offset))
+        letter = late_letter(t, mark, self.time.lateness, message.value or b"",
+                             SourceRef(tp.topic, tp.partition, message.offset))
         pii = route.decoder.pii
         self._dead_letters.send(letter if pii is None else pii.redact_dead_letter(letter),
                                 message.key)
@@ -286,19 +279,14 @@ class Repartitioner:
                 committed = consumer.committed(tp, metadata=True, timeout_ms=10_000)
                 break
             except Exception as exc:  # noqa: BLE001 - retried, then the stage stops
-                _log("ingest.frontier_unknown", logging.WARNING, partition=str(tp),
+                log_event("ingest.frontier_unknown", logging.WARNING, partition=str(tp),
                      attempt=attempt + 1, error=str(exc))
         else:
             # a replay judged by a fresh frontier would decide lateness differently from
             # the first read: better to stop (and be restarted) than to label differently
             raise IngestError(f"cannot read the committed frontier of {tp}: the broker did "
                               "not answer the offset fetch; the stage stops")
-        meta = getattr(committed, "metadata", None) or ""
-        try:
-            top = orjson.loads(meta).get("top", []) if meta.startswith("{") else []
-        except orjson.JSONDecodeError:
-            top = []
-        return self.time.frontier([float(x) for x in top])
+        return self.time.frontier().from_metadata(getattr(committed, "metadata", None))
 
     def _partition_count(self, topic: str, consumer: KafkaConsumer) -> int:
         count = self._partitions.get(topic)
@@ -333,23 +321,16 @@ class Repartitioner:
     def _confirm(self, consumer: KafkaConsumer, now: float) -> None:
         """Ask the broker whether the quiet raw partitions are caught up (idleness), and
         log the ones that have unread input but deliver nothing (a stall)."""
-        back = self._progress.reachable_since  # an outage is not quiet: count from its end
-        quiet = {tp: self._clock.quiet_for(tp, now, back) for tp in consumer.assignment()}
-        asking = {tp for tp, q in quiet.items() if q >= min(self.time.idle_after, STALL_AFTER_S)}
-        if not asking:
-            return
-        lag = self._progress.lag({tp: self._position(consumer, tp) for tp in asking})
-        if lag is None:
-            return  # no answer: nothing becomes idle
-        back = self._progress.reachable_since  # this answer may have ended an outage
-        quiet = {tp: self._clock.quiet_for(tp, now, back) for tp in asking}
-        for tp in asking:
-            if lag[tp] == 0 and quiet[tp] >= self.time.idle_after:
-                self._idle_at[tp] = quiet[tp]
-            elif lag[tp] > 0 and quiet[tp] >= STALL_AFTER_S:
+        found = self._progress.quiet_partitions(
+            self._clock, functools.partial(self._position, consumer), consumer.assignment(),
+            now, min(self.time.idle_after, STALL_AFTER_S))
+        for tp, (quiet, unread) in (found or {}).items():  # None: no answer, nothing idles
+            if unread == 0 and quiet >= self.time.idle_after:
+                self._idle_at[tp] = quiet
+            elif unread > 0 and quiet >= STALL_AFTER_S:
                 self.counters["ingest_stalls"] += 1
-                _log("ingest.stalled", logging.WARNING, partition=str(tp), unread=lag[tp],
-                     quiet_s=round(quiet[tp], 1))
+                log_event("ingest.stalled", logging.WARNING, partition=str(tp), unread=unread,
+                          quiet_s=round(quiet, 1))
 
     def _send_marks(self, producer: KafkaProducer, consumer: KafkaConsumer, now: float) -> None:
         """Write each owned raw partition's mark into every partition of its internal
@@ -381,8 +362,7 @@ class Repartitioner:
 
     def _commit(self, producer: KafkaProducer, consumer: KafkaConsumer) -> None:
         offsets = {
-            tp: OffsetAndMetadata(next_offset, orjson.dumps(
-                {"top": self._frontiers[tp].top}).decode(), -1)
+            tp: OffsetAndMetadata(next_offset, self._frontiers[tp].metadata(), -1)
             for tp, next_offset in self._next.items() if tp in self._frontiers
         }
         if not offsets:
@@ -394,7 +374,7 @@ class Repartitioner:
             consumer.commit(offsets)  # ... before the raw offsets that cover them
         except KafkaError as exc:  # e.g. the broker is away: the next commit covers these
             self.counters["ingest_commit_failures"] += 1
-            _log("ingest.commit_failed", logging.WARNING, error=str(exc) or type(exc).__name__)
+            log_event("ingest.commit_failed", logging.WARNING, error=str(exc) or type(exc).__name__)
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         self.ever_assigned = self.ever_assigned or bool(partitions)
@@ -414,7 +394,7 @@ class Repartitioner:
     def _status(self, now: float) -> None:
         c = self.counters
         marks = [f.mark for f in self._frontiers.values() if f.mark > -math.inf]
-        _log("ingest.status", raw_messages=c["raw_messages"], rekeyed=c["rekeyed"],
+        log_event("ingest.status", raw_messages=c["raw_messages"], rekeyed=c["rekeyed"],
              dead_letters=c["dead_letters_sent"], late_predictions=c["late_predictions"],
              ahead_of_frontier=sum(f.ahead for f in self._frontiers.values()),
              partitions=len(self._frontiers), idle_partitions=len(self._idle_at),

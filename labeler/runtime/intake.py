@@ -20,6 +20,7 @@ from kafka.errors import KafkaError
 
 from ingest.kafka.dead_letters import DeadLetterSink
 from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
+from ingest.repartition.frontier import late_letter
 from ingest.wire.pii import PiiPolicy
 from labeler.join.inputs import DirectInputs
 from labeler.join.rules import JoinRules
@@ -116,12 +117,9 @@ class Intake:
 
     def _late_prediction(self, prediction: Prediction, mark: float, tp: TopicPartition,
                          message: Any) -> None:
-        t = prediction.event_time
-        self._dead_letter(DeadLetter(
-            "late_prediction",
-            f"event time {t:.3f} is {mark - t:.1f} s behind its partition's frontier "
-            f"{mark:.3f}, more than join.allowed_lateness_s = {self.rules.lateness:g}",
-            message.value or b""), SourceRef(tp.topic, tp.partition, message.offset), message.key)
+        self._dead_letter(late_letter(prediction.event_time, mark, self.rules.lateness,
+                                      message.value or b""),
+                          SourceRef(tp.topic, tp.partition, message.offset), message.key)
 
     def _positions(self) -> dict[TopicPartition, int | None]:
         """The next offsets of every input partition this worker owns."""

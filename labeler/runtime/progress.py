@@ -92,24 +92,16 @@ class InputProgress:
             return
         self._last_confirm = now
         tps = [TopicPartition(t, i) for i in joins for t in self.topics]
-        back = self.broker.reachable_since  # an outage is not quiet: count from its end
-        quiet = {tp: self.clock.quiet_for(tp, now, back) for tp in tps}
-        asking = [tp for tp in tps if quiet[tp] >= self.idle_after]
-        if not asking:
-            return
-        lag = self.broker.lag({tp: self.position(tp) for tp in asking})
-        if lag is None:
-            return  # no answer: time moves nothing
-        back = self.broker.reachable_since  # this answer may have ended an outage
-        quiet = {tp: self.clock.quiet_for(tp, now, back) for tp in asking}
-        for tp in asking:
-            if lag[tp] or quiet[tp] < self.idle_after:
+        found = self.broker.quiet_partitions(self.clock, self.position, tps, now,
+                                             self.idle_after)
+        for tp, (quiet, unread) in (found or {}).items():  # None: no answer, time stands
+            if unread or quiet < self.idle_after:
                 continue
             join = joins[tp.partition]
             frontier = join.frontiers.get(tp.topic)
             mark = frontier.mark if frontier is not None else -math.inf
             if mark > -math.inf:
-                mark += quiet[tp]
+                mark += quiet
             join.watermark.update((tp.topic, tp.partition), mark, idle=True)
 
     # -- the end of a bounded run ------------------------------------------------------
