@@ -29,7 +29,8 @@ from ingest.events import log_event
 class BrokerProgress:
     """Fresh end offsets for one consumer; owned by the thread that polls it."""
 
-    def __init__(self, consumer: KafkaConsumer, who: str, timeout_ms: int = 3000) -> None:
+    def __init__(self, consumer: KafkaConsumer, who: str, timeout_ms: int = 3000,
+                 topics: Iterable[str] = ()) -> None:
         self.consumer = consumer
         self.who = who
         self.timeout_ms = timeout_ms
@@ -37,6 +38,9 @@ class BrokerProgress:
         self.last_answer: float | None = None  # monotonic time of the last answer
         self.unreachable_since: float | None = None
         self.last_lag: int | None = None  # unread messages at the last probe
+        # asked when nothing is assigned (e.g. lost in the outage), so an outage is
+        # still noticed and logged
+        self.canary = [TopicPartition(t, 0) for t in topics]
         # when the broker last came back: time without input before that is an outage,
         # not idleness (producers resend what they buffered meanwhile)
         self.reachable_since = time.monotonic()
@@ -49,7 +53,12 @@ class BrokerProgress:
         if now - self._last_probe < every_s:
             return
         self._last_probe = now
-        lag = self.lag(positions())
+        asked = positions()
+        if not asked:
+            self.end_offsets(self.canary)
+            self.last_lag = None
+            return
+        lag = self.lag(asked)
         self.last_lag = None if lag is None else sum(lag.values())
 
     def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int] | None:

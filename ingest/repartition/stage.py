@@ -126,7 +126,7 @@ class Repartitioner:
                                 enable_idempotence=True, batch_size=512 * 1024)
         self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic, self.counters)
         consumer = self._subscribed_consumer()
-        self._progress = BrokerProgress(consumer, "ingest")
+        self._progress = BrokerProgress(consumer, "ingest", topics=list(self.routes))
         membership = MembershipWatch(self.consumer_options.get("session_timeout_ms", 10_000)
                                      / 1000)
         now = last_input = last_commit = last_marks = last_status = last_confirm = \

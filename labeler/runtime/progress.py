@@ -51,7 +51,7 @@ class InputProgress:
         self.topics = topics
         self.idle_after = idle_after
         self.position = position  # the next offset the worker will read of a partition
-        self.broker = BrokerProgress(consumer, "labeler")
+        self.broker = BrokerProgress(consumer, "labeler", topics=topics)
         self.clock = InputClock()
         self.started = time.monotonic()
         self.last_input = self.started

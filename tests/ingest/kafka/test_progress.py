@@ -66,3 +66,13 @@ def test_a_member_not_stable_for_long_is_stuck_and_the_clock_restarts() -> None:
     assert watch.stuck(consumer, 32.0) is None, "the clock restarts after a verdict"  # type: ignore[arg-type]
     consumer.state = MemberState.STABLE
     assert watch.stuck(consumer, 100.0) is None  # type: ignore[arg-type]
+
+
+def test_an_outage_is_noticed_with_nothing_assigned(caplog: pytest.LogCaptureFixture) -> None:
+    consumer = _Consumer()
+    consumer.up = False
+    progress = BrokerProgress(consumer, "test", topics=["t"])  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="loglabel"):
+        progress.probe(dict, now=100.0)  # no partition of ours: the canary is asked
+    assert [r.getMessage() for r in caplog.records] == ["broker.unreachable"]
+    assert not progress.reachable and progress.last_lag is None
