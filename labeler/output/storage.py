@@ -64,6 +64,56 @@ class Storage:
         self.write(temp, data)
         self.move(temp, rel)
 
+    def put_if_absent(self, rel: str, data: bytes) -> bool:
+        """Create ``rel`` with ``data`` only if no file has that name; ``True`` if this
+        call created it. Durable either way it answers.
+
+        Locally this is exclusive: the bytes go to a fsynced temp file that is
+        ``link()``ed to the name, which fails if the name exists, so of two
+        writers racing for one name exactly one wins and the loser's bytes are
+        never visible. pyarrow's object-store filesystems offer no conditional
+        create, so there it is a check and then a write: a window as short as one
+        request remains (the README says so).
+        """
+        if not self.local:
+            if self.exists(rel):
+                return False
+            self.write(rel, data)
+            return True
+        target = self.path(rel)
+        head, _, name = rel.rpartition("/")
+        temp = f"{head}/.{name}.{uuid.uuid4().hex}.tmp" if head else f".{name}.tmp"
+        self.write(temp, data, sync_dir=False)
+        try:
+            os.link(self.path(temp), target)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(self.path(temp))
+        _fsync_dir(os.path.dirname(target))
+        return True
+
+    def publish(self, src: str, dst: str) -> bool:
+        """Give the file at ``src`` the name ``dst``, never replacing a file there;
+        ``True`` if it was published now, ``False`` if ``dst`` already existed
+        (``src`` is then left in place for the caller to judge)."""
+        if not self.local:
+            if self.exists(dst):
+                return False
+            self.move(src, dst)
+            return True
+        source, target = self.path(src), self.path(dst)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return False
+        os.unlink(source)
+        _fsync_dir(os.path.dirname(target))
+        if os.path.dirname(source) != os.path.dirname(target):
+            _fsync_dir(os.path.dirname(source))
+        return True
+
     def move(self, src: str, dst: str) -> None:
         """Rename ``src`` to ``dst`` (replacing it) and make the rename durable."""
         source, target = self.path(src), self.path(dst)

@@ -151,3 +151,21 @@ def test_a_zombie_is_fenced_and_the_new_owner_files_stay_intact(tmp_path: Path) 
     assert final.segments == [(1, "zombie"), (2, "heir")]
     assert storage.read("_checkpoints/p%2Bo/p0000.state/00000002-heir.seg") == b"\x91\x01"
     assert sorted(pd.read_parquet(tmp_path).prediction_id) == sorted(f"id{i}" for i in range(9))
+
+
+def test_put_if_absent_creates_once(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    assert storage.put_if_absent("a/epoch-1", b"first")
+    assert not storage.put_if_absent("a/epoch-1", b"second")
+    assert storage.read("a/epoch-1") == b"first"
+    assert storage.list("a") == ["epoch-1"]  # no temp file left behind
+
+
+def test_publish_never_replaces_a_file(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    storage.write("s/one", b"one")
+    storage.write("s/two", b"two")
+    assert storage.publish("s/one", "d/final")
+    assert not storage.publish("s/two", "d/final")
+    assert storage.read("d/final") == b"one"
+    assert storage.read("s/two") == b"two"  # the loser is left for the caller
