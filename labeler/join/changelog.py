@@ -30,7 +30,7 @@ def change(entry: list[Any]) -> bytes:
     return msgpack.packb(entry, use_bin_type=True)
 
 
-def read_log(data: bytes) -> Iterator[list[Any]]:
+def read_log(data: bytes | memoryview) -> Iterator[list[Any]]:
     """The changes of a log (``b"".join(join.log)``, as a state segment holds it), in order."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
     unpacker.feed(data)

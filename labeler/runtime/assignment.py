@@ -50,12 +50,13 @@ class Assignment:
         new = sorted(indexes - set(self.partitions))
         share = int(self.config.state.memory_budget) // max(len(self.partitions) + len(new), 1)
         for index in new:
-            checkpoint = self.checkpoints.recover(index)
-            if checkpoint is None:
+            checkpoint = self.checkpoints.recover(index)  # claims epoch checkpoint.epoch
+            if checkpoint.fresh:
                 # No checkpoint: start where Kafka's committed offset (or the reset
                 # policy) says; offsets become known with the first message read.
-                join = PartitionJoin(self.rules, self.counters, self._pending_store(index, share))
-                part = OwnedPartition(index, join, 0, {})
+                join = PartitionJoin(self.rules, self.counters, self._pending_store(index, share),
+                                     checkpoint.epoch + 1)
+                part = OwnedPartition(index, join, checkpoint.epoch, {})
             else:
                 join = PartitionJoin.restore(
                     self.rules, checkpoint.state, self.checkpoints.segments(checkpoint),
@@ -67,7 +68,7 @@ class Assignment:
             part.first_offset = part.offsets.get(self.topics[0], 0)
             join.watermark.expect(self._sources(index))
             if self.drift is not None:
-                self.drift.restore(index, checkpoint.state.get("drift") if checkpoint else None)
+                self.drift.restore(index, checkpoint.state.get("drift"))
             self.partitions[index] = part
             log("partition.assigned", partition=index, offsets=part.offsets,
                 pending=join.pending_count, pending_on_disk=join.pending.on_disk,

@@ -295,7 +295,8 @@ class Worker(Intake, Assignment):
             if not part.dirty and not part.join.log:
                 continue
             epoch = part.epoch + 1
-            name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch)
+            name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch,
+                              self.checkpoints.owner)
             files = self.encoder.encode(part.rows, name)
             if self.encoder.types.lost:
                 self.counters.update(self.encoder.types.lost)
@@ -311,7 +312,7 @@ class Worker(Intake, Assignment):
                 checkpoint = self.checkpoints.commit(
                     part.index, epoch, part.offsets, snapshot, files,
                     before=flush_producer, log=join.log, segments=part.segments,
-                    keep_from=join.oldest_needed_epoch(), previous_epoch=part.epoch)
+                    keep_from=join.oldest_needed_epoch())
             except Fenced as exc:
                 self._fenced(part, exc)
                 continue
