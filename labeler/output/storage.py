@@ -12,6 +12,7 @@ device``), never a bare ``OSError`` without its path.
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -47,7 +48,7 @@ class Storage:
         target = self.path(rel)
         with _failing("write", target):
             if self.local:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
+                _makedirs(os.path.dirname(target))
                 with open(target, "wb") as fh:
                     fh.write(data)
                     fh.flush()
@@ -115,7 +116,7 @@ class Storage:
                 self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
                 self.fs.move(source, target)
                 return True
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _makedirs(os.path.dirname(target))
             try:
                 os.link(source, target)
             except FileExistsError:
@@ -135,7 +136,7 @@ class Storage:
         source, target = self.path(src), self.path(dst)
         with _failing("rename", f"{source} to {target}"):
             if self.local:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
+                _makedirs(os.path.dirname(target))
                 os.replace(source, target)
                 _fsync_dir(os.path.dirname(target))
                 return
@@ -181,10 +182,25 @@ def _failing(action: str, path: str) -> Iterator[None]:
     except StorageError:
         raise
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        if exc.filename and str(exc.filename) not in path and exc.strerror:
-            reason = f"{exc.strerror} ({exc.filename})"
+        if isinstance(exc.errno, int) and exc.errno > 0:
+            reason = os.strerror(exc.errno)  # pyarrow's own text repeats the path
+        else:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename and str(exc.filename) not in path:
+            reason = f"{reason} ({exc.filename})"
         raise StorageError(action, path, " ".join(reason.split()), exc.errno) from exc
+
+
+def _makedirs(directory: str) -> None:
+    """``os.makedirs``, saying "Not a directory" when a file is in the way."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:
+        blocker = directory
+        while blocker and not os.path.isfile(blocker):
+            blocker = os.path.dirname(blocker)
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR),
+                                 blocker or directory) from None
 
 
 def _temp_name(rel: str) -> str:
