@@ -88,48 +88,32 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import msgpack
 
 from labeler.errors import CheckpointError, StorageError
 from labeler.join.changelog import read_log
+from labeler.output.epoch_log import (
+    OWNER,
+    Checkpoint,
+    Paths,
+    decode,
+    encode,
+    epoch_of_file,
+    epoch_of_staged,
+    epoch_of_temp,
+    segment_key,
+)
 from labeler.output.frames import CHECKPOINT, SEGMENT, FrameError, frame, unframe
 from labeler.output.shards import ShardFile
 from labeler.output.storage import Storage
 
-CHECKPOINT_DIR = "_checkpoints"
-STAGING_DIR = "_staging"
 KEEP_EPOCHS = 5  # epoch files kept per partition (the highest is the only one read)
 CLAIM_ATTEMPTS = 20  # numbers tried by one claim before giving up
-_OWNER = re.compile(r"[A-Za-z0-9]{1,32}")
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """What a partition has durably done: one entry of its epoch log."""
-
-    stream: str
-    partition: int
-    epoch: int
-    offsets: dict[str, int]  # topic -> next offset to read (last processed + 1)
-    state: dict[str, Any]  # PartitionJoin.snapshot(); {} before any commit
-    shards: list[tuple[str, str]] = field(default_factory=list)  # (staged, final) to publish
-    segments: list[tuple[int, str]] = field(default_factory=list)  # (epoch, owner), kept
-    owner: str = ""  # the worker process that wrote it
-    claim: bool = False  # a take-over's claim, not a commit
-
-    @property
-    def fresh(self) -> bool:
-        """No commit before it: nothing to restore, Kafka's committed offsets (or the
-        reset policy) say where to start."""
-        return not self.state
 
 
 def stream_tag(stream: str) -> str:
@@ -174,42 +158,24 @@ class CheckpointStore:
         self.storage = storage
         self.stream = stream
         self.owner = owner or uuid.uuid4().hex[:12]
-        if not _OWNER.fullmatch(self.owner):
+        if not OWNER.fullmatch(self.owner):
             raise ValueError(f"owner {self.owner!r}: letters and digits only (it goes in "
                              "file names)")
-        self._dir = f"{CHECKPOINT_DIR}/{quote(stream, safe='')}"
-        self._staging = f"{STAGING_DIR}/{quote(stream, safe='')}"
-
-    # -- paths -------------------------------------------------------------------------
-
-    def _epoch_dir(self, partition: int) -> str:
-        return f"{self._dir}/p{partition:04d}.epochs"
-
-    def _epoch_path(self, partition: int, epoch: int) -> str:
-        return f"{self._epoch_dir(partition)}/{epoch:010d}.ckpt"
-
-    def _staging_dir(self, partition: int) -> str:
-        return f"{self._staging}/p{partition:04d}"
-
-    def _segment_dir(self, partition: int) -> str:
-        return f"{self._dir}/p{partition:04d}.state"
-
-    def _segment_path(self, partition: int, epoch: int, owner: str) -> str:
-        return f"{self._segment_dir(partition)}/{epoch:08d}-{owner}.seg"
+        self._paths = Paths(stream)
 
     # -- reading -----------------------------------------------------------------------
 
     def epochs(self, partition: int) -> list[int]:
         """The epoch numbers in the partition's log, ascending."""
-        names = self.storage.list(self._epoch_dir(partition))
-        return sorted(n for n in map(_epoch_of_file, names) if n is not None)
+        names = self.storage.list(self._paths.epoch_dir(partition))
+        return sorted(n for n in map(epoch_of_file, names) if n is not None)
 
     def load(self, partition: int) -> Checkpoint | None:
         """The partition's latest checkpoint (highest epoch), or ``None`` if it has none."""
         for _ in range(CLAIM_ATTEMPTS):
             epochs = self.epochs(partition)
             if not epochs:
-                legacy = f"{self._dir}/p{partition:04d}.ckpt"
+                legacy = self._paths.legacy(partition)
                 if self.storage.exists(legacy):
                     raise CheckpointError(
                         f"checkpoint {self.storage.path(legacy)} is of an older format "
@@ -219,11 +185,11 @@ class CheckpointStore:
             checkpoint = self._read(partition, epochs[-1])
             if checkpoint is not None:
                 return checkpoint
-        raise CheckpointError(f"the epoch log {self.storage.path(self._epoch_dir(partition))} "
-                              "keeps changing under this reader")
+        where = self.storage.path(self._paths.epoch_dir(partition))
+        raise CheckpointError(f"the epoch log {where} keeps changing under this reader")
 
     def _read(self, partition: int, epoch: int) -> Checkpoint | None:
-        rel = self._epoch_path(partition, epoch)
+        rel = self._paths.epoch_path(partition, epoch)
         path = self.storage.path(rel)
         try:
             raw = self.storage.read(rel)
@@ -232,13 +198,7 @@ class CheckpointStore:
         if raw is None:
             return None
         try:
-            doc = msgpack.unpackb(unframe(CHECKPOINT, raw), raw=False, strict_map_key=False)
-            checkpoint = Checkpoint(
-                stream=doc["stream"], partition=doc["partition"], epoch=doc["epoch"],
-                offsets=doc["offsets"], state=doc["state"],
-                shards=[(s, f) for s, f in doc["shards"]],
-                segments=[(e, o) for e, o in doc["segments"]], owner=doc["owner"],
-                claim=doc["claim"])
+            checkpoint = decode(unframe(CHECKPOINT, raw))
         except FrameError as exc:
             raise CheckpointError(f"checkpoint {path} is corrupt: {exc}") from exc
         except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
@@ -255,7 +215,7 @@ class CheckpointStore:
         """The ``(epoch, log)`` state segments ``checkpoint`` lists, oldest first, read one
         at a time (a restore never holds more than one in memory)."""
         for epoch, owner in checkpoint.segments:
-            rel = self._segment_path(checkpoint.partition, epoch, owner)
+            rel = self._paths.segment_path(checkpoint.partition, epoch, owner)
             path = self.storage.path(rel)
             try:
                 raw = self.storage.read(rel)
@@ -293,9 +253,9 @@ class CheckpointStore:
             if self._create(claim):
                 break
         else:
-            raise CheckpointError(
-                f"cannot claim partition {partition}: other workers took {CLAIM_ATTEMPTS} "
-                f"epochs in a row under {self.storage.path(self._epoch_dir(partition))}")
+            where = self.storage.path(self._paths.epoch_dir(partition))
+            raise CheckpointError(f"cannot claim partition {partition}: other workers took "
+                                  f"{CLAIM_ATTEMPTS} epochs in a row under {where}")
         self._publish(claim)  # shards of a commit torn between its steps 3 and 4
         self._collect(claim)
         return claim
@@ -304,15 +264,15 @@ class CheckpointStore:
         """Delete what the claim proves unreferenced (the module docstring's rule)."""
         partition, epoch = claim.partition, claim.epoch
         named = {staged for staged, _ in claim.shards}
-        staging = self._staging_dir(partition)
+        staging = self._paths.staging_dir(partition)
         for name in self.storage.list(staging):
-            written = _epoch_of_name(name)
+            written = epoch_of_staged(name)
             if written is not None and written <= epoch and f"{staging}/{name}" not in named:
                 self._delete(f"{staging}/{name}", "staged file")
         kept = set(claim.segments)
-        segments = self._segment_dir(partition)
+        segments = self._paths.segment_dir(partition)
         for name in self.storage.list(segments):
-            key = _segment_key(name)
+            key = segment_key(name)
             if key is not None and key[0] <= epoch and key not in kept:
                 self._delete(f"{segments}/{name}", "state segment")
         self._trim(partition, epoch)
@@ -320,15 +280,14 @@ class CheckpointStore:
     def _trim(self, partition: int, epoch: int) -> None:
         """Delete epoch files below the last ``KEEP_EPOCHS`` and torn temp files of
         epochs already decided."""
-        directory = self._epoch_dir(partition)
+        directory = self._paths.epoch_dir(partition)
         for name in self.storage.list(directory):
-            number = _epoch_of_file(name)
+            number = epoch_of_file(name)
             if number is not None and number <= epoch - KEEP_EPOCHS:
                 self._delete(f"{directory}/{name}", "checkpoint")
-            elif number is None and name.startswith(".") and name.endswith(".tmp"):
-                written = _epoch_of_file(name[1:].split(".ckpt.", 1)[0] + ".ckpt")
-                if written is not None and written <= epoch:
-                    self._delete(f"{directory}/{name}", "checkpoint temp file")
+            written = epoch_of_temp(name)
+            if written is not None and written <= epoch:
+                self._delete(f"{directory}/{name}", "checkpoint temp file")
 
     # -- committing --------------------------------------------------------------------
 
@@ -357,14 +316,14 @@ class CheckpointStore:
             before()  # 1
         staged = []
         for i, shard in enumerate(files):
-            rel = f"{self._staging_dir(partition)}/{epoch:08d}-{self.owner}-{i:04d}.parquet"
+            rel = self._paths.staged_path(partition, epoch, self.owner, i)
             with _named("shard"):
                 self.storage.write(rel, shard.data, sync_dir=False)  # 2
             staged.append((rel, shard.path))
         kept = [s for s in segments if s[0] >= keep_from]
         written = [s for s, _ in staged]
         if log and epoch >= keep_from:
-            rel = self._segment_path(partition, epoch, self.owner)
+            rel = self._paths.segment_path(partition, epoch, self.owner)
             with _named("state segment"):
                 self.storage.write(rel, frame(SEGMENT, b"".join(log)), sync_dir=False)  # 2
             kept.append((epoch, self.owner))
@@ -389,7 +348,7 @@ class CheckpointStore:
         try:
             self._publish(checkpoint)  # 4
             for old in set(segments) - set(kept):
-                self.storage.delete(self._segment_path(partition, *old))  # 4
+                self.storage.delete(self._paths.segment_path(partition, *old))  # 4
             self._trim(partition, epoch)  # 4
         except (CheckpointError, StorageError) as exc:
             raise PublishError(f"partition {partition} epoch {epoch} is committed but not yet "
@@ -399,8 +358,8 @@ class CheckpointStore:
 
     def _create(self, checkpoint: Checkpoint) -> bool:
         """Put-if-absent of ``checkpoint``'s epoch file; ``False`` if the number is taken."""
-        rel = self._epoch_path(checkpoint.partition, checkpoint.epoch)
-        data = frame(CHECKPOINT, _encode(checkpoint))
+        rel = self._paths.epoch_path(checkpoint.partition, checkpoint.epoch)
+        data = frame(CHECKPOINT, encode(checkpoint))
         try:
             return self.storage.put_if_absent(rel, data)
         except StorageError as exc:
@@ -452,43 +411,6 @@ def _named(what: str) -> Iterator[None]:
         yield
     except StorageError as exc:
         raise CheckpointError(f"cannot {exc.action} {what} {exc.path}: {exc.reason}") from exc
-
-
-def _epoch_of_file(name: str) -> int | None:
-    """``0000000012.ckpt`` -> 12."""
-    stem, dot, ext = name.partition(".")
-    return int(stem) if dot and ext == "ckpt" and stem.isdigit() else None
-
-
-def _epoch_of_name(name: str) -> int | None:
-    """The epoch a staged file's name begins with (``00000012-<owner>-0000.parquet``)."""
-    head = name.split("-", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
-def _segment_key(name: str) -> tuple[int, str] | None:
-    """``00000012-<owner>.seg`` -> (12, owner)."""
-    if not name.endswith(".seg"):
-        return None
-    head, _, owner = name[:-4].partition("-")
-    return (int(head), owner) if head.isdigit() and owner else None
-
-
-def _encode(checkpoint: Checkpoint) -> bytes:
-    return msgpack.packb(
-        {
-            "stream": checkpoint.stream,
-            "partition": checkpoint.partition,
-            "epoch": checkpoint.epoch,
-            "offsets": checkpoint.offsets,
-            "state": checkpoint.state,
-            "shards": checkpoint.shards,
-            "segments": checkpoint.segments,
-            "owner": checkpoint.owner,
-            "claim": checkpoint.claim,
-        },
-        use_bin_type=True,
-    )
 
 
 def _changes(payload: memoryview, path: str) -> Iterator[list[Any]]:
