@@ -107,8 +107,10 @@ class Assignment:
         if mine:
             self.commit(mine, to_kafka=False)
         for index in mine:
-            self.partitions.pop(index).join.pending.close()
-            log("partition.revoked", partition=index)
+            part = self.partitions.pop(index, None)  # None: fenced by that commit
+            if part is not None:
+                part.join.pending.close()
+                log("partition.revoked", partition=index)
         self._removed(mine)
 
     def _fenced(self, part: OwnedPartition, reason: Fenced) -> None:
