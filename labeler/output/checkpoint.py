@@ -60,13 +60,15 @@ publishing fails after step 3, the epoch is committed all the same
 claim carries its shards and publishes them.
 
 **Garbage, and who may delete what.** Nobody deletes a file another owner
-may still need. A staged file or segment of epoch e <= L (L the highest
-epoch, read after the claim) that L's checkpoint does not list is garbage:
-a later checkpoint lists only what L lists plus files of its own epoch, and
-a commit of e can no longer succeed. Files of epochs above L may be a live
+may still need. A staged file or segment of epoch e <= L (L the claim's
+epoch, the highest when it was created) that L's checkpoint does not list is
+garbage: a later checkpoint lists only what L lists plus files of its own
+epoch, the shards of epochs before L were published before L was written
+(or L carries them), and a commit of e can no longer succeed. Files of epochs above L may be a live
 owner's work in progress and are left alone. ``recover`` collects the
 garbage after its claim; a committer deletes only the segments its own
-checkpoint dropped.
+checkpoint dropped (``keep_from``), and both delete the epoch files older than
+the last ``KEEP_EPOCHS`` and torn temp files of epochs already decided.
 
 **Publishing is idempotent.** Shard names carry the stream tag, partition,
 first input offset, epoch and owner (``shard_name``), unique across owners,
