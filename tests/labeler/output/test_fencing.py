@@ -277,3 +277,63 @@ def test_a_restart_without_a_checkpoint_never_replaces_a_published_shard(
 def test_an_owner_id_must_be_safe_in_file_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="letters and digits"):
         CheckpointStore(Storage(str(tmp_path)), STREAM, owner="a-b")
+
+
+class TornTemp(Storage):
+    """An owner whose epoch file's temp copy is written when ``after_temp`` runs (the
+    moment inside put-if-absent between the temp file and its link)."""
+
+    after_temp: Callable[[], None] | None = None
+
+    def write(self, rel: str, data: bytes, sync_dir: bool = True) -> None:
+        super().write(rel, data, sync_dir)
+        if rel.endswith(".tmp") and ".ckpt." in rel:
+            hook, self.after_temp = self.after_temp, None
+            if hook is not None:
+                hook()
+
+
+def test_a_claim_collecting_the_old_owner_temp_file_mid_commit_fences_it(
+        tmp_path: Path) -> None:
+    old_storage = TornTemp(str(tmp_path))
+    old = CheckpointStore(old_storage, STREAM, owner="old")
+    new = CheckpointStore(Storage(str(tmp_path)), STREAM, owner="new")
+    join = PartitionJoin(RULES, epoch=old.recover(0).epoch + 1)
+    read(join, 0, 3)
+    first = commit(old, join, 2, [], 0, 3)
+    read(join, 3, 5)
+    epochs = "_checkpoints/p%2Bo/p0000.epochs"
+
+    def take_over() -> None:
+        assert [n for n in old_storage.list(epochs) if n.endswith(".tmp")]
+        new.recover(0)  # claims 3, and collects the temp file of 3 before its link
+        assert not [n for n in old_storage.list(epochs) if n.endswith(".tmp")]
+
+    old_storage.after_temp = take_over
+    with pytest.raises(Fenced, match="epoch 3 was claimed by worker new"):
+        commit(old, join, 3, first.segments, 3, 5)
+    assert dataset_ids(tmp_path) == sorted(f"id{i}" for i in range(3))
+    assert old_storage.list(epochs) == ["0000000001.ckpt", "0000000002.ckpt",
+                                        "0000000003.ckpt"]
+
+
+def test_of_writers_racing_for_one_epoch_exactly_one_wins(tmp_path: Path) -> None:
+    import threading
+
+    storage = Storage(str(tmp_path))
+    for epoch in range(1, 21):
+        won: list[bool] = []
+        start = threading.Barrier(6)
+
+        def race(i: int, epoch: int = epoch, start: threading.Barrier = start,
+                 won: list[bool] = won) -> None:
+            start.wait()
+            won.append(storage.put_if_absent(f"log/{epoch}.ckpt", f"{i}".encode()))
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won) == [False] * 5 + [True]
+    assert storage.list("log") == sorted(f"{e}.ckpt" for e in range(1, 21))  # no temp left
