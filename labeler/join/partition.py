@@ -261,44 +261,70 @@ class PartitionJoin:
                 counters: Counter[str] | None = None, store: PendingStore | None = None,
                 epoch: int = 1) -> PartitionJoin:
         """Rebuild the state of a checkpoint: ``snap`` and the ``(epoch, log)`` segments
-        it keeps, oldest first. ``epoch`` is the next epoch to log into."""
+        it keeps, oldest first. ``epoch`` is the next epoch to log into.
+
+        The same in steps (a worker restores from its poll loop, a slice at a
+        time): ``from_snapshot``, then ``replay`` of each segment's changes in
+        order, in as many calls as wanted, then ``restored``."""
+        join = cls.from_snapshot(rules, snap, counters, store, epoch)
+        for logged_in, log in logs:
+            join.replay(logged_in, log)
+        join.restored(snap)
+        return join
+
+    @classmethod
+    def from_snapshot(cls, rules: JoinRules, snap: dict[str, Any],
+                      counters: Counter[str] | None = None, store: PendingStore | None = None,
+                      epoch: int = 1) -> PartitionJoin:
+        """The first step of ``restore``: the watermark and frontiers of ``snap``."""
         join = cls(rules, counters, store, epoch)
         join.watermark.restore(snap["watermark"])
         for topic, top in snap.get("frontiers", {}).items():
             join.frontiers[topic] = rules.frontier(top)
+        return join
+
+    def replay(self, logged_in: int, log: Iterable[list[Any]]) -> int:
+        """Apply changes of the state segment of epoch ``logged_in``, in their order
+        (a segment may come in several calls). Returns how many were applied."""
+        rules = self.rules
         window_end = rules.window + rules.grace
         horizon = window_end + rules.dedupe_horizon
-        pending, closed, closed_keys = join.pending, join.closed, join.closed_keys
-        for logged_in, log in logs:
-            for entry in log:
-                kind = entry[0]
-                if kind == ADD:
-                    prediction = unpack_prediction(entry[1])
-                    join_id = prediction.join_id
-                    if join_id in closed:  # the original run had forgotten it by now
-                        del closed[join_id]
-                        closed_keys.pop(join_id, None)
-                    pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
-                    join._arrivals[logged_in] += 1
-                elif kind == ATTACH:
-                    found = pending.get(entry[1])
-                    if found is not None:  # else it closed in a segment already dropped
-                        found.attach(unpack_outcome(entry[2]))
-                elif kind == CLOSE:
-                    _, join_id, t, keys = entry
-                    gone = pending.discard(join_id)
-                    if gone is not None:
-                        join._closed_arrival(gone.epoch)
-                    join._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
-                elif kind == LATE and entry[1] in closed:
-                    closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
-        join._forget(join.watermark.last_value)  # what the checkpointed run forgot already
+        pending, closed, closed_keys = self.pending, self.closed, self.closed_keys
+        applied = 0
+        for entry in log:
+            applied += 1
+            kind = entry[0]
+            if kind == ADD:
+                prediction = unpack_prediction(entry[1])
+                join_id = prediction.join_id
+                if join_id in closed:  # the original run had forgotten it by now
+                    del closed[join_id]
+                    closed_keys.pop(join_id, None)
+                pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
+                self._arrivals[logged_in] += 1
+            elif kind == ATTACH:
+                found = pending.get(entry[1])
+                if found is not None:  # else it closed in a segment already dropped
+                    found.attach(unpack_outcome(entry[2]))
+            elif kind == CLOSE:
+                _, join_id, t, keys = entry
+                gone = pending.discard(join_id)
+                if gone is not None:
+                    self._closed_arrival(gone.epoch)
+                self._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
+            elif kind == LATE and entry[1] in closed:
+                closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
+        return applied
+
+    def restored(self, snap: dict[str, Any]) -> None:
+        """The last step of ``restore``, after every segment was replayed."""
+        self._forget(self.watermark.last_value)  # what the checkpointed run forgot already
+        tolerance = self.rules.early_tolerance
         for packed_outcome in snap["early"]:
             outcome = unpack_outcome(packed_outcome)
-            join.early.setdefault(outcome.join_id, []).append(outcome)
-            join._early_heap.append((outcome.event_time + rules.early_tolerance, outcome.join_id))
-        heapq.heapify(join._early_heap)
-        return join
+            self.early.setdefault(outcome.join_id, []).append(outcome)
+            self._early_heap.append((outcome.event_time + tolerance, outcome.join_id))
+        heapq.heapify(self._early_heap)
 
 
 def _take(counts: Counter[int], epoch: int) -> None:
