@@ -55,6 +55,9 @@ from labeler.join.records import LabeledExample
 from labeler.join.rules import JoinRules
 from labeler.join.watermark import Watermark
 
+COMPACT_MIN_CHANGES = 100_000  # below this a restore is quick anyway
+COMPACT_RATIO = 3  # compact when a restore would replay this many changes per live one
+
 
 class PartitionJoin:
     """Join state and watermark of one (co-)partition.
@@ -87,6 +90,7 @@ class PartitionJoin:
         self.epoch = epoch  # the checkpoint epoch that will hold ``log``
         self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
         self._closes: Counter[int] = Counter()  # epoch -> its closes not yet forgotten
+        self._logged: dict[int, int] = {}  # epoch -> changes its segment holds
 
     # -- input -------------------------------------------------------------------------
 
@@ -243,8 +247,51 @@ class PartitionJoin:
 
     def logged(self, epoch: int) -> None:
         """The checkpoint of ``epoch`` holds ``log``: start the next one."""
+        if self.log:
+            self._logged[epoch] = len(self.log)
+        keep_from = self.oldest_needed_epoch()
+        for old in [e for e in self._logged if e < keep_from]:
+            del self._logged[old]
         self.log = []
         self.epoch = epoch + 1
+
+    def kept_changes(self) -> int:
+        """Changes a restore would replay now: those of the segments still needed,
+        plus this epoch's."""
+        return sum(self._logged.values()) + len(self.log)
+
+    def compact_due(self) -> bool:
+        """Whether the segments a restore needs hold many more changes than the state
+        they add up to (a few old predictions keep many epochs' segments alive)."""
+        kept = self.kept_changes()
+        return kept >= COMPACT_MIN_CHANGES and kept > COMPACT_RATIO * self.live_entries()
+
+    def live_entries(self) -> int:
+        """Changes a compacted log of the state holds: pending predictions, their
+        outcomes (counted one each) and the closed ids within the horizon."""
+        return len(self.pending) + len(self.closed)
+
+    def compact(self) -> None:
+        """Replace this epoch's log by the whole live state, so its segment alone
+        restores it and every older one can go: a ``CLOSE`` per id closed within
+        the horizon (with all its outcome keys), then an ``ADD`` per pending
+        prediction with an ``ATTACH`` per outcome it collected. Restoring it gives
+        the state it was written from (tested)."""
+        epoch = self.epoch
+        log = [change([CLOSE, join_id, t, list(self.closed_keys.get(join_id) or ())])
+               for join_id, t in self.closed.items()]
+        for pending in self.pending.values():
+            log.append(change([ADD, pack(pending.prediction)]))
+            log.extend(change([ATTACH, o.join_id, pack(o)]) for o in pending.outcomes)
+        self.pending.set_epoch(epoch)
+        self._arrivals = Counter({epoch: len(self.pending)}) if len(self.pending) else Counter()
+        self._forget_heap = [(f, j, t, epoch) for f, j, t, _ in self._forget_heap]
+        heapq.heapify(self._forget_heap)
+        self._closes = Counter({epoch: len(self._forget_heap)}) if self._forget_heap \
+            else Counter()
+        self._logged.clear()
+        self.log = log
+        self.counters["state_compactions"] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """The state the logs do not hold, as plain data (msgpack-able): watermarks and
@@ -291,6 +338,7 @@ class PartitionJoin:
         horizon = window_end + rules.dedupe_horizon
         pending, closed, closed_keys = self.pending, self.closed, self.closed_keys
         applied = 0
+        self._logged[logged_in] = self._logged.get(logged_in, 0)
         for entry in log:
             applied += 1
             kind = entry[0]
@@ -314,11 +362,15 @@ class PartitionJoin:
                 self._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
             elif kind == LATE and entry[1] in closed:
                 closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
+        self._logged[logged_in] += applied
         return applied
 
     def restored(self, snap: dict[str, Any]) -> None:
         """The last step of ``restore``, after every segment was replayed."""
         self._forget(self.watermark.last_value)  # what the checkpointed run forgot already
+        keep_from = self.oldest_needed_epoch()
+        for old in [e for e in self._logged if e < keep_from]:
+            del self._logged[old]
         tolerance = self.rules.early_tolerance
         for packed_outcome in snap["early"]:
             outcome = unpack_outcome(packed_outcome)

@@ -188,6 +188,15 @@ class PendingStore:
             for epoch, body in self._disk().execute("SELECT epoch, body FROM pending"):
                 yield _decode(body, epoch)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Say that every pending prediction's arrival is now logged in ``epoch``'s
+        segment (after a compaction wrote them all there)."""
+        for _, pending in self._memory.values():
+            pending.epoch = epoch
+        if self._on_disk:
+            with self._disk() as db:
+                db.execute("UPDATE pending SET epoch = ?", (epoch,))
+
     def close(self) -> None:
         """Drop the spill file. The store is empty and reusable afterwards."""
         if self._db is not None:

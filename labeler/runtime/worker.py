@@ -314,6 +314,8 @@ class Worker(Intake, Assignment):
             if late:
                 files.append(encode_corrections(late, name, self.config.output.compression))
             join = part.join
+            if join.compact_due():
+                join.compact()
             snapshot = join.snapshot()
             if self.drift is not None:  # the monitors resume where this checkpoint stands
                 snapshot["drift"] = self.drift.state(part.index)
