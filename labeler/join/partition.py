@@ -46,9 +46,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+import msgpack
+
 from ingest.records import Outcome, Prediction
 from ingest.repartition.frontier import Frontier
 from ingest.wire.codec import pack, unpack_outcome, unpack_prediction
+from labeler.join.bulk import BulkLoad
 from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
 from labeler.join.pending import Pending, PendingStore
 from labeler.join.records import LabeledExample
@@ -91,6 +94,7 @@ class PartitionJoin:
         self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
         self._closes: Counter[int] = Counter()  # epoch -> its closes not yet forgotten
         self._logged: dict[int, int] = {}  # epoch -> changes its segment holds
+        self._bulk: BulkLoad | None = None  # while restoring
 
     # -- input -------------------------------------------------------------------------
 
@@ -105,7 +109,7 @@ class PartitionJoin:
         if close_at < self.watermark.last_value:
             self.counters["predictions_after_close"] += 1
         pending = Pending(prediction, self.epoch)
-        self.log.append(change([ADD, pack(prediction)]))
+        self.log.append(_arrival(prediction))
         self._arrivals[self.epoch] += 1
         early = self.early.pop(join_id, None)
         if early:
@@ -281,7 +285,7 @@ class PartitionJoin:
         log = [change([CLOSE, join_id, t, list(self.closed_keys.get(join_id) or ())])
                for join_id, t in self.closed.items()]
         for pending in self.pending.values():
-            log.append(change([ADD, pack(pending.prediction)]))
+            log.append(_arrival(pending.prediction))
             log.extend(change([ATTACH, o.join_id, pack(o)]) for o in pending.outcomes)
         self.pending.set_epoch(epoch)
         self._arrivals = Counter({epoch: len(self.pending)}) if len(self.pending) else Counter()
@@ -325,6 +329,7 @@ class PartitionJoin:
                       epoch: int = 1) -> PartitionJoin:
         """The first step of ``restore``: the watermark and frontiers of ``snap``."""
         join = cls(rules, counters, store, epoch)
+        join._bulk = BulkLoad(join.pending)
         join.watermark.restore(snap["watermark"])
         for topic, top in snap.get("frontiers", {}).items():
             join.frontiers[topic] = rules.frontier(top)
@@ -336,29 +341,34 @@ class PartitionJoin:
         rules = self.rules
         window_end = rules.window + rules.grace
         horizon = window_end + rules.dedupe_horizon
-        pending, closed, closed_keys = self.pending, self.closed, self.closed_keys
+        bulk = self._bulk
+        if bulk is None:
+            raise RuntimeError("replay() comes between from_snapshot() and restored()")
+        closed, closed_keys = self.closed, self.closed_keys
         applied = 0
         self._logged[logged_in] = self._logged.get(logged_in, 0)
         for entry in log:
             applied += 1
             kind = entry[0]
             if kind == ADD:
-                prediction = unpack_prediction(entry[1])
-                join_id = prediction.join_id
+                if len(entry) == 4:
+                    _, join_id, t, blob = entry
+                else:  # written before arrivals carried their id and time outside
+                    prediction = unpack_prediction(entry[1])
+                    join_id, t = prediction.join_id, prediction.event_time
+                    blob = msgpack.packb(entry[1], use_bin_type=True)
                 if join_id in closed:  # the original run had forgotten it by now
                     del closed[join_id]
                     closed_keys.pop(join_id, None)
-                pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
+                bulk.add(join_id, t + window_end, logged_in, blob)
                 self._arrivals[logged_in] += 1
             elif kind == ATTACH:
-                found = pending.get(entry[1])
-                if found is not None:  # else it closed in a segment already dropped
-                    found.attach(unpack_outcome(entry[2]))
+                bulk.attach(entry[1], entry[2])
             elif kind == CLOSE:
                 _, join_id, t, keys = entry
-                gone = pending.discard(join_id)
-                if gone is not None:
-                    self._closed_arrival(gone.epoch)
+                arrived = bulk.discard(join_id)
+                if arrived is not None:
+                    self._closed_arrival(arrived)
                 self._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
             elif kind == LATE and entry[1] in closed:
                 closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
@@ -367,6 +377,9 @@ class PartitionJoin:
 
     def restored(self, snap: dict[str, Any]) -> None:
         """The last step of ``restore``, after every segment was replayed."""
+        if self._bulk is not None:
+            self._bulk.finish()
+            self._bulk = None
         self._forget(self.watermark.last_value)  # what the checkpointed run forgot already
         keep_from = self.oldest_needed_epoch()
         for old in [e for e in self._logged if e < keep_from]:
@@ -377,6 +390,13 @@ class PartitionJoin:
             self.early.setdefault(outcome.join_id, []).append(outcome)
             self._early_heap.append((outcome.event_time + tolerance, outcome.join_id))
         heapq.heapify(self._early_heap)
+
+
+def _arrival(prediction: Prediction) -> bytes:
+    """The ``ADD`` change: the id and time outside, so a restore can place the
+    prediction without decoding it, and the prediction as msgpack bytes."""
+    blob = msgpack.packb(pack(prediction), use_bin_type=True)
+    return change([ADD, prediction.join_id, prediction.event_time, blob])
 
 
 def _take(counts: Counter[int], epoch: int) -> None:
