@@ -103,7 +103,7 @@ def _model_section(page: Page, model: str, rows: pd.DataFrame, inputs: ReportInp
              f"(base 2) over the reference's histogram bins for numeric features "
              f"(threshold {inputs.skew.numeric_threshold:g}), L-infinity over category shares "
              f"for categorical ones (threshold {inputs.skew.categorical_threshold:g}); "
-             f"largest first.</p>")
+             f"largest first. Grey: the reference; blue: the last {len(current)} rows.</p>")
     if compared:
         shown = compared[: inputs.max_features]
         page.add('<div class="grid">' + "".join(

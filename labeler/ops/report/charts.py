@@ -25,7 +25,7 @@ KIND_COLOURS = {"data": "#d62728", "prediction": "#9467bd", "concept": "#ff7f0e"
                 "schema": "#8c564b", "skew": "#e377c2"}
 REFERENCE, CURRENT = "#7f7f7f", "#1f77b4"
 BASE_LAYOUT: dict[str, Any] = {
-    "margin": {"l": 55, "r": 20, "t": 40, "b": 45}, "height": 320,
+    "margin": {"l": 60, "r": 60, "t": 40, "b": 45}, "height": 320,
     "legend": {"orientation": "h", "y": -0.2}, "template": None,
     "paper_bgcolor": "white", "plot_bgcolor": "#fafafa", "font": {"size": 12},
 }
@@ -46,12 +46,14 @@ def volume_figure(v: Volume, events: Sequence[dict[str, Any]]) -> Figure:
          "connectgaps": False},
     ]
     shapes = []
+    rates = [r for r in v.positive_rate if r is not None]
+    top = min(1.0, max(rates) * 1.3) if rates and max(rates) > 0 else 1.0
     timed = [e for e in events if e.get("t") is not None]
     for kind in sorted({e["kind"] for e in timed}):
         mine = [e for e in timed if e["kind"] == kind]
         colour = KIND_COLOURS.get(kind, "#333333")
         data.append({"type": "scatter", "mode": "markers", "name": f"drift: {kind}",
-                     "x": [e["x"] for e in mine], "y": [1.02] * len(mine),
+                     "x": [e["x"] for e in mine], "y": [top * 1.02] * len(mine),
                      "yaxis": "y2", "marker": {"symbol": "triangle-down", "size": 11,
                                                "color": colour},
                      "text": [e["sentence"] for e in mine], "hoverinfo": "text+x"})
@@ -61,7 +63,7 @@ def volume_figure(v: Volume, events: Sequence[dict[str, Any]]) -> Figure:
     layout = _layout("Labeled volume and positive rate over prediction time (UTC)",
                      xaxis={"type": "date"}, yaxis={"title": {"text": "rows"}},
                      yaxis2={"title": {"text": "positive rate"}, "overlaying": "y",
-                             "side": "right", "rangemode": "tozero", "range": [0, 1.08]},
+                             "side": "right", "range": [0, top * 1.08]},
                      shapes=shapes, bargap=0.05)
     return {"data": data, "layout": layout}
 
