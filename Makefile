@@ -42,9 +42,11 @@ chromium:
 	  chromium >/dev/null && [ -x "$(CHROMIUM)" ] || \
 	  { echo "make chromium: apt-get could not install chromium" >&2; exit 1; }
 
-## docs/report.png: the demo-like run's report, as the browser test renders it.
+## docs/report.png: the report of a run of the demo's size, as the browser test renders it
+## (on the broker of LOGLABEL_TEST_BOOTSTRAP, else the tests' own on 127.0.0.1:19092).
 report-png: install chromium
-	LOGLABEL_REPORT_PNG=$(abspath docs/report.png) $(BIN)/pytest -q \
+	LOGLABEL_REPORT_PNG=$(abspath docs/report.png) LOGLABEL_REPORT_DEMO_COUNT=40000 \
+	  $(BIN)/pytest -q -p no:cacheprovider \
 	  tests/labeler/ops/report/test_browser.py
 
 lint: install

@@ -31,6 +31,11 @@ BASE_LAYOUT: dict[str, Any] = {
 }
 
 
+def _inside(x: float, anchor: str) -> dict[str, Any]:
+    """A legend inside the plot's top corner (below it, it would cover the axis title)."""
+    return {"legend": {"x": x, "xanchor": anchor, "y": 0.98, "bgcolor": "rgba(255,255,255,0.7)"}}
+
+
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
     return {**BASE_LAYOUT, "title": {"text": title, "font": {"size": 14}}, **extra}
 
@@ -96,7 +101,7 @@ def score_figure(s: ScoreByLabel, score: str, label: str) -> Figure:
         {"type": "bar", "x": centres, "y": s.positives, "name": f"{label} = true",
          "width": width, "marker": {"color": "#d62728"}, "opacity": 0.6},
     ]
-    layout = _layout(f"{score} by label", barmode="overlay",
+    layout = _layout(f"{score} by label", barmode="overlay", **_inside(0.98, "right"),
                      xaxis={"title": {"text": score}}, yaxis={"title": {"text": "rows"}})
     return {"data": data, "layout": layout}
 
@@ -112,6 +117,7 @@ def calibration_figure(s: ScoreByLabel, score: str, label: str) -> Figure:
          "text": [f"{n} rows" for n in s.bin_rows], "hoverinfo": "text+x+y"},
     ]
     layout = _layout(f"Calibration: mean {score} vs {label} rate per score bin",
+                     **_inside(0.02, "left"),
                      xaxis={"title": {"text": f"mean {score}"}},
                      yaxis={"title": {"text": f"{label} rate"}, "rangemode": "tozero"})
     return {"data": data, "layout": layout}

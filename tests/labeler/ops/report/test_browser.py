@@ -4,7 +4,9 @@ It waits for the page to say every chart is drawn, then checks each chart
 div holds a drawn plot (an SVG with traces), that nothing was logged as a
 console error or thrown, that the page asked for nothing outside the file
 (it must work offline), and takes a screenshot. ``LOGLABEL_REPORT_PNG=path``
-also writes the screenshot there (``make report-png`` makes docs/report.png).
+also writes the screenshot there, and ``LOGLABEL_REPORT_DEMO_COUNT`` sets the
+run's size (``make report-png`` makes docs/report.png from a run of the
+demo's own size).
 Where Chromium is absent the test skips with the reason, except in CI
 (``CI=true``), where ``make test`` installed it and a skip would hide a
 broken install.
@@ -52,7 +54,8 @@ def _browser_or_skip() -> Any:
 @pytest.fixture(scope="module")
 def demo_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    result = run_demo(kafka_bootstrap, out, count=6000, drift_at=0.6)
+    count = int(os.environ.get("LOGLABEL_REPORT_DEMO_COUNT", "6000"))  # make demo's: 40000
+    result = run_demo(kafka_bootstrap, out, count=count, drift_at=0.6)
     config = result["config"]
     return make_report(result["labels_path"], result["report_path"],
                        drift_log=result["log_path"], dead_letter_topic=config.topics.dead_letter,
