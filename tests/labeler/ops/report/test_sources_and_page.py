@@ -103,3 +103,17 @@ def test_make_report_writes_one_file_with_plotly_inlined(tmp_path: Path) -> None
     assert out.name == "report.html" and not list(out.parent.glob(".*.tmp"))
     assert "Plotly" in text and len(text) > 1_000_000  # plotly.js is in the file
     assert "late_outcomes" in text
+
+
+def test_a_baseline_profile_replaces_the_warm_up_as_the_reference(tmp_path: Path) -> None:
+    from drift.baseline.profile import build_profile, save_profile
+
+    _shard(tmp_path / "data" / "model=ctr" / "p.parquet",
+           rows(600, shift_after=0).drop(columns=["model"]))  # every served x is shifted
+    training = rows(5000, seed=11)
+    save_profile(build_profile(training, prefix="feat_"), tmp_path / "baseline.json")
+    out = make_report(tmp_path / "data", tmp_path / "report.html",
+                      baseline=tmp_path / "baseline.json")
+    text = out.read_text()
+    assert f"serving now vs baseline profile ({tmp_path / 'baseline.json'})" in text
+    assert "x: Jensen-Shannon" in text and "(above threshold)" in text
