@@ -1,4 +1,5 @@
-"""The report of a demo-like run, opened in headless Chromium (Debian's package).
+"""The report ``loglabel demo`` writes (a smaller run than ``make demo``'s), opened in
+headless Chromium (Debian's package).
 
 It waits for the page to say every chart is drawn, then checks each chart
 div holds a drawn plot (an SVG with traces), that nothing was logged as a
@@ -15,14 +16,15 @@ broken install.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from labeler.ops.report import make_report
-from labeler.tools.demo import run_demo
+from labeler.ops.cli import cli
 
 CHROMIUM = os.environ.get("LOGLABEL_CHROMIUM", "/usr/bin/chromium")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -53,13 +55,17 @@ def _browser_or_skip() -> Any:
 
 @pytest.fixture(scope="module")
 def demo_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report `loglabel demo` (what `make demo` runs) writes, at the end of its run."""
     out = tmp_path_factory.mktemp("demo")
-    count = int(os.environ.get("LOGLABEL_REPORT_DEMO_COUNT", "6000"))  # make demo's: 40000
-    result = run_demo(kafka_bootstrap, out, count=count, drift_at=0.6)
-    config = result["config"]
-    return make_report(result["labels_path"], result["report_path"],
-                       drift_log=result["log_path"], dead_letter_topic=config.topics.dead_letter,
-                       kafka_options=config.kafka.client_options())
+    count = os.environ.get("LOGLABEL_REPORT_DEMO_COUNT", "6000")  # make demo's: 40000
+    result = CliRunner().invoke(cli, ["demo", "--bootstrap", kafka_bootstrap, "--output",
+                                      str(out), "--count", count])
+    assert result.exit_code == 0, result.output
+    found = re.search(r"^the report: (\S+)$", result.output, re.M)
+    assert found, result.output
+    path = Path(found.group(1))
+    assert path.is_file() and path.parent.parent == out.resolve()
+    return path
 
 
 @pytest.mark.kafka
