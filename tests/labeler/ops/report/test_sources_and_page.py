@@ -117,3 +117,14 @@ def test_a_baseline_profile_replaces_the_warm_up_as_the_reference(tmp_path: Path
     text = out.read_text()
     assert f"serving now vs baseline profile ({tmp_path / 'baseline.json'})" in text
     assert "x: Jensen-Shannon" in text and "(above threshold)" in text
+
+
+def test_each_model_gets_its_own_section_with_its_own_events() -> None:
+    frame = pd.concat([rows(400), rows(300, seed=5).assign(model="ranker")], ignore_index=True)
+    event = {"model": "ranker", "kind": "concept", "stream": "positive_rate",
+             "feature": "clicked", "event_time": T0 + 10, "statistic": 0.2, "threshold": 0.1}
+    page = build_report(ReportInputs(frame, drift_events=[event]), script="")
+    assert page.index("Model ctr") < page.index("Model ranker")
+    ctr, ranker = page.split("Model ranker")
+    assert "No drift events for this model." in ctr and "ranker: clicked positive_rate" in ranker
+    assert "400 labeled rows" in ctr and "300 labeled rows" in ranker
