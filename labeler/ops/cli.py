@@ -288,7 +288,7 @@ def tail(config_path: str | None, bootstrap: str | None, drift_topic: str | None
     tty = colour if colour is not None else sys.stdout.isatty()
     try:
         follow(options, drift_topic or config.topics.drift, dead,
-               lambda line: click.echo(line), from_beginning=from_beginning,
+               lambda line: click.echo(line, color=tty), from_beginning=from_beginning,
                max_events=max_events, timeout_s=timeout_s, colour=tty)
     except LoglabelError as exc:
         raise click.ClickException(str(exc)) from None

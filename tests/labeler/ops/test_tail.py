@@ -104,3 +104,11 @@ def test_report_reads_drift_events_and_dead_letters_from_their_topics(
     text = out.read_text()
     assert "2 drift events" in text and "predictions[1]@40" in text
     assert "1 dead letters in the topic" in text and "<td>not_json</td>" in text
+
+
+def test_tail_colours_when_asked_even_into_a_pipe(topics: dict[str, Any]) -> None:
+    result = CliRunner().invoke(cli, [
+        "tail", "--bootstrap", topics["bootstrap"], "--drift-topic", topics["drift"],
+        "--from-beginning", "--max-events", "1", "--timeout", "30", "--colour"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("\x1b[1;33m") and "drift" in result.output
