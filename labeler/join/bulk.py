@@ -4,9 +4,9 @@ decoding only what stays in memory.
 A restore replays every change the checkpoint's segments hold. Most pending
 predictions of a large state end up spilled to disk, so decoding each into
 Python objects (and encoding it again for the spill file) is wasted work.
-``BulkLoad`` keeps each arrival as the bytes its segment holds: within the
-store's memory budget as bytes (about a quarter of the size of the objects),
-beyond it written straight to the spill file, oldest first. ``finish`` decodes
+``BulkLoad`` keeps each arrival as the bytes its segment holds (about a
+quarter of the size of the objects) within a quarter of the store's memory
+budget, and writes the older ones straight to the spill file. ``finish`` decodes
 only the newest, as many as the live store keeps in memory, and writes the
 rest to disk undecoded. The store ends as the live join would have left it:
 the newest arrivals in memory, the oldest on disk.
@@ -23,6 +23,10 @@ from ingest.wire.codec import unpack_outcome, unpack_prediction
 from labeler.join.pending import SPILL_FRACTION, Pending, PendingStore, resident_size
 
 ENTRY_OVERHEAD = 200  # bytes of a held entry beyond its prediction's bytes (dict slot, list)
+# Held bytes are kept to this share of the budget: bytes are about a quarter of the
+# objects' size, so that still holds more than the objects the budget keeps, and the
+# decoded objects plus the held bytes stay near the budget while ``finish`` runs.
+HELD_SHARE = 0.25
 SIZE_SAMPLE_EVERY = 997
 
 
@@ -42,7 +46,7 @@ class BulkLoad:
         self.held[join_id] = [close_at, epoch, blob, None]
         self.held_bytes += len(blob) + ENTRY_OVERHEAD
         budget = self.store.memory_budget
-        if budget is not None and self.held_bytes > budget:
+        if budget is not None and self.held_bytes > budget * HELD_SHARE:
             self._write_oldest(len(self.held) // 2)
 
     def attach(self, join_id: str, packed_outcome: Any) -> None:
