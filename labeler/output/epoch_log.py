@@ -81,7 +81,9 @@ class Paths:
 def epoch_of_file(name: str) -> int | None:
     """``0000000012.ckpt`` -> 12; ``None`` for any other name (temp files included)."""
     stem, dot, ext = name.partition(".")
-    return int(stem) if dot and ext == "ckpt" and stem.isdigit() else None
+    if not (dot and ext == "ckpt" and stem.isdigit() and len(stem) == 10):
+        return None  # not a name the log writes (``epoch_path``): not an epoch of it
+    return int(stem)
 
 
 def epoch_of_temp(name: str) -> int | None:

@@ -337,3 +337,12 @@ def test_of_writers_racing_for_one_epoch_exactly_one_wins(tmp_path: Path) -> Non
             t.join()
         assert sorted(won) == [False] * 5 + [True]
     assert storage.list("log") == sorted(f"{e}.ckpt" for e in range(1, 21))  # no temp left
+
+
+def test_a_file_named_like_an_epoch_but_not_written_by_the_log_is_ignored(
+        tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    store = CheckpointStore(storage, "p+o", owner="one")
+    storage.write("_checkpoints/p%2Bo/p0000.epochs/00000003.ckpt", b"not ours")
+    assert store.load(0) is None  # was: "the epoch log keeps changing" forever
+    assert store.recover(0).epoch == 1
