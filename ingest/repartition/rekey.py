@@ -20,7 +20,10 @@ record precedes the source marks the loop writes after it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,26 @@ from ingest.wire.batch import BatchDecoder
 from ingest.wire.codec import encode_batch, pack
 
 _LATE_OUTCOME = 4  # ingest.wire.codec's kind of a LateOutcome
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a poll batch is decoded and sent.
+
+    A batch allocates tens of thousands of acyclic containers (parsed documents,
+    records) that all live until its internal messages are encoded, then die by
+    reference counting. Left on, the collector walks them again and again as they
+    age through its generations: about a fifth of the stage's CPU. The collector
+    runs again as soon as the batch is out.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class Rekeying:
