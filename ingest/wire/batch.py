@@ -55,6 +55,7 @@ _SCALARS = frozenset((float, str, bool, type(None)))
 _NONE = type(None)
 _PREDICTION, _OUTCOME = 1, 2
 _MAX_SIGNATURES = 4096
+_SEPARATOR = object()  # between a signature's features and its prediction
 
 
 class _Slow(Exception):  # noqa: N818 - a control signal, not an error
@@ -180,8 +181,9 @@ class BatchDecoder:
         record, join_id, t = self._opened(doc, now)
         fields = self._fields
         prediction = {}
+        get = record.get
         for path, leaf in self._predictions:
-            value = _get(record, path)
+            value = get(path, MISSING) if "." not in path else lookup(record, path)
             if value is not MISSING:
                 if type(value) not in _SCALARS and not (type(value) is int
                                                         and -_I64 <= value < _I64):
@@ -197,8 +199,8 @@ class BatchDecoder:
         elif version is not None and type(version) is not str:
             raise _Slow
         spec = self._features
-        if isinstance(spec, str):
-            features = _get(record, spec)
+        if type(spec) is str:
+            features = get(spec, MISSING) if "." not in spec else lookup(record, spec)
             if features is MISSING or features is None:
                 features = {}
             elif type(features) is not dict:
@@ -226,10 +228,9 @@ class BatchDecoder:
                 enforced = models[model] = schema.schema(model)
             if enforced is None and schema.infer_from:
                 raise _Slow  # inferring (the row decoder learns from it), or beyond MAX_MODELS
-        names = tuple(features)
-        types = tuple(map(type, features.values()))
-        kinds = tuple(map(type, prediction.values()))
-        key = (names, types, tuple(prediction), kinds)
+        # one flat tuple: names, their types, a separator, the same of the prediction
+        key = (*features, *map(type, features.values()), _SEPARATOR, *prediction,
+               *map(type, prediction.values()))
         slot = self._verdicts.get(id(enforced))
         if slot is None or slot[0] is not enforced:
             slot = self._verdicts[id(enforced)] = (enforced, {})
@@ -238,7 +239,9 @@ class BatchDecoder:
         if verdict is None:
             if len(verdicts) >= _MAX_SIGNATURES:
                 verdicts.clear()
-            verdict = verdicts[key] = _verdict(enforced, names, types, prediction, kinds)
+            verdict = verdicts[key] = _verdict(
+                enforced, tuple(features), tuple(map(type, features.values())), prediction,
+                tuple(map(type, prediction.values())))
         if verdict == 0:
             raise _Slow
         if verdict == 2 and not all(-_I64 <= v < _I64 for v in features.values()

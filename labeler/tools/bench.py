@@ -14,7 +14,8 @@ Each phase runs in its own child process, so CPU time and peak RSS are each phas
   2-core machine: one core each), checked against the oracle;
 * **ingest**: the repartition stage alone (consume raw, decode, validate, produce
   re-keyed records and wait for their acks), with its columnar path and with the row
-  path it is checked against (``ingest.repartition.rekey``).
+  path it is checked against (``ingest.repartition.rekey``), and the row path as it
+  ran before the columnar path (the same-run "before").
 
 Rates are events per second from the first message received to the last one
 processed (group join and the idle wait are left out). The figures are printed,
@@ -46,7 +47,7 @@ from labeler.tools.simulate import TrafficSpec, resolved, stream
 
 WINDOW, EARLY, LATENESS, GRACE = 60.0, 5.0, 5.0, 0.0
 PHASES = ("bare", "bare_noparse", "handjoin", "pipeline", "no_drift", "workers2",
-          "ingest", "ingest_rows")
+          "ingest", "ingest_rows", "ingest_before")
 
 
 def _bare(bootstrap: str, topics: list[str], expected: int, parse: bool = True
@@ -97,14 +98,23 @@ def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
             "latency_p50_s": pct(0.5), "latency_p99_s": pct(0.99)}
 
 
-def _ingest(config_json: str, expected: int, columnar: bool = True) -> dict[str, Any]:
+def _ingest(config_json: str, expected: int, columnar: bool = True,
+            before: bool = False) -> dict[str, Any]:
+    """The ingest stage alone; ``before``: the row path as it ran before the columnar
+    path came (the collector on during a batch, kafka-python's default fetch sizes)."""
+    import contextlib
+
+    import ingest.repartition.stage as stage_module
     from labeler.logs import setup
     from labeler.runtime.compose import build_ingest
 
     config = validate(json.loads(config_json))
     setup("WARNING")
+    if before:
+        stage_module.FETCH = {}
+        stage_module.collector_paused = contextlib.nullcontext  # type: ignore[assignment]
     stage = build_ingest(config)
-    stage.columnar = columnar
+    stage.columnar = columnar and not before
     cpu0 = time.process_time()
     began = time.monotonic()
     counters = stage.run(until_idle=3.0)
@@ -204,13 +214,14 @@ def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluent
             elif phase == "workers2":
                 results[phase] = checked(phase, _children("pipeline", {
                     "config": json.dumps(config(phase)), "expected": total}, 2))
-            elif phase in ("ingest", "ingest_rows"):
+            elif phase in ("ingest", "ingest_rows", "ingest_before"):
                 rekey = config(phase, ingest={"repartition": "always"},
                                topics=dict(topics, rekeyed_predictions=f"bench-rk-p-{phase}-{run}",
                                            rekeyed_outcomes=f"bench-rk-o-{phase}-{run}"))
                 results[phase] = _child("ingest", {"config": json.dumps(rekey),
                                                    "expected": total,
-                                                   "columnar": phase == "ingest"})
+                                                   "columnar": phase == "ingest",
+                                                   "before": phase == "ingest_before"})
             else:
                 raise click.BadParameter(f"unknown phase {phase!r}; choose from {PHASES}")
     return results
@@ -255,7 +266,7 @@ def _main(argv: list[str]) -> None:
     elif phase == "pipeline":
         result = _pipeline(args["config"], args["expected"])
     elif phase == "ingest":
-        result = _ingest(args["config"], args["expected"], args["columnar"])
+        result = _ingest(args["config"], args["expected"], args["columnar"], args["before"])
     else:
         raise SystemExit(f"unknown phase {phase}")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB

@@ -16,6 +16,7 @@ _NAMES = {
     "workers2": "pipeline, 2 workers",
     "ingest": "ingest stage (columns)",
     "ingest_rows": "ingest stage (rows)",
+    "ingest_before": "ingest stage (before)",
 }
 
 
@@ -33,6 +34,13 @@ def _ratio(result: dict[str, Any], a: str, b: str) -> str:
     return f"{_rate(result[a]) / _rate(result[b]):.2f}"
 
 
+def _cpu_ratio(result: dict[str, Any], a: str, b: str) -> str:
+    """``b``'s CPU per event over ``a``'s: the rate ratio on a machine with a free core."""
+    if a not in result or b not in result:
+        return "n/a"
+    return f"{_cpu(result[b]) / _cpu(result[a]):.2f}"
+
+
 def report(result: dict[str, Any]) -> str:
     """The bench's figures as text."""
     lines = [f"events: {result['events']} ({result.get('envelope', 'fluentd')} envelope)",
@@ -48,11 +56,15 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"{name:<26}{_rate(r):>10,.0f}{_cpu(r):>14.1f}{r['peak_rss_mb']:>13.0f}"
                      f"  {oracle}")
     lines += [
-        f"pipeline / bare consumer: {_ratio(result, 'pipeline', 'bare')}  (budget: >= 0.5)",
+        f"pipeline / bare consumer: {_ratio(result, 'pipeline', 'bare')} (by CPU per event: "
+        f"{_cpu_ratio(result, 'pipeline', 'bare')}; budget: >= 0.5)",
         f"pipeline / hand-written join: {_ratio(result, 'pipeline', 'handjoin')}  "
         "(budget: >= 1.0, faster than writing it yourself)",
         f"ingest stage / bare consumer: {_ratio(result, 'ingest', 'bare')} columns, "
-        f"{_ratio(result, 'ingest_rows', 'bare')} rows  (budget: >= 0.6)",
+        f"{_ratio(result, 'ingest_rows', 'bare')} rows, {_ratio(result, 'ingest_before', 'bare')}"
+        " before (budget: >= 0.6); by CPU per event: "
+        f"{_cpu_ratio(result, 'ingest', 'bare')} columns, "
+        f"{_cpu_ratio(result, 'ingest_before', 'bare')} before",
         f"2 workers / 1 worker: {_ratio(result, 'workers2', 'pipeline')}  (budget: >= 1.7 "
         "on 2 free cores)",
     ]
