@@ -85,9 +85,9 @@ def report(result: dict[str, Any]) -> str:
         r = result.get(key)
         if r and r.get("latency_p99_s") is not None:
             lines.append(f"label latency of {_NAMES[key]}, window close to durable shard: "
-                         f"p99 {r['latency_p99_s']:.2f} s (budget: window + grace + 2 s = "
-                         f"{WINDOW + GRACE + 2:.0f} s from the prediction; "
-                         "output.flush_interval_s = 1 s here)")
+                         f"p99 {r['latency_p99_s']:.2f} s (budget: 2 s, i.e. a row durable "
+                         f"within window + grace + 2 s = {WINDOW + GRACE + 2:.0f} s of its "
+                         "prediction once the watermark passed; output.flush_interval_s = 1 s)")
     if pipe and "workers2" in result:
         lines.append(f"2 workers: events per worker {result['workers2']['per_worker_events']}")
     return "\n".join(lines)
