@@ -41,6 +41,7 @@ from typing import Any
 import orjson
 
 from ingest.records import DeadLetter
+from ingest.wire.batch_time import iso_utc
 from ingest.wire.codec import pack
 from ingest.wire.decode import Decoder
 from ingest.wire.envelope import detect, open_document
@@ -300,9 +301,15 @@ def _get(record: dict[str, Any], path: str) -> Any:
 
 
 def _time(value: Any) -> float:
-    """``parse_time``, with the common case (float seconds) answered inline."""
-    if type(value) is float and 0.0 <= value < _SECONDS_BELOW:
+    """``parse_time``, with the common cases (float seconds, ISO-8601 in UTC) answered
+    without it."""
+    kind = type(value)
+    if kind is float and 0.0 <= value < _SECONDS_BELOW:
         return value
+    if kind is str:
+        t = iso_utc(value)
+        if t is not None:
+            return t
     return parse_time(value)
 
 
