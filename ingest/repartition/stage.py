@@ -43,7 +43,6 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -55,19 +54,24 @@ from ingest.events import log_event
 from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
 from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
-from ingest.records import DeadLetter, LateOutcome, Prediction, SourceMark, SourceRef
-from ingest.repartition.frontier import Frontier, late_letter
-from ingest.repartition.partitioner import internal_partition
+from ingest.records import SourceMark
+from ingest.repartition.frontier import Frontier
+from ingest.repartition.rekey import Rekeying, collector_paused
 from ingest.repartition.routes import IncompleteRun, Route, TimeRules
+from ingest.wire.batch import BatchDecoder
 from ingest.wire.codec import encode_batch, pack
 
 CONFIRM_EVERY_S = 1.0  # at most one end-offsets request per second for idleness
 STALL_AFTER_S = 60.0  # unread input and nothing delivered for this long: a logged stall
 RESEND_MARKS_S = 5.0  # every mark is written again this often, changed or not
+FETCH = {"max_partition_fetch_bytes": 4 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
+"""Fetch sizes: a poll batch is decoded at once, so larger fetches mean fewer, fuller
+batches (kafka-python's defaults are 1 MiB per partition); bounded by the raw
+partitions owned times 4 MiB."""
 
 
 
-class Repartitioner:
+class Repartitioner(Rekeying):
     """Consumes raw topics and re-keys canonical records by join id.
 
     Owned by the thread that calls ``run``; ``stop`` and ``last_activity`` may be
@@ -92,6 +96,8 @@ class Repartitioner:
         self.status_interval = status_interval
         self.mark_interval = mark_interval
         self.batch_records = 500
+        self.columnar = True  # False: the row path, the reference (ingest.repartition.rekey)
+        self._batch_decoders: dict[str, BatchDecoder] = {}
         self.max_batch_bytes = 900_000
         self._stop = False
         self._partitions: dict[str, int] = {}  # internal topic -> partition count
@@ -107,6 +113,7 @@ class Repartitioner:
         self.ever_assigned = False
         self.first_input_at: float | None = None  # monotonic, for throughput figures
         self.last_input_at: float | None = None
+        self.input_cpu_s = 0.0  # CPU of the loop's turns that had input (bench figures)
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -134,20 +141,22 @@ class Repartitioner:
         log_event("ingest.started", topics=list(self.routes), group=self.group_id)
         try:
             while not self._stop and not (should_stop and should_stop()):
+                cpu_before = time.process_time()
                 batch = consumer.poll(timeout_ms=200)
                 now = time.monotonic()
                 stuck = membership.stuck(consumer, now)
                 if stuck is not None:
                     consumer = self._rejoin(consumer, stuck)
                     continue
-                for tp, messages in batch.items():
-                    self._take(consumer, tp, messages, now)
+                with collector_paused():
+                    for tp, messages in batch.items():
+                        self._take(consumer, tp, messages, now)
+                    self._flush_buckets(producer)
                 if batch:
                     last_input = now
                     if self.first_input_at is None:
                         self.first_input_at = now
                     self.last_input_at = now
-                self._flush_buckets(producer)
                 self._progress.probe(
                     functools.partial(self._positions, consumer), now)
                 if now - last_confirm >= CONFIRM_EVERY_S:
@@ -162,6 +171,8 @@ class Repartitioner:
                 if now - last_status >= self.status_interval:
                     self._status(now)
                     last_status = now
+                if batch:
+                    self.input_cpu_s += time.process_time() - cpu_before
                 quiet = now - max(last_input, self._progress.reachable_since)
                 if until_idle is not None and self._progress.reachable \
                         and quiet >= until_idle and self._finished(consumer, now):
@@ -177,10 +188,11 @@ class Repartitioner:
         return self.counters
 
     def _subscribed_consumer(self) -> KafkaConsumer:
+        options = {**FETCH, **self.consumer_options}
         consumer = new_consumer(
             self.client_options, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=self.max_poll_records, **self.consumer_options,
+            max_poll_records=self.max_poll_records, **options,
         )
         consumer.subscribe(list(self.routes), listener=_Forget(self))
         return consumer
@@ -229,48 +241,7 @@ class Repartitioner:
         except (KafkaError, OSError):
             return None
 
-    # -- records -----------------------------------------------------------------------
-
-    def _take(self, consumer: KafkaConsumer, tp: TopicPartition, messages: list[Any],
-              now: float) -> None:
-        route = self.routes[tp.topic]
-        decode = route.decoder.decode
-        frontier = self._frontiers.get(tp)
-        if frontier is None:
-            frontier = self._frontiers[tp] = self._restore_frontier(consumer, tp)
-        count = self._partition_count(route.internal_topic, consumer)
-        buckets = self._buckets
-        ahead = frontier.ahead
-        for m in messages:
-            record = decode(m.value)
-            if type(record) is DeadLetter:
-                self._dead_letters.send(replace(record, source=SourceRef(tp.topic, tp.partition,
-                                                                         m.offset)), m.key)
-                continue
-            join_id, t = record.join_id, record.event_time  # type: ignore[union-attr]
-            packed = pack(record)  # type: ignore[arg-type]
-            if frontier.observe(t):
-                if type(record) is Prediction:
-                    self._late_prediction(route, tp, m, t, frontier.mark)
-                    continue
-                packed = pack(LateOutcome(record))  # type: ignore[arg-type]
-            target = (route.internal_topic, internal_partition(join_id, count))
-            buckets.setdefault(target, []).append(packed)
-            self.counters["rekeyed"] += 1
-        self.counters["ahead_of_frontier"] += frontier.ahead - ahead
-        self._next[tp] = messages[-1].offset + 1
-        self._clock.delivered(tp, now)
-        self._idle_at.pop(tp, None)
-        self.counters["raw_messages"] += len(messages)
-
-    def _late_prediction(self, route: Route, tp: TopicPartition, message: Any, t: float,
-                         mark: float) -> None:
-        self.counters["late_predictions"] += 1
-        letter = late_letter(t, mark, self.time.lateness, message.value or b"",
-                             SourceRef(tp.topic, tp.partition, message.offset))
-        pii = route.decoder.pii
-        self._dead_letters.send(letter if pii is None else pii.redact_dead_letter(letter),
-                                message.key)
+    # -- records (the rest is ingest.repartition.rekey) ---------------------------------
 
     def _restore_frontier(self, consumer: KafkaConsumer, tp: TopicPartition) -> Frontier:
         """The frontier committed with ``tp``'s offset (fresh when there is none)."""
@@ -296,25 +267,6 @@ class Repartitioner:
                 raise IngestError(f"internal topic {topic!r} does not exist")
             count = self._partitions[topic] = len(found)
         return count
-
-    def _flush_buckets(self, producer: KafkaProducer) -> None:
-        for (topic, partition), bucket in self._buckets.items():
-            step = self.batch_records
-            for start in range(0, len(bucket), step):
-                self._send_batch(producer, topic, partition, bucket[start:start + step])
-        self._buckets = {}
-
-    def _send_batch(self, producer: KafkaProducer, topic: str, partition: int,
-                    bucket: list[list[Any]]) -> None:
-        """One internal message, split in halves while it exceeds ``max_batch_bytes``
-        (a broker refuses records over its ``max.message.bytes``, 1 MiB by default)."""
-        value = encode_batch(bucket)
-        if len(value) > self.max_batch_bytes and len(bucket) > 1:
-            half = len(bucket) // 2
-            self._send_batch(producer, topic, partition, bucket[:half])
-            self._send_batch(producer, topic, partition, bucket[half:])
-            return
-        self._delivery.watch(producer.send(topic, value=value, partition=partition))
 
     # -- time --------------------------------------------------------------------------
 

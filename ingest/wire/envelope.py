@@ -139,14 +139,21 @@ def _object(raw: bytes) -> dict[str, Any]:
 
 def _open(doc: dict[str, Any], fmt: str, time_key: str, record_key: str | None
           ) -> tuple[dict[str, Any], float | None, str | None]:
+    record, value, used_key = open_document(doc, fmt, time_key, record_key)
+    return record, None if value is None else parse_time(value), used_key
+
+
+def open_document(doc: dict[str, Any], fmt: str, time_key: str, record_key: str | None
+                  ) -> tuple[dict[str, Any], Any, str | None]:
+    """The envelope rules on a parsed object of known ``fmt`` (not ``auto``), with the
+    envelope time left as written: ``(record, time value or None, time_key)``. May change
+    ``doc``. The batch decoder parses the times of a whole batch at once from this."""
     if fmt == "json" or fmt == "fluentd":
-        value = doc.get(time_key)
-        return doc, None if value is None else parse_time(value), time_key
+        return doc, doc.get(time_key), time_key
     value = doc.pop(ENVELOPE_TIME_KEY, None)
-    time = None if value is None else parse_time(value)
     if fmt == "fluent-bit":
-        return doc, time, None
-    return _logstash_record(doc, record_key), time, None
+        return doc, value, None
+    return _logstash_record(doc, record_key), value, None
 
 
 def _loads(raw: bytes) -> Any:

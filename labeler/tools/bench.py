@@ -1,19 +1,26 @@
-"""``loglabel bench``: pipeline throughput as a ratio to a bare consumer, in one run.
+"""``loglabel bench``: the pipeline and its stages as ratios to bare consumers and to a
+hand-written join, all over the same freshly produced raw events, in one run.
 
-Both phases run in their own child process over the same freshly produced
-raw events, so CPU time and peak RSS are each phase's own:
+Each phase runs in its own child process, so CPU time and peak RSS are each phase's own:
 
-(a) **bare**: a kafka-python consumer that reads both raw topics and
-    ``orjson.loads`` every value, nothing else;
-(b) **pipeline**: ``loglabel run`` over the same topics until idle (decode,
-    map, join, Parquet shards, checkpoints, drift monitoring);
-(c) **ingest**: the repartition stage alone (consume raw, decode, map,
-    validate, produce re-keyed records and wait for their acks).
+* **bare**: a kafka-python consumer of both raw topics that ``orjson.loads`` every
+  value, nothing else (the baseline); **bare, no parse**: the same without
+  ``orjson`` (what kafka-python's own fetching and record parsing cost);
+* **hand join**: the same join written by hand on kafka-python, without durability
+  or drift (``labeler.tools.bench_handjoin``), checked against the oracle;
+* **pipeline**: ``loglabel run`` until idle (decode, map, join, Parquet shards,
+  checkpoints, drift monitoring), checked against the oracle; and again without drift;
+* **2 workers**: two pipeline processes in one group over the same events (on a
+  2-core machine: one core each), checked against the oracle;
+* **ingest**: the repartition stage alone (consume raw, decode, validate, produce
+  re-keyed records and wait for their acks), with its columnar path and with the row
+  path it is checked against (``ingest.repartition.rekey``), and the row path as it
+  ran before the columnar path (the same-run "before").
 
-Rates are events per second from the first message received to the last
-one processed (group join and the idle wait are left out of both). The
-figures are printed, never asserted: the machines are shared and noisy, so
-the ratio (b)/(a) is the number to read.
+Rates are events per second from the first message received to the last one
+processed (group join and the idle wait are left out). The figures are printed,
+never asserted: the machines are shared and noisy, so read the same-run ratios.
+``--decoders`` adds the decoders alone, without a broker (``bench_decode``).
 """
 
 from __future__ import annotations
@@ -31,12 +38,20 @@ import click
 import orjson
 from kafka import KafkaConsumer
 
+from ingest.records import Outcome, Prediction
 from labeler.config import validate
+from labeler.tools.bench_handjoin import hand_join, oracle_mismatches
+from labeler.tools.oracle import oracle_labels
 from labeler.tools.produce import send_traffic
-from labeler.tools.simulate import TrafficSpec
+from labeler.tools.simulate import TrafficSpec, resolved, stream
+
+WINDOW, EARLY, LATENESS, GRACE = 60.0, 5.0, 5.0, 0.0
+PHASES = ("bare", "bare_noparse", "handjoin", "pipeline", "no_drift", "workers2",
+          "ingest", "ingest_rows", "ingest_before")
 
 
-def _bare(bootstrap: str, topics: list[str], expected: int) -> dict[str, Any]:
+def _bare(bootstrap: str, topics: list[str], expected: int, parse: bool = True
+          ) -> dict[str, Any]:
     consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024,
@@ -50,8 +65,9 @@ def _bare(bootstrap: str, topics: list[str], expected: int) -> dict[str, Any]:
         for messages in batch.values():
             if first is None:
                 first = time.monotonic()
-            for m in messages:
-                orjson.loads(m.value)
+            if parse:
+                for m in messages:
+                    orjson.loads(m.value)
             seen += len(messages)
         if batch:
             last = time.monotonic()
@@ -70,107 +86,151 @@ def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
     cpu0 = time.process_time()
     counters = worker.run(until_idle=3.0, drain=True)
     cpu = time.process_time() - cpu0
-    seconds = (worker.last_input_at or 0) - (worker.first_input_at or 0)
     latencies = sorted(worker.latencies)
 
     def pct(q: float) -> float | None:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None
 
-    return {"events": counters["messages"], "seconds": seconds, "cpu_s": cpu,
+    return {"events": counters["messages"], "cpu_s": cpu,
+            "first_at": worker.first_input_at, "last_at": worker.last_input_at,
+            "seconds": (worker.last_input_at or 0) - (worker.first_input_at or 0),
             "labeled": counters["labeled"], "rows_written": counters["rows_written"],
             "latency_p50_s": pct(0.5), "latency_p99_s": pct(0.99)}
 
 
-def _ingest(config_json: str, expected: int) -> dict[str, Any]:
+def _ingest(config_json: str, expected: int, columnar: bool = True,
+            before: bool = False) -> dict[str, Any]:
+    """The ingest stage alone; ``before``: the row path as it ran before the columnar
+    path came (the collector on during a batch, kafka-python's default fetch sizes)."""
+    import contextlib
+
+    import ingest.repartition.stage as stage_module
     from labeler.logs import setup
     from labeler.runtime.compose import build_ingest
 
     config = validate(json.loads(config_json))
     setup("WARNING")
+    if before:
+        stage_module.FETCH = {}
+        stage_module.collector_paused = contextlib.nullcontext  # type: ignore[assignment]
     stage = build_ingest(config)
+    stage.columnar = columnar and not before
     cpu0 = time.process_time()
     began = time.monotonic()
     counters = stage.run(until_idle=3.0)
     cpu = time.process_time() - cpu0
     seconds = (stage.last_input_at or began) - (stage.first_input_at or began)
-    return {"events": counters["raw_messages"], "seconds": seconds, "cpu_s": cpu,
-            "rekeyed": counters["rekeyed"]}
+    fast = sum(d.fast_rows for d in stage._batch_decoders.values())
+    return {"events": counters["raw_messages"], "seconds": seconds,
+            "cpu_s": stage.input_cpu_s, "cpu_total_s": cpu,
+            "rekeyed": counters["rekeyed"], "fast_rows": fast}
 
 
-def _child(phase: str, args: dict[str, Any]) -> dict[str, Any]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        [sys.executable, "-m", "labeler.tools.bench", phase, json.dumps(args)],
-        check=True, capture_output=True, text=True,
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = after.ru_maxrss / 1024  # the largest child so far (Linux: KiB)
-    result["child_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+def _command(phase: str, args: dict[str, Any]) -> list[str]:
+    return [sys.executable, "-m", "labeler.tools.bench", phase, json.dumps(args)]
+
+
+def _result(stdout: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 
+def _child(phase: str, args: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run(_command(phase, args), check=True, capture_output=True, text=True)
+    return _result(out.stdout)
+
+
+def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
+    """``n`` children of one phase at once; their events and CPU summed, their wall time
+    from the first message any of them got to the last any processed (one machine's
+    monotonic clock), peak RSS the largest."""
+    procs = [subprocess.Popen(_command(phase, args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            raise click.ClickException(f"bench phase {phase} failed: {err.strip()[-500:]}")
+        results.append(_result(out))
+    firsts = [r["first_at"] for r in results if r.get("first_at") is not None]
+    lasts = [r["last_at"] for r in results if r.get("last_at") is not None]
+    p99 = [r["latency_p99_s"] for r in results if r.get("latency_p99_s") is not None]
+    return {"events": sum(r["events"] for r in results),
+            "cpu_s": sum(r["cpu_s"] for r in results),
+            "seconds": (max(lasts) - min(firsts)) if firsts and lasts else 0.0,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "rows_written": sum(r["rows_written"] for r in results),
+            "latency_p99_s": max(p99) if p99 else None,
+            "per_worker_events": [r["events"] for r in results]}
+
+
 def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluentd",
-              partitions: int = 4) -> dict[str, Any]:
-    """Produce ``count`` predictions (plus clicks) into fresh topics and measure (a), (b)."""
+              partitions: int = 4, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
+    """Produce ``count`` predictions (plus clicks) into fresh topics and measure every
+    phase in ``phases`` over them."""
     run = uuid.uuid4().hex[:8]
     topics = {"predictions": f"bench-predictions-{run}", "outcomes": f"bench-outcomes-{run}",
               "dead_letter": f"bench-dlq-{run}", "drift": f"bench-drift-{run}"}
-    spec = TrafficSpec(count=count, seed=seed, spacing=0.005, click_rate=0.1, window=60.0,
-                       early_tolerance=5.0, max_disorder=2.0)
+    spec = resolved(TrafficSpec(count=count, seed=seed, spacing=0.005, click_rate=0.1,
+                                window=WINDOW, early_tolerance=EARLY, max_disorder=2.0))
     sent = send_traffic({"bootstrap_servers": [bootstrap]}, spec, topics["predictions"],
                         topics["outcomes"], envelope=envelope, partitions=partitions)
     total = sent["prediction"] + sent["outcome"]
+    from labeler.join.labels import LabelSpec
+
+    truth = oracle_labels(
+        (m.event for m in stream(spec) if type(m.event) is Prediction),
+        (m.event for m in stream(spec) if type(m.event) is Outcome),
+        WINDOW, EARLY, (LabelSpec("clicked"),))
+    raw = [topics["predictions"], topics["outcomes"]]
+    results: dict[str, Any] = {"events": total, "envelope": envelope}
     with tempfile.TemporaryDirectory(prefix="loglabel-bench-") as out:
-        config = {
-            "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{run}"},
-            "topics": topics,
-            "join": {"window_s": 60.0, "early_tolerance_s": 5.0, "allowed_lateness_s": 5.0},
-            "output": {"path": out, "flush_interval_s": 1.0},
-        }
-        bare = _child("bare", {"bootstrap": bootstrap,
-                               "topics": [topics["predictions"], topics["outcomes"]],
-                               "expected": total})
-        pipeline = _child("pipeline", {"config": json.dumps(config), "expected": total})
-        quiet = dict(config, drift={"enabled": False},
-                     kafka={"bootstrap_servers": bootstrap, "group_id": f"bench-nodrift-{run}"},
-                     output={"path": out + "/nodrift", "flush_interval_s": 1.0})
-        no_drift = _child("pipeline", {"config": json.dumps(quiet), "expected": total})
-        rekey = dict(config, ingest={"repartition": "always"},
-                     topics=dict(topics, rekeyed_predictions=f"bench-rk-p-{run}",
-                                 rekeyed_outcomes=f"bench-rk-o-{run}"),
-                     kafka={"bootstrap_servers": bootstrap, "group_id": f"bench-rk-{run}"})
-        ingest = _child("ingest", {"config": json.dumps(rekey), "expected": total})
-    return {"events": total, "bare": bare, "pipeline": pipeline, "ingest": ingest,
-            "no_drift": no_drift}
+        def config(name: str, **extra: Any) -> dict[str, Any]:
+            return {"kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{name}-{run}"},
+                    "topics": topics,
+                    "join": {"window_s": WINDOW, "early_tolerance_s": EARLY,
+                             "allowed_lateness_s": LATENESS, "grace_s": GRACE},
+                    "output": {"path": f"{out}/{name}", "flush_interval_s": 1.0}, **extra}
+
+        def checked(name: str, result: dict[str, Any]) -> dict[str, Any]:
+            result["oracle_mismatches"] = oracle_mismatches(f"{out}/{name}", truth)
+            return result
+
+        for phase in phases:
+            if phase in ("bare", "bare_noparse"):
+                results[phase] = _child("bare", {"bootstrap": bootstrap, "topics": raw,
+                                                 "expected": total,
+                                                 "parse": phase == "bare"})
+            elif phase == "handjoin":
+                import os
+                os.makedirs(f"{out}/handjoin", exist_ok=True)
+                results[phase] = checked(phase, _child("handjoin", {
+                    "bootstrap": bootstrap, "predictions": raw[0], "outcomes": raw[1],
+                    "expected": total, "out": f"{out}/handjoin"}))
+            elif phase in ("pipeline", "no_drift"):
+                extra = {"drift": {"enabled": False}} if phase == "no_drift" else {}
+                results[phase] = checked(phase, _child("pipeline", {
+                    "config": json.dumps(config(phase, **extra)), "expected": total}))
+            elif phase == "workers2":
+                results[phase] = checked(phase, _children("pipeline", {
+                    "config": json.dumps(config(phase)), "expected": total}, 2))
+            elif phase in ("ingest", "ingest_rows", "ingest_before"):
+                rekey = config(phase, ingest={"repartition": "always"},
+                               topics=dict(topics, rekeyed_predictions=f"bench-rk-p-{phase}-{run}",
+                                           rekeyed_outcomes=f"bench-rk-o-{phase}-{run}"))
+                results[phase] = _child("ingest", {"config": json.dumps(rekey),
+                                                   "expected": total,
+                                                   "columnar": phase == "ingest",
+                                                   "before": phase == "ingest_before"})
+            else:
+                raise click.BadParameter(f"unknown phase {phase!r}; choose from {PHASES}")
+    return results
 
 
 def format_report(result: dict[str, Any]) -> str:
-    bare, pipe, ingest = result["bare"], result["pipeline"], result["ingest"]
+    from labeler.tools.bench_report import report
 
-    def rate(r: dict[str, Any]) -> float:
-        return r["events"] / r["seconds"] if r["seconds"] > 0 else float("nan")
-
-    lines = [
-        f"events: {result['events']}",
-        f"{'phase':<14}{'events/s':>10}{'cpu µs/event':>15}{'peak RSS MB':>14}",
-    ]
-    for name, r in (("(a) bare", bare), ("(b) pipeline", pipe), ("(c) ingest", ingest)):
-        lines.append(f"{name:<14}{rate(r):>10,.0f}{1e6 * r['cpu_s'] / max(r['events'], 1):>15.1f}"
-                     f"{r['peak_rss_mb']:>14.0f}")
-    lines.append(f"ratio (b)/(a): {rate(pipe) / rate(bare):.2f}  (budget: >= 0.5)")
-    lines.append(f"ratio (c)/(a): {rate(ingest) / rate(bare):.2f}  (ingest stage alone, "
-                 "consume raw + decode + validate + produce re-keyed; budget: >= 0.4)")
-    lines.append(f"rows written by (b): {pipe.get('rows_written')}")
-    quiet = result["no_drift"]
-    share = 1 - quiet["cpu_s"] / pipe["cpu_s"] if pipe["cpu_s"] > 0 else float("nan")
-    lines.append(f"drift monitoring: {share:.0%} of (b)'s CPU (b without drift: "
-                 f"{1e6 * quiet['cpu_s'] / max(quiet['events'], 1):.1f} µs/event; budget: <= 25%)")
-    if pipe.get("latency_p99_s") is not None:
-        lines.append(f"label latency, window close to durable shard: p50 "
-                     f"{pipe['latency_p50_s']:.2f} s, p99 {pipe['latency_p99_s']:.2f} s "
-                     "(budget: p99 <= 2 s; bounded by output.flush_interval_s = 1 s here)")
-    return "\n".join(lines)
+    return report(result)
 
 
 @click.command("bench")
@@ -178,22 +238,39 @@ def format_report(result: dict[str, Any]) -> str:
 @click.option("--count", type=int, default=200_000, show_default=True,
               help="Predictions to simulate (clicks come on top).")
 @click.option("--envelope", default="fluentd", show_default=True)
-def bench_command(bootstrap: str, count: int, envelope: str) -> None:
-    """Measure pipeline throughput against a bare consumer of the same events."""
-    result = run_bench(bootstrap, count, envelope=envelope)
+@click.option("--phases", default=",".join(PHASES), show_default=True,
+              help="Comma-separated phases to run, in this order.")
+@click.option("--decoders", is_flag=True,
+              help="Also time the decoders alone per envelope (no broker): orjson, "
+                   "pyarrow's JSON reader, the row decoder, the batch decoder.")
+def bench_command(bootstrap: str, count: int, envelope: str, phases: str,
+                  decoders: bool) -> None:
+    """Measure the pipeline and the ingest stage against bare consumers and a hand-written
+    join of the same events."""
+    chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
+    result = run_bench(bootstrap, count, envelope=envelope, phases=chosen)
     click.echo(format_report(result))
+    if decoders:
+        from labeler.tools.bench_decode import decoder_report
+
+        click.echo(decoder_report())
 
 
 def _main(argv: list[str]) -> None:
     phase, args = argv[0], json.loads(argv[1])
     if phase == "bare":
-        print(json.dumps(_bare(args["bootstrap"], args["topics"], args["expected"])))
+        result = _bare(args["bootstrap"], args["topics"], args["expected"], args["parse"])
+    elif phase == "handjoin":
+        result = hand_join(args["bootstrap"], args["predictions"], args["outcomes"],
+                           args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
     elif phase == "pipeline":
-        print(json.dumps(_pipeline(args["config"], args["expected"])))
+        result = _pipeline(args["config"], args["expected"])
     elif phase == "ingest":
-        print(json.dumps(_ingest(args["config"], args["expected"])))
+        result = _ingest(args["config"], args["expected"], args["columnar"], args["before"])
     else:
         raise SystemExit(f"unknown phase {phase}")
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

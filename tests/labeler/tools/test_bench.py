@@ -1,0 +1,49 @@
+"""The bench's pieces that need no broker: the oracle check of a dataset and the report
+(the figures themselves are printed by ``loglabel bench``, never asserted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from labeler.tools.bench_handjoin import oracle_mismatches
+from labeler.tools.bench_report import report
+
+
+def _truth() -> pd.DataFrame:
+    return pd.DataFrame({"prediction_id": ["a", "b", "c"], "label_clicked": [True, False, False],
+                         "outcome_count": [1, 0, 2]})
+
+
+def test_a_dataset_equal_to_the_oracle_has_no_mismatch(tmp_path: Path) -> None:
+    _truth().to_parquet(tmp_path / "part-0.parquet")
+    assert oracle_mismatches(tmp_path, _truth()) == 0
+
+
+def test_wrong_missing_extra_and_duplicated_rows_are_each_counted(tmp_path: Path) -> None:
+    got = pd.DataFrame({"prediction_id": ["a", "b", "b", "d"],
+                        "label_clicked": [False, False, False, True],
+                        "outcome_count": [1, 0, 0, 1]})
+    got.to_parquet(tmp_path / "part-0.parquet")
+    # a: wrong label; b: twice; c: missing; d: extra
+    assert oracle_mismatches(tmp_path, _truth()) == 4
+
+
+def test_an_unreadable_dataset_is_none(tmp_path: Path) -> None:
+    assert oracle_mismatches(tmp_path / "nothing", _truth()) is None
+
+
+def test_the_report_prints_each_phase_and_the_same_run_ratios() -> None:
+    phase = {"events": 1000, "seconds": 1.0, "cpu_s": 0.01, "peak_rss_mb": 100.0}
+    result = {"events": 1000, "bare": dict(phase),
+              "ingest": dict(phase, seconds=2.0, cpu_s=0.02, fast_rows=900),
+              "pipeline": dict(phase, seconds=4.0, cpu_s=0.04, oracle_mismatches=0,
+                               latency_p99_s=1.5),
+              "handjoin": dict(phase, seconds=2.0, oracle_mismatches=3)}
+    text = report(result)
+    assert "ingest stage / bare consumer: 0.50 columns" in text
+    assert "pipeline / hand-written join: 0.50" in text
+    assert "no (3 rows differ)" in text and "yes" in text
+    assert "ingest rows on the fast path: 90%" in text
+    assert "2 workers / 1 worker: n/a" in text
