@@ -36,7 +36,7 @@ from ingest.repartition.frontier import Frontier, late_letter
 from ingest.repartition.partitioner import internal_partition, internal_partitions
 from ingest.repartition.routes import Route, TimeRules
 from ingest.wire.batch import BatchDecoder
-from ingest.wire.codec import encode_batch, pack
+from ingest.wire.codec import encode_sourced, pack
 
 _LATE_OUTCOME = 4  # ingest.wire.codec's kind of a LateOutcome
 
@@ -61,6 +61,11 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+Bucket = tuple[str, int, str, int]
+"""Where a bucket goes and where its records come from: (internal topic, internal
+partition, raw topic, raw partition). Its records and their raw offsets."""
+
+
 class Rekeying:
     """The record half of ``Repartitioner`` (a mixin: it declares what it borrows from
     the stage). Called only from the thread that runs the stage's loop."""
@@ -74,7 +79,7 @@ class Rekeying:
     _frontiers: dict[TopicPartition, Frontier]
     _next: dict[TopicPartition, int]
     _idle_at: dict[TopicPartition, float]
-    _buckets: dict[tuple[str, int], list[list[Any]]]
+    _buckets: dict[Bucket, tuple[list[list[Any]], list[int]]]
     _batch_decoders: dict[str, BatchDecoder]
     _clock: InputClock
     _delivery: DeliveryTracker
@@ -121,6 +126,7 @@ class Rekeying:
                 letters.sort(key=lambda item: item[0])
                 packed = [row for j, row in enumerate(packed) if j not in gone]
                 join_ids = [jid for j, jid in enumerate(join_ids) if j not in gone]
+                positions = [at for j, at in enumerate(positions) if j not in gone]
             else:
                 for j, _ in late:
                     packed[j] = [_LATE_OUTCOME, *packed[j][1:]]
@@ -135,13 +141,16 @@ class Rekeying:
             return
         topic = route.internal_topic
         buckets = self._buckets
-        mine: list[list[list[Any]] | None] = [None] * count  # first use in record order,
-        for partition, row in zip(internal_partitions(join_ids, count).tolist(), packed,
-                                  strict=True):  # as the row path makes them
+        # first use in record order, as the row path makes them
+        mine: list[tuple[list[list[Any]], list[int]] | None] = [None] * count
+        for partition, row, at in zip(internal_partitions(join_ids, count).tolist(), packed,
+                                      positions, strict=True):
             bucket = mine[partition]
             if bucket is None:
-                bucket = mine[partition] = buckets.setdefault((topic, partition), [])
-            bucket.append(row)
+                bucket = mine[partition] = buckets.setdefault(
+                    (topic, partition, tp.topic, tp.partition), ([], []))
+            bucket[0].append(row)
+            bucket[1].append(messages[at].offset)
         self.counters["rekeyed"] += len(packed)
 
     def _take_rows(self, consumer: KafkaConsumer, tp: TopicPartition, messages: list[Any],
@@ -163,8 +172,11 @@ class Rekeying:
                     self._late_prediction(route, tp, m, t, frontier.mark)
                     continue
                 packed = pack(LateOutcome(record))  # type: ignore[arg-type]
-            target = (route.internal_topic, internal_partition(join_id, count))
-            buckets.setdefault(target, []).append(packed)
+            target = (route.internal_topic, internal_partition(join_id, count), tp.topic,
+                      tp.partition)
+            rows, offsets = buckets.setdefault(target, ([], []))
+            rows.append(packed)
+            offsets.append(m.offset)
             self.counters["rekeyed"] += 1
 
     def _late_prediction(self, route: Route, tp: TopicPartition, message: Any, t: float,
@@ -177,20 +189,23 @@ class Rekeying:
                                 message.key)
 
     def _flush_buckets(self, producer: KafkaProducer) -> None:
-        for (topic, partition), bucket in self._buckets.items():
+        for where, (rows, offsets) in self._buckets.items():
             step = self.batch_records
-            for start in range(0, len(bucket), step):
-                self._send_batch(producer, topic, partition, bucket[start:start + step])
+            for start in range(0, len(rows), step):
+                self._send_batch(producer, where, rows[start:start + step],
+                                 offsets[start:start + step])
         self._buckets = {}
 
-    def _send_batch(self, producer: KafkaProducer, topic: str, partition: int,
-                    bucket: list[list[Any]]) -> None:
-        """One internal message, split in halves while it exceeds ``max_batch_bytes``
-        (a broker refuses records over its ``max.message.bytes``, 1 MiB by default)."""
-        value = encode_batch(bucket)
-        if len(value) > self.max_batch_bytes and len(bucket) > 1:
-            half = len(bucket) // 2
-            self._send_batch(producer, topic, partition, bucket[:half])
-            self._send_batch(producer, topic, partition, bucket[half:])
+    def _send_batch(self, producer: KafkaProducer, where: Bucket, rows: list[list[Any]],
+                    offsets: list[int]) -> None:
+        """One internal message (a sourced batch, see ``ingest.wire.codec``), split in
+        halves while it exceeds ``max_batch_bytes`` (a broker refuses records over its
+        ``max.message.bytes``, 1 MiB by default)."""
+        topic, partition, raw_topic, raw_partition = where
+        value = encode_sourced(raw_topic, raw_partition, offsets, rows)
+        if len(value) > self.max_batch_bytes and len(rows) > 1:
+            half = len(rows) // 2
+            self._send_batch(producer, where, rows[:half], offsets[:half])
+            self._send_batch(producer, where, rows[half:], offsets[half:])
             return
         self._delivery.watch(producer.send(topic, value=value, partition=partition))

@@ -56,7 +56,7 @@ from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
 from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import SourceMark
 from ingest.repartition.frontier import Frontier
-from ingest.repartition.rekey import Rekeying, collector_paused
+from ingest.repartition.rekey import Bucket, Rekeying, collector_paused
 from ingest.repartition.routes import IncompleteRun, Route, TimeRules
 from ingest.wire.batch import BatchDecoder
 from ingest.wire.codec import encode_batch, pack
@@ -106,7 +106,7 @@ class Repartitioner(Rekeying):
         self._sent: dict[TopicPartition, tuple[float, bool]] = {}  # last mark written
         self._idle_at: dict[TopicPartition, float] = {}  # quiet-for when confirmed caught up
         self._resent_at = -math.inf
-        self._buckets: dict[tuple[str, int], list[list[Any]]] = {}
+        self._buckets: dict[Bucket, tuple[list[list[Any]], list[int]]] = {}
         self._clock = InputClock()
         self._delivery = DeliveryTracker()
         self._started_at: float | None = None

@@ -8,6 +8,14 @@ Internal messages carry a *batch*: a msgpack array of such records, all for
 the same internal partition. One Kafka record per batch instead of per event
 removes most of the producer's per-record cost; a batch is atomic, so the
 labeler's offsets still say exactly which records it has read.
+
+A batch of records read from one raw partition is *sourced*:
+``["sourced", raw topic, raw partition, [raw offsets], [records]]``, each
+record with the raw offset it was read at. A restarted ingest stage reads its
+raw partitions again from its last commit and sends those records again; the
+labeler keeps, per raw partition, the highest raw offset it has taken, and
+skips what is not above it (``replayed_records``). Event time cannot tell a
+replay in a fast backfill: the replayed ids may be past the dedupe horizon.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ _LATE_OUTCOME = 4
 
 Internal = Prediction | Outcome | SourceMark | LateOutcome
 """What an internal topic's batch holds."""
+
+SOURCED = "sourced"  # the first element of a sourced batch (a record starts with an int)
 
 _NUMBER = (int, float)
 _TEXT = (str, type(None))
@@ -108,12 +118,42 @@ def encode_batch(packed: list[list[Any]]) -> bytes:
     return msgpack.packb(packed, use_bin_type=True)
 
 
-def decode_batch(raw: bytes) -> list[Internal]:
-    """Inverse of ``encode_batch``; raises ``ValueError`` on anything else."""
+def encode_sourced(topic: str, partition: int, offsets: list[int],
+                   packed: list[list[Any]]) -> bytes:
+    """One internal message of records read from raw ``topic[partition]`` at ``offsets``."""
+    return msgpack.packb([SOURCED, topic, partition, offsets, packed], use_bin_type=True)
+
+
+class Source:
+    """Where the records of a sourced batch were read: a raw partition, an offset each."""
+
+    __slots__ = ("topic", "partition", "offsets")
+
+    def __init__(self, topic: str, partition: int, offsets: list[int]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offsets = offsets
+
+
+def decode_sourced(raw: bytes) -> tuple[Source | None, list[Internal]]:
+    """A batch and, if it is sourced, where its records were read; ``ValueError`` on
+    anything else."""
     batch = _loads(raw)
     if not isinstance(batch, list):
         raise ValueError("not a batch of canonical records")
-    return [unpack(v) for v in batch]
+    if not batch or batch[0] != SOURCED:
+        return None, [unpack(v) for v in batch]
+    if not (len(batch) == 5 and type(batch[1]) is str and type(batch[2]) is int
+            and type(batch[3]) is list and type(batch[4]) is list
+            and len(batch[3]) == len(batch[4]) and all(type(o) is int for o in batch[3])):
+        raise ValueError("a sourced batch without its raw topic, partition and offsets")
+    return Source(batch[1], batch[2], batch[3]), [unpack(v) for v in batch[4]]
+
+
+def decode_batch(raw: bytes) -> list[Internal]:
+    """Inverse of ``encode_batch`` (and of ``encode_sourced``, without the source);
+    raises ``ValueError`` on anything else."""
+    return decode_sourced(raw)[1]
 
 
 def _loads(raw: bytes) -> Any:
@@ -141,8 +181,14 @@ class CanonicalDecoder:
 
     def decode(self, raw: bytes | None, source: SourceRef | None = None
                ) -> list[Internal] | DeadLetter:
+        decoded = self.decode_sourced(raw, source)
+        return decoded if type(decoded) is DeadLetter else decoded[1]  # type: ignore[index]
+
+    def decode_sourced(self, raw: bytes | None, source: SourceRef | None = None
+                       ) -> tuple[Source | None, list[Internal]] | DeadLetter:
+        """``decode``, with where a sourced batch's records were read."""
         try:
-            records = decode_batch(raw or b"")
+            origin, records = decode_sourced(raw or b"")
             if any(type(r) not in self._types for r in records):
                 raise ValueError(f"a record that does not belong in the {self.kind} topic")
         except ValueError as exc:
@@ -150,4 +196,4 @@ class CanonicalDecoder:
             return DeadLetter("bad_internal_record", str(exc), raw or b"", source)
         self.counters[f"{self.kind}.rekeyed_read"] += sum(
             1 for r in records if type(r) is not SourceMark)
-        return records
+        return origin, records

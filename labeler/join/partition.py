@@ -50,7 +50,7 @@ import msgpack
 
 from ingest.records import Outcome, Prediction
 from ingest.repartition.frontier import Frontier
-from ingest.wire.codec import pack, unpack_outcome, unpack_prediction
+from ingest.wire.codec import Source, pack, unpack_outcome, unpack_prediction
 from labeler.join.bulk import BulkLoad
 from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
 from labeler.join.pending import Pending, PendingStore
@@ -95,6 +95,8 @@ class PartitionJoin:
         self._closes: Counter[int] = Counter()  # epoch -> its closes not yet forgotten
         self._logged: dict[int, int] = {}  # epoch -> changes its segment holds
         self._bulk: BulkLoad | None = None  # while restoring
+        # per raw partition, the highest raw offset taken from the ingest stage's batches
+        self.raw_seen: dict[tuple[str, int], int] = {}
 
     # -- input -------------------------------------------------------------------------
 
@@ -151,6 +153,22 @@ class PartitionJoin:
         heapq.heappush(
             self._early_heap, (outcome.event_time + self.rules.early_tolerance, join_id)
         )
+
+    def not_replayed(self, origin: Source, records: list[Any]) -> list[Any]:
+        """The records of a sourced batch (``ingest.wire.codec``) read from their raw
+        partition after every record taken so far: what a restarted ingest stage sends
+        again is counted as ``replayed_records`` and left out."""
+        where = (origin.topic, origin.partition)
+        seen = self.raw_seen.get(where, -1)
+        offsets = origin.offsets
+        if offsets and offsets[0] > seen:
+            self.raw_seen[where] = max(offsets[-1], seen)
+            return records
+        fresh = [r for r, offset in zip(records, offsets, strict=True) if offset > seen]
+        self.counters["replayed_records"] += len(records) - len(fresh)
+        if offsets:
+            self.raw_seen[where] = max(max(offsets), seen)
+        return fresh
 
     def _in_window(self, t: float, u: float) -> bool:
         return t - self.rules.early_tolerance <= u <= t + self.rules.window
@@ -304,6 +322,7 @@ class PartitionJoin:
             "watermark": self.watermark.snapshot(),
             "frontiers": {topic: f.top for topic, f in self.frontiers.items()},
             "early": [pack(o) for outs in self.early.values() for o in outs],
+            "raw_seen": [[topic, p, offset] for (topic, p), offset in self.raw_seen.items()],
         }
 
     @classmethod
@@ -333,6 +352,7 @@ class PartitionJoin:
         join.watermark.restore(snap["watermark"])
         for topic, top in snap.get("frontiers", {}).items():
             join.frontiers[topic] = rules.frontier(top)
+        join.raw_seen = {(topic, p): offset for topic, p, offset in snap.get("raw_seen", ())}
         return join
 
     def replay(self, logged_in: int, log: Iterable[list[Any]]) -> int:

@@ -67,6 +67,8 @@ COUNTERS: Mapping[str, str] = {
     "duplicate_predictions": "Prediction ids seen again and ignored.",
     "duplicate_outcomes": "Outcomes counted once after being seen again.",
     "late_predictions": "Predictions behind their partition's frontier: dead letters.",
+    "replayed_records": "Records a restarted ingest stage sent again, known by their raw "
+                        "offset and skipped.",
     "partitions_fenced": "Partitions dropped because another worker had claimed them.",
     "group_rejoins": "Times a member stuck in a rebalance rebuilt its consumer.",
     "state_compactions": "State segments rewritten as one segment of the live state.",

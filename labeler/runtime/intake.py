@@ -77,7 +77,7 @@ class Intake:
         """Records of the ingest stage: canonical records, late outcomes, source marks.
         Returns whether any was more than a source mark."""
         data = False
-        decode = self.decoders[tp.topic].decode
+        decode = self.decoders[tp.topic].decode_sourced
         join, drift = part.join, self.drift
         for message in messages:
             decoded = decode(message.value)
@@ -86,7 +86,10 @@ class Intake:
                                   message.key)
                 data = True
                 continue
-            for record in decoded:
+            origin, records = decoded
+            if origin is not None:
+                records = join.not_replayed(origin, records)
+            for record in records:
                 kind = type(record)
                 if kind is Prediction:
                     join.add_prediction(record)

@@ -34,7 +34,7 @@ class WorkerStatus:
 # (``*_after_close``: only idleness can cause them; the worker warns when they grow).
 AUDITED = ("late_outcomes", "late_predictions", "outcomes_after_close",
            "predictions_after_close", "ahead_of_frontier", "early_expired", "outside_window",
-           "duplicate_predictions", "duplicate_outcomes")
+           "duplicate_predictions", "duplicate_outcomes", "replayed_records")
 
 
 def status_line(status: WorkerStatus, counters: Mapping[str, int], elapsed: float

@@ -28,8 +28,12 @@ def write_config(path: Path, config: Any, **overrides: dict[str, Any]) -> Path:
     return path
 
 
-def start_worker(config_path: Path, log: Any, *extra: str) -> subprocess.Popen[bytes]:
+def start_worker(config_path: Path, log: Any, *extra: str,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``loglabel run --config config_path *extra``; ``env`` adds to the environment
+    (``LOGLABEL_SECTION__KEY`` overrides a config key)."""
     return subprocess.Popen(
         [sys.executable, "-m", "labeler.ops.cli", "run", "--config", str(config_path), *extra],
-        cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT, stdout=log, stderr=log,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )

@@ -118,11 +118,12 @@ def _config_file(tmp_path: Path, config: Any, name: str) -> Path:
     return path
 
 
-def _run(tmp_path: Path, config: Any, *args: str, name: str = "worker") -> list[dict[str, Any]]:
+def _run(tmp_path: Path, config: Any, *args: str, name: str = "worker",
+         env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     path = _config_file(tmp_path, config, name)
     log_path = tmp_path / f"{name}.log"
     with open(log_path, "ab") as log:
-        proc = start_worker(path, log, *args)
+        proc = start_worker(path, log, *args, env=env)
         assert proc.wait(timeout=600) == 0, log_path.read_text()[-4000:]
     return [json.loads(line) for line in log_path.read_text().splitlines()
             if line.startswith("{")]
@@ -179,6 +180,28 @@ def test_stages_in_two_processes(kafka_config: Any, tmp_path: Path) -> None:
     assert _final(ingest, "ingest.status")["rekeyed"] > 0
     _check(config, _run(tmp_path, config, "--stage", "label", "--until-idle", "5", "--drain",
                         name="label"))
+
+
+def test_an_ingest_stage_that_reads_everything_again_writes_no_label_twice(
+        kafka_config: Any, tmp_path: Path) -> None:
+    """A restarted ingest stage sends again what it read after its last commit; here,
+    with a new group, it sends everything again. Three weeks of event time: the ids of
+    the first pass are long past the dedupe horizon, so only their raw offsets tell."""
+    config = _config(kafka_config)
+    predictions, clicks = _clustered(5, 3000)
+    _produce(config, predictions, clicks)
+    _run(tmp_path, config, "--stage", "ingest", "--until-idle", "5", name="ingest")
+    first = _final(_run(tmp_path, config, "--stage", "label", "--until-idle", "5",
+                        name="label"))
+    assert first["labeled"] > 0
+    again = {"LOGLABEL_KAFKA__GROUP_ID": f"{config.kafka.group_id}-again"}  # ingest group only
+    resent = _run(tmp_path, config, "--stage", "ingest", "--until-idle", "5", name="again",
+                  env=again)
+    assert _final(resent, "ingest.status")["rekeyed"] > 0
+    events = _run(tmp_path, config, "--stage", "label", "--until-idle", "5", "--drain",
+                  name="label")
+    status = _check(config, events)
+    assert status["replayed_records"] >= first["labeled"]
 
 
 def _jumps(seed: int) -> tuple[dict[int, list[bytes]], dict[int, list[bytes]], int]:

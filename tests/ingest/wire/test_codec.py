@@ -6,7 +6,15 @@ import msgpack
 import pytest
 
 from ingest.records import DeadLetter, Outcome, Prediction
-from ingest.wire.codec import CanonicalDecoder, decode, decode_batch, encode, encode_batch, pack
+from ingest.wire.codec import (
+    CanonicalDecoder,
+    decode,
+    decode_batch,
+    encode,
+    encode_batch,
+    encode_sourced,
+    pack,
+)
 
 PRED = Prediction("r1\x1fitem-7", 1718000000.123456, "ctr", None,
                   {"price": 12.5, "country": "DE", "n": 0, "gone": None}, {"score": 0.73})
@@ -65,3 +73,25 @@ def test_marks_and_late_outcomes_round_trip() -> None:
     marks = [SourceMark("raw", 2, 1718000000.5, False), SourceMark("raw", 0, -math.inf, True)]
     batch = encode_batch([pack(m) for m in marks] + [pack(LateOutcome(OUT))])
     assert CanonicalDecoder("outcome").decode(batch) == [*marks, LateOutcome(OUT)]
+
+
+def test_a_sourced_batch_says_where_its_records_were_read() -> None:
+    raw = encode_sourced("raw.predictions", 2, [10, 12], [pack(PRED), pack(PRED)])
+    origin, records = CanonicalDecoder("prediction").decode_sourced(raw)  # type: ignore[misc]
+    assert origin is not None
+    assert (origin.topic, origin.partition, origin.offsets) == ("raw.predictions", 2, [10, 12])
+    assert records == [PRED, PRED]
+    assert decode_batch(raw) == [PRED, PRED]
+
+
+@pytest.mark.parametrize("broken", [
+    ["sourced", "t", 0, [1], []],  # an offset too many
+    ["sourced", "t", "0", [1], [None]],
+    ["sourced", "t", 0, ["1"], [None]],
+    ["sourced", "t", 0],
+])
+def test_a_sourced_batch_without_its_source_is_a_dead_letter(broken: list[object]) -> None:
+    if len(broken) == 5 and broken[4] == [None]:
+        broken[4] = [pack(PRED)]
+    result = CanonicalDecoder("prediction").decode(msgpack.packb(broken))
+    assert isinstance(result, DeadLetter) and result.reason == "bad_internal_record"
