@@ -207,7 +207,11 @@ class OutputConfig(_Section):
     flush_interval_s: float = Field(10.0, gt=0)
     max_rows: int = Field(200_000, ge=1)
     max_bytes: ByteSize = ByteSize(128 * 1024**2)
-    max_span_s: float = Field(3600.0, gt=0)
+    max_span_s: float = Field(86_400.0, gt=0)
+    # "date": files per model and day, hour a column; "hour": a directory per hour too
+    partition_by: Literal["date", "hour"] = "date"
+    # a value that clashes with its column's type makes the column string (else: null)
+    widen_to_string: bool = False
 
 
 class StateConfig(_Section):
