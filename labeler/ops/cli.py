@@ -206,6 +206,35 @@ def profile(dataset: str, output: str, prefix: str | None, model: str | None) ->
     click.echo(f"profiled {len(frame)} rows, {len(built.get('features', {}))} features -> {output}")
 
 
+@cli.command("schema")
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print the schema file's JSON.")
+def schema_command(dataset: str, as_json: bool) -> None:
+    """Print the dataset schema of DATASET (an output path or URI): each model's
+    columns and types, and the partition keys, as every worker writes them."""
+    import json
+
+    from labeler.output.dataset_schema import PARTITION_TYPES, load
+    from labeler.output.storage import Storage
+
+    current = load(Storage(dataset))
+    if current.version == 0:
+        raise click.ClickException(f"{dataset} has no dataset schema (_schema/): nothing "
+                                   f"was written there yet, or not by this loglabel version")
+    if as_json:
+        click.echo(json.dumps(current.to_json(), indent=2))
+        return
+    keys = ", ".join(f"{k} ({PARTITION_TYPES[k]})" for k in current.partition_by)
+    click.echo(f"dataset {dataset}: schema version {current.version}")
+    click.echo(f"partition keys (in the path): {keys}")
+    for model, columns in sorted(current.models.items()):
+        click.echo(f"model {model}: {len(columns)} columns")
+        width = max(len(c) for c in columns)
+        for column, kind in columns.items():
+            note = "  (only nulls so far: in no file yet)" if kind == "null" else ""
+            click.echo(f"  {column:<{width}}  {kind}{note}")
+
+
 def _register() -> None:
     from labeler.ops.doctor import doctor_command
     from labeler.ops.messages import check_message_command

@@ -211,3 +211,10 @@ def load(storage: Storage, version: int | None = None) -> DatasetSchema:
         return DatasetSchema.from_json(json.loads(raw))
     except (ValueError, KeyError, TypeError) as exc:
         raise SchemaError(f"dataset schema {_path(version)} is corrupt: {exc}") from exc
+
+
+def reader_schema(root: str, model: str | None = None) -> pa.Schema:
+    """The Arrow schema to read the dataset at ``root`` with (see ``DatasetSchema.
+    arrow_schema``): give it to pandas, pyarrow or Polars so that a column added after
+    the first file, and the typed partition keys, read the same in every reader."""
+    return load(Storage(root)).arrow_schema(model)

@@ -308,9 +308,9 @@ class ShardEncoder:
                                                  pa.float64())
         inferred: dict[str, _Column] = {}
         for prefix, attr in ((FEATURE_PREFIX, "features"), (PREDICTION_PREFIX, "prediction")):
-            for name, column in _columns([getattr(p, attr) for p in preds],
+            for name, values in _columns([getattr(p, attr) for p in preds],
                                          self.schema.widen_to_string):
-                inferred[prefix + name] = column
+                inferred[prefix + name] = values
         seen = {c: type_name(a.type) for c, a in fixed.items()}
         seen.update((c, col.kind) for c, col in inferred.items())
         seen.update((c, type_name(a.type)) for c, a in tail.items())

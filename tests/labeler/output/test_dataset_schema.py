@@ -127,3 +127,21 @@ def test_models_that_disagree_cannot_share_one_reader_schema() -> None:
     with pytest.raises(SchemaError, match="one model at a time"):
         schema.arrow_schema()
     assert schema.arrow_schema("b").field("feat_x").type == pa.string()
+
+
+def test_loglabel_schema_prints_columns_types_and_partition_keys(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labeler.ops.cli import cli
+
+    storage = Storage(str(tmp_path))
+    encoder(storage).encode([example("a", T0, {"price": 2, "tag": None})], "s1")
+    result = CliRunner().invoke(cli, ["schema", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "partition keys (in the path): model (string), date (date)" in result.output
+    assert "feat_price             double" in result.output
+    assert "feat_tag               null  (only nulls so far" in result.output
+    result = CliRunner().invoke(cli, ["schema", str(tmp_path), "--json"])
+    assert DatasetSchema.from_json(json.loads(result.output)) == load(storage)
+    empty = CliRunner().invoke(cli, ["schema", str(tmp_path / "nothing")])
+    assert empty.exit_code == 1 and "has no dataset schema" in empty.output
