@@ -140,9 +140,11 @@ class _Enforced:
                     del late[name]
                     type_name = votes.type_name() or "str"
                     types[name] = TYPES[type_name]
-                    fields = dict(getattr(self.schema, part))
-                    fields[name] = type_name
-                    self.schema = replace(self.schema, **{part: fields})
+                    fields = {**getattr(self.schema, part), name: type_name}
+                    if part == "features":
+                        self.schema = replace(self.schema, features=fields)
+                    else:
+                        self.schema = replace(self.schema, prediction=fields)
 
     def new_name(self, name: str) -> str:
         """``name``, or ``OTHER_FEATURES`` once ``MAX_NEW_FEATURES`` names were counted."""
