@@ -330,6 +330,23 @@ class Config(_Section):
     drift: DriftSettings = DriftSettings()
     pii: PiiConfig = PiiConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drift_watches_the_prediction(cls, data: Any) -> Any:
+        """``drift.prediction.fields`` defaults to the fields ``fields.prediction`` maps
+        (their names, the last part of each path), not to a fixed ``score``."""
+        if not isinstance(data, dict):
+            return data
+        fields = data.get("fields")
+        paths = fields.get("prediction") if isinstance(fields, dict) else None
+        drift = data.get("drift", {})
+        prediction = drift.get("prediction", {}) if isinstance(drift, dict) else None
+        if (paths is None or not isinstance(prediction, dict) or "fields" in prediction
+                or not isinstance(paths, list | tuple)):
+            return data
+        names = [str(p).rsplit(".", 1)[-1] for p in paths]
+        return {**data, "drift": {**drift, "prediction": {**prediction, "fields": names}}}
+
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
     """Read ``path`` (or only defaults and environment when ``None``) into a ``Config``.
