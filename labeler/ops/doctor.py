@@ -215,6 +215,9 @@ def check_output(config: Config) -> list[Finding]:
         return [Finding("output", "error", f"output.path {path!r} is not writable ({reason}): "
                         "fix its permissions or set output.path")]
     message = f"output.path {path!r} is writable (checkpoints go to _checkpoints/ under it)"
+    layout = _layout_finding(storage, config)
+    if layout is not None:
+        return [layout]
     if storage.local:
         free = shutil.disk_usage(storage.root).free
         message += f"; {free / 2**30:.1f} GiB free"
@@ -306,6 +309,26 @@ def _mapping_finding(topic: str, kind: str, n: int, reasons: dict[str, list[str]
     severity: Severity = "error" if dead == n else "warning"
     return Finding("messages", severity, f"{topic}: {dead} of the latest {n} {kind}s would be "
                    f"dead-lettered: " + "; ".join(parts))
+
+
+def _layout_finding(storage: Storage, config: Config) -> Finding | None:
+    """A warning when the dataset keeps another layout than ``output.partition_by``."""
+    from labeler.output.dataset_schema import SchemaError, load
+    from labeler.output.shards import PARTITIONINGS
+
+    try:
+        schema = load(storage)
+    except (SchemaError, OSError) as exc:
+        return Finding("output", "error", f"the dataset schema under output.path cannot be "
+                       f"read: {exc}")
+    wanted = PARTITIONINGS[config.output.partition_by]
+    if schema.version and schema.partition_by != wanted:
+        kept = "hour" if "hour" in schema.partition_by else "date"
+        return Finding("output", "warning", f"the dataset at output.path is partitioned by "
+                       f"{kept} (its _schema/), not output.partition_by = "
+                       f"{config.output.partition_by!r}: its layout is kept; set "
+                       f"partition_by = {kept!r} or write to a new output.path")
+    return None
 
 
 def doctor(config: Config, timeout_s: float = 10.0,
