@@ -12,12 +12,10 @@ redacted forms must appear where they belong.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from ingest.kafka.topics import ensure_topics
+from labeler.join.pending import PendingStore
 from labeler.logs import LOGGER_NAME, JsonFormatter
 from labeler.runtime.compose import run_pipeline
 
@@ -233,21 +232,19 @@ def test_no_raw_pii_value_leaves_the_pipeline(kafka_config: Any, unique: Any, lo
     )
     traffic = send(config)
 
-    # first run: windows still open at the end, so the checkpoints hold join state; the
-    # spill files (scratch, deleted on close) are copied while it runs
-    spill = Path(config.state.spill_dir)
+    # first run: windows still open at the end, so the checkpoints hold join state; each
+    # spill file (scratch, deleted on close) is read just before it is deleted
     spilled: dict[str, bytes] = {}
-    outcome: dict[str, Any] = {}
-    runner = threading.Thread(target=lambda: outcome.update(first=run_pipeline(
-        config, until_idle=3.0, drain=False, install_signals=False)))
-    runner.start()
-    while runner.is_alive():
-        runner.join(timeout=0.05)
-        for path in spill.rglob("*"):
-            with contextlib.suppress(OSError):
-                if path.is_file():
-                    spilled[path.name + str(len(spilled))] = path.read_bytes()
-    first = outcome["first"]
+    close = PendingStore.close
+
+    def read_then_close(store: PendingStore) -> None:
+        path = store._spill_path  # noqa: SLF001 - the file the store is about to delete
+        if path.is_file():
+            spilled[f"{path}#{len(spilled)}"] = path.read_bytes()
+        close(store)
+
+    monkeypatch.setattr(PendingStore, "close", read_then_close)
+    first = run_pipeline(config, until_idle=3.0, drain=False, install_signals=False)
     assert spilled, "pending predictions were spilled to disk"
     assert_clean("the spill files", list(spilled.values()), traffic)
     pending = {name: data for name, data in output_files(config).items()
