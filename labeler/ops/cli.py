@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -195,8 +196,14 @@ def profile(dataset: str, output: str, prefix: str | None, model: str | None) ->
     import pandas as pd
 
     from drift.baseline.profile import build_profile, save_profile
+    from labeler.output.dataset_schema import reader_schema
 
-    frame = pd.read_parquet(dataset)
+    try:  # a loglabel dataset: every column, also one added after the first file
+        schema = reader_schema(dataset, model) if Path(dataset).is_dir() else None
+    except LoglabelError:
+        schema = None
+    frame = pd.read_parquet(dataset, schema=schema if schema is not None and schema.names
+                            else None)
     if model is not None and "model" in frame.columns:
         frame = frame[frame["model"].astype(str) == model]
     if prefix is None and any(str(c).startswith("feat_") for c in frame.columns):

@@ -145,3 +145,18 @@ def test_loglabel_schema_prints_columns_types_and_partition_keys(tmp_path: Path)
     assert DatasetSchema.from_json(json.loads(result.output)) == load(storage)
     empty = CliRunner().invoke(cli, ["schema", str(tmp_path / "nothing")])
     assert empty.exit_code == 1 and "has no dataset schema" in empty.output
+
+
+def test_profile_sees_a_feature_added_after_the_first_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labeler.ops.cli import cli
+
+    storage = Storage(str(tmp_path / "data"))
+    enc = encoder(storage)
+    publish(storage, enc.encode([example("a", T0, {"x": 1.0})], "s1"))
+    publish(storage, enc.encode([example("b", T0 + 1, {"x": 2.0, "later": 3.0})], "s2"))
+    out = tmp_path / "profile.json"
+    result = CliRunner().invoke(cli, ["profile", str(tmp_path / "data"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(out.read_text())["features"]) == {"x", "later"}
