@@ -224,8 +224,12 @@ class StateConfig(_Section):
 
 
 class LoggingConfig(_Section):
+    """Logs on stderr: ``format = "json"`` (one JSON object a line, for machines) or
+    ``"console"`` (aligned, coloured on a terminal, drift events spelled out)."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     status_interval_s: float = Field(10.0, gt=0)
+    format: Literal["json", "console"] = "json"
 
 
 METRICS_PORT = 9464

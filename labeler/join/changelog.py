@@ -4,7 +4,8 @@ A checkpoint keeps these logs as state segments instead of snapshotting the
 pending state (``labeler.output.checkpoint``); ``PartitionJoin.restore``
 replays them. The changes:
 
-* ``[ADD, prediction]``: a prediction arrived (``ingest.wire.codec.pack``);
+* ``[ADD, join_id, event_time, prediction]``: a prediction arrived (its
+  ``ingest.wire.codec.pack`` form as msgpack bytes, so a restore need not decode it);
 * ``[ATTACH, join_id, outcome]``: an outcome joined a pending prediction;
 * ``[CLOSE, join_id, prediction_time, outcome_keys]``: its row was emitted (the
   time and keys serve the dedupe horizon);
@@ -30,7 +31,7 @@ def change(entry: list[Any]) -> bytes:
     return msgpack.packb(entry, use_bin_type=True)
 
 
-def read_log(data: bytes) -> Iterator[list[Any]]:
+def read_log(data: bytes | memoryview) -> Iterator[list[Any]]:
     """The changes of a log (``b"".join(join.log)``, as a state segment holds it), in order."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
     unpacker.feed(data)

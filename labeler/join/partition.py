@@ -46,14 +46,20 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+import msgpack
+
 from ingest.records import Outcome, Prediction
 from ingest.repartition.frontier import Frontier
 from ingest.wire.codec import pack, unpack_outcome, unpack_prediction
+from labeler.join.bulk import BulkLoad
 from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
 from labeler.join.pending import Pending, PendingStore
 from labeler.join.records import LabeledExample
 from labeler.join.rules import JoinRules
 from labeler.join.watermark import Watermark
+
+COMPACT_MIN_CHANGES = 100_000  # below this a restore is quick anyway
+COMPACT_RATIO = 3  # compact when a restore would replay this many changes per live one
 
 
 class PartitionJoin:
@@ -87,6 +93,8 @@ class PartitionJoin:
         self.epoch = epoch  # the checkpoint epoch that will hold ``log``
         self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
         self._closes: Counter[int] = Counter()  # epoch -> its closes not yet forgotten
+        self._logged: dict[int, int] = {}  # epoch -> changes its segment holds
+        self._bulk: BulkLoad | None = None  # while restoring
 
     # -- input -------------------------------------------------------------------------
 
@@ -101,7 +109,7 @@ class PartitionJoin:
         if close_at < self.watermark.last_value:
             self.counters["predictions_after_close"] += 1
         pending = Pending(prediction, self.epoch)
-        self.log.append(change([ADD, pack(prediction)]))
+        self.log.append(_arrival(prediction))
         self._arrivals[self.epoch] += 1
         early = self.early.pop(join_id, None)
         if early:
@@ -243,8 +251,51 @@ class PartitionJoin:
 
     def logged(self, epoch: int) -> None:
         """The checkpoint of ``epoch`` holds ``log``: start the next one."""
+        if self.log:
+            self._logged[epoch] = len(self.log)
+        keep_from = self.oldest_needed_epoch()
+        for old in [e for e in self._logged if e < keep_from]:
+            del self._logged[old]
         self.log = []
         self.epoch = epoch + 1
+
+    def kept_changes(self) -> int:
+        """Changes a restore would replay now: those of the segments still needed,
+        plus this epoch's."""
+        return sum(self._logged.values()) + len(self.log)
+
+    def compact_due(self) -> bool:
+        """Whether the segments a restore needs hold many more changes than the state
+        they add up to (a few old predictions keep many epochs' segments alive)."""
+        kept = self.kept_changes()
+        return kept >= COMPACT_MIN_CHANGES and kept > COMPACT_RATIO * self.live_entries()
+
+    def live_entries(self) -> int:
+        """Changes a compacted log of the state holds: pending predictions, their
+        outcomes (counted one each) and the closed ids within the horizon."""
+        return len(self.pending) + len(self.closed)
+
+    def compact(self) -> None:
+        """Replace this epoch's log by the whole live state, so its segment alone
+        restores it and every older one can go: a ``CLOSE`` per id closed within
+        the horizon (with all its outcome keys), then an ``ADD`` per pending
+        prediction with an ``ATTACH`` per outcome it collected. Restoring it gives
+        the state it was written from (tested)."""
+        epoch = self.epoch
+        log = [change([CLOSE, join_id, t, list(self.closed_keys.get(join_id) or ())])
+               for join_id, t in self.closed.items()]
+        for pending in self.pending.values():
+            log.append(_arrival(pending.prediction))
+            log.extend(change([ATTACH, o.join_id, pack(o)]) for o in pending.outcomes)
+        self.pending.set_epoch(epoch)
+        self._arrivals = Counter({epoch: len(self.pending)}) if len(self.pending) else Counter()
+        self._forget_heap = [(f, j, t, epoch) for f, j, t, _ in self._forget_heap]
+        heapq.heapify(self._forget_heap)
+        self._closes = Counter({epoch: len(self._forget_heap)}) if self._forget_heap \
+            else Counter()
+        self._logged.clear()
+        self.log = log
+        self.counters["state_compactions"] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """The state the logs do not hold, as plain data (msgpack-able): watermarks and
@@ -261,44 +312,91 @@ class PartitionJoin:
                 counters: Counter[str] | None = None, store: PendingStore | None = None,
                 epoch: int = 1) -> PartitionJoin:
         """Rebuild the state of a checkpoint: ``snap`` and the ``(epoch, log)`` segments
-        it keeps, oldest first. ``epoch`` is the next epoch to log into."""
+        it keeps, oldest first. ``epoch`` is the next epoch to log into.
+
+        The same in steps (a worker restores from its poll loop, a slice at a
+        time): ``from_snapshot``, then ``replay`` of each segment's changes in
+        order, in as many calls as wanted, then ``restored``."""
+        join = cls.from_snapshot(rules, snap, counters, store, epoch)
+        for logged_in, log in logs:
+            join.replay(logged_in, log)
+        join.restored(snap)
+        return join
+
+    @classmethod
+    def from_snapshot(cls, rules: JoinRules, snap: dict[str, Any],
+                      counters: Counter[str] | None = None, store: PendingStore | None = None,
+                      epoch: int = 1) -> PartitionJoin:
+        """The first step of ``restore``: the watermark and frontiers of ``snap``."""
         join = cls(rules, counters, store, epoch)
+        join._bulk = BulkLoad(join.pending)
         join.watermark.restore(snap["watermark"])
         for topic, top in snap.get("frontiers", {}).items():
             join.frontiers[topic] = rules.frontier(top)
+        return join
+
+    def replay(self, logged_in: int, log: Iterable[list[Any]]) -> int:
+        """Apply changes of the state segment of epoch ``logged_in``, in their order
+        (a segment may come in several calls). Returns how many were applied."""
+        rules = self.rules
         window_end = rules.window + rules.grace
         horizon = window_end + rules.dedupe_horizon
-        pending, closed, closed_keys = join.pending, join.closed, join.closed_keys
-        for logged_in, log in logs:
-            for entry in log:
-                kind = entry[0]
-                if kind == ADD:
+        bulk = self._bulk
+        if bulk is None:
+            raise RuntimeError("replay() comes between from_snapshot() and restored()")
+        closed, closed_keys = self.closed, self.closed_keys
+        applied = 0
+        self._logged[logged_in] = self._logged.get(logged_in, 0)
+        for entry in log:
+            applied += 1
+            kind = entry[0]
+            if kind == ADD:
+                if len(entry) == 4:
+                    _, join_id, t, blob = entry
+                else:  # written before arrivals carried their id and time outside
                     prediction = unpack_prediction(entry[1])
-                    join_id = prediction.join_id
-                    if join_id in closed:  # the original run had forgotten it by now
-                        del closed[join_id]
-                        closed_keys.pop(join_id, None)
-                    pending.add(Pending(prediction, logged_in), prediction.event_time + window_end)
-                    join._arrivals[logged_in] += 1
-                elif kind == ATTACH:
-                    found = pending.get(entry[1])
-                    if found is not None:  # else it closed in a segment already dropped
-                        found.attach(unpack_outcome(entry[2]))
-                elif kind == CLOSE:
-                    _, join_id, t, keys = entry
-                    gone = pending.discard(join_id)
-                    if gone is not None:
-                        join._closed_arrival(gone.epoch)
-                    join._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
-                elif kind == LATE and entry[1] in closed:
-                    closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
-        join._forget(join.watermark.last_value)  # what the checkpointed run forgot already
+                    join_id, t = prediction.join_id, prediction.event_time
+                    blob = msgpack.packb(entry[1], use_bin_type=True)
+                if join_id in closed:  # the original run had forgotten it by now
+                    del closed[join_id]
+                    closed_keys.pop(join_id, None)
+                bulk.add(join_id, t + window_end, logged_in, blob)
+                self._arrivals[logged_in] += 1
+            elif kind == ATTACH:
+                bulk.attach(entry[1], entry[2])
+            elif kind == CLOSE:
+                _, join_id, t, keys = entry
+                arrived = bulk.discard(join_id)
+                if arrived is not None:
+                    self._closed_arrival(arrived)
+                self._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
+            elif kind == LATE and entry[1] in closed:
+                closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
+        self._logged[logged_in] += applied
+        return applied
+
+    def restored(self, snap: dict[str, Any]) -> None:
+        """The last step of ``restore``, after every segment was replayed."""
+        if self._bulk is not None:
+            self._bulk.finish()
+            self._bulk = None
+        self._forget(self.watermark.last_value)  # what the checkpointed run forgot already
+        keep_from = self.oldest_needed_epoch()
+        for old in [e for e in self._logged if e < keep_from]:
+            del self._logged[old]
+        tolerance = self.rules.early_tolerance
         for packed_outcome in snap["early"]:
             outcome = unpack_outcome(packed_outcome)
-            join.early.setdefault(outcome.join_id, []).append(outcome)
-            join._early_heap.append((outcome.event_time + rules.early_tolerance, outcome.join_id))
-        heapq.heapify(join._early_heap)
-        return join
+            self.early.setdefault(outcome.join_id, []).append(outcome)
+            self._early_heap.append((outcome.event_time + tolerance, outcome.join_id))
+        heapq.heapify(self._early_heap)
+
+
+def _arrival(prediction: Prediction) -> bytes:
+    """The ``ADD`` change: the id and time outside, so a restore can place the
+    prediction without decoding it, and the prediction as msgpack bytes."""
+    blob = msgpack.packb(pack(prediction), use_bin_type=True)
+    return change([ADD, prediction.join_id, prediction.event_time, blob])
 
 
 def _take(counts: Counter[int], epoch: int) -> None:

@@ -188,6 +188,15 @@ class PendingStore:
             for epoch, body in self._disk().execute("SELECT epoch, body FROM pending"):
                 yield _decode(body, epoch)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Say that every pending prediction's arrival is now logged in ``epoch``'s
+        segment (after a compaction wrote them all there)."""
+        for _, pending in self._memory.values():
+            pending.epoch = epoch
+        if self._on_disk:
+            with self._disk() as db:
+                db.execute("UPDATE pending SET epoch = ?", (epoch,))
+
     def close(self) -> None:
         """Drop the spill file. The store is empty and reusable afterwards."""
         if self._db is not None:
@@ -198,6 +207,49 @@ class PendingStore:
         self._memory.clear()
         self._heap.clear()
         self._on_disk = 0
+
+    # -- bulk loading (``labeler.join.bulk``) ------------------------------------------------
+
+    @property
+    def entry_size(self) -> float:
+        """Bytes per in-memory entry, the running estimate the budget is checked with."""
+        return self._entry_size
+
+    @entry_size.setter
+    def entry_size(self, size: float) -> None:
+        self._entry_size = size
+
+    def keep(self, join_id: str, close_at: float, pending: Pending) -> None:
+        """Hold ``pending`` in memory, as the newest arrival (no budget check)."""
+        self._keep(join_id, close_at, pending)
+
+    def insert_rows(self, rows: list[tuple[str, float, int, bytes]]) -> None:
+        """Write ``(join_id, close_at, epoch, body)`` rows straight to the spill file."""
+        if not rows:
+            return
+        db = self._disk()
+        with db:
+            db.executemany("INSERT INTO pending VALUES (?, ?, ?, ?)", rows)
+        self._on_disk += len(rows)
+        self.spilled_total += len(rows)
+
+    def take_row(self, join_id: str) -> tuple[float, int, bytes] | None:
+        """Remove ``join_id``'s row from the spill file and return it undecoded."""
+        if not self._on_disk:
+            return None
+        db = self._disk()
+        row = db.execute("SELECT close_at, epoch, body FROM pending WHERE join_id = ?",
+                         (join_id,)).fetchone()
+        if row is None:
+            return None
+        db.execute("DELETE FROM pending WHERE join_id = ?", (join_id,))
+        self._on_disk -= 1
+        return float(row[0]), int(row[1]), bytes(row[2])
+
+    def delete_row(self, join_id: str) -> int | None:
+        """Remove ``join_id``'s row from the spill file; the epoch it had, or ``None``."""
+        row = self.take_row(join_id)
+        return None if row is None else row[1]
 
     # -- inside ----------------------------------------------------------------------------
 

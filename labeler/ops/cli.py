@@ -94,7 +94,7 @@ def run(config_path: str, until_idle: float | None, drain: bool, stage: str) -> 
     from labeler.runtime.compose import run_pipeline
 
     config = load_or_fail(config_path)
-    setup(config.logging.level)
+    setup(config.logging.level, config.logging.format)
     _require_raw_topics(config)
     try:
         counters = run_pipeline(
@@ -242,10 +242,110 @@ def schema_command(dataset: str, as_json: bool) -> None:
             click.echo(f"  {column:<{width}}  {kind}{note}")
 
 
+def _kafka_options(config_path: str | None, bootstrap: str | None) -> tuple[Config, dict[str, Any]]:
+    """The config (for topic names) and client options, with ``--bootstrap`` winning."""
+    config = load_config(config_path) if config_path else load_config(None)
+    options = config.kafka.client_options()
+    if bootstrap:
+        options["bootstrap_servers"] = bootstrap.split(",")
+    return config, options
+
+
+@cli.command()
+@click.option("--dataset", required=True, type=click.Path(exists=True),
+              help="The labeled dataset (output.path), as it is now: shards being written "
+                   "are read as far as they are published.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write (one self-contained file, works offline).")
+@click.option("--drift-log", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The run's JSON log: its drift events and status lines.")
+@click.option("--drift-topic", default=None, help="Read drift events from this topic.")
+@click.option("--dead-letter-topic", default=None,
+              help="Read dead letters (reason, arrival time) from this topic.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Config for the Kafka connection (with the topic options).")
+@click.option("--bootstrap", default=None, metavar="H:P",
+              help="Broker to read the topics from (overrides the config's).")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A baseline profile (loglabel profile) to compare features with, instead "
+                   "of each model's warm-up rows.")
+@click.option("--window", type=int, default=1000, show_default=True,
+              help="Rows in the warm-up reference and in the 'now' window.")
+@click.option("--label", default=None, help="The boolean label to draw (default: the first).")
+@click.option("--score", default=None, help="The score to draw (default: the first numeric "
+                                            "prediction field).")
+def report(dataset: str, output: str, drift_log: str | None, drift_topic: str | None,
+           dead_letter_topic: str | None, config_path: str | None, bootstrap: str | None,
+           baseline: str | None, window: int, label: str | None, score: str | None) -> None:
+    """Write an HTML report of labels, drift events, features and dead letters."""
+    from labeler.ops.report import make_report
+
+    options: dict[str, Any] | None = None
+    if drift_topic or dead_letter_topic:
+        try:
+            _, options = _kafka_options(config_path, bootstrap)
+        except LoglabelError as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        path = make_report(dataset, output, drift_log=drift_log, drift_topic=drift_topic,
+                           dead_letter_topic=dead_letter_topic, kafka_options=options,
+                           baseline=baseline, window=window, label=label, score=score)
+    except LoglabelError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"report written to {path}")
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Config whose kafka section and topics.drift / "
+                                 "topics.dead_letter are used.")
+@click.option("--bootstrap", default=None, metavar="H:P", help="Overrides the config's broker.")
+@click.option("--drift-topic", default=None, help="Overrides topics.drift.")
+@click.option("--dead-letters", is_flag=True, help="Also print the dead-letter topic's messages.")
+@click.option("--dead-letter-topic", default=None, help="Overrides topics.dead_letter.")
+@click.option("--from-beginning", is_flag=True, help="Start at the topics' beginning, "
+                                                     "not their end.")
+@click.option("--max-events", type=int, default=None, help="Stop after this many lines.")
+@click.option("--timeout", "timeout_s", type=float, default=None, metavar="SECONDS",
+              help="Stop after this many seconds without a message.")
+@click.option("--colour/--no-colour", default=None,
+              help="ANSI colours (default: when stdout is a terminal).")
+def tail(config_path: str | None, bootstrap: str | None, drift_topic: str | None,
+         dead_letters: bool, dead_letter_topic: str | None, from_beginning: bool,
+         max_events: int | None, timeout_s: float | None, colour: bool | None) -> None:
+    """Print drift events (and dead letters) from their topics, one line each."""
+    from labeler.ops.tail import tail as follow
+
+    try:
+        config, options = _kafka_options(config_path, bootstrap)
+    except LoglabelError as exc:
+        raise click.ClickException(str(exc)) from None
+    dead = (dead_letter_topic or config.topics.dead_letter) if dead_letters else None
+    tty = colour if colour is not None else sys.stdout.isatty()
+    try:
+        follow(options, drift_topic or config.topics.drift, dead,
+               lambda line: click.echo(line, color=tty), from_beginning=from_beginning,
+               max_events=max_events, timeout_s=timeout_s, colour=tty)
+    except LoglabelError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _demo_report(result: dict[str, Any]) -> Any:
+    """The report of a demo run: its shards, its log, its dead-letter topic."""
+    from labeler.ops.report import make_report
+
+    config = result["config"]
+    return make_report(result["labels_path"], result["report_path"],
+                       drift_log=result["log_path"],
+                       dead_letter_topic=config.topics.dead_letter,
+                       kafka_options=config.kafka.client_options())
+
+
 def _register() -> None:
     from labeler.ops.doctor import doctor_command
     from labeler.ops.messages import check_message_command
     from labeler.ops.topics import topics_command
+    from labeler.tools import demo
     from labeler.tools.bench import bench_command
     from labeler.tools.bench_state import bench_state_command, phase_command
     from labeler.tools.demo import demo_command
@@ -254,6 +354,7 @@ def _register() -> None:
     cli.add_command(bench_state_command)
     cli.add_command(phase_command)
     cli.add_command(demo_command)
+    demo.REPORTER = _demo_report
     cli.add_command(doctor_command)
     cli.add_command(check_message_command)
     cli.add_command(topics_command)

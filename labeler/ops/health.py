@@ -204,6 +204,8 @@ def readiness(status: WorkerStatus, broker: BrokerSnapshot | None, stalled_for: 
     problems = []
     if not status.running:
         problems.append("the worker is not running (starting or stopping)")
+    elif getattr(status, "restoring", ()):
+        problems.append(f"restoring partitions {list(status.restoring)} from their checkpoints")
     elif not status.partitions:
         problems.append("no partitions assigned (group rebalancing, or more workers than "
                         "partitions)")

@@ -1,86 +1,121 @@
 """Checkpoints and the commit order: the one place where durability is decided.
 
-Per input partition the labeler keeps, beside the shards, a checkpoint with
-the next offsets to read from both topics, the join state, and the shard
-files of its epoch. The join state is in two parts: a small snapshot
-(watermarks, early outcomes) in the checkpoint itself, and the rest (pending
-predictions, ids closed within the dedupe horizon) as **state segments**:
-each epoch's log of changes (see ``labeler.join.partition``), one immutable file per
-epoch. A checkpoint lists the segments a restore needs: from the oldest
-epoch with a prediction still pending, or a close still within the dedupe
-horizon, up to its own. So a commit writes what changed, not the whole state
-again, and a segment is deleted once nothing in it is needed.
+Per input partition the labeler keeps, beside the shards, an append-only
+**epoch log**: numbered checkpoint files, one per epoch, each created with
+put-if-absent (``Storage.put_if_absent``), never rewritten. The highest
+number is the partition's truth: the next offsets to read from both topics,
+the join state, and the shard files of that epoch. The join state is in two
+parts: a small snapshot (watermarks, early outcomes) in the checkpoint
+itself, and the rest (pending predictions, ids closed within the dedupe
+horizon) as **state segments**: each epoch's log of changes (see
+``labeler.join.partition``), one immutable file per epoch. A checkpoint lists
+the segments a restore needs: from the oldest epoch with a prediction still
+pending, or a close still within the dedupe horizon, up to its own.
 
-``commit`` runs the steps in this order:
+Layout under ``output.path`` (``<s>`` is the stream, ``NNNN`` the partition)::
+
+    _checkpoints/<s>/pNNNN.epochs/<epoch>.ckpt        the epoch log (claims and commits)
+    _checkpoints/<s>/pNNNN.state/<epoch>-<owner>.seg  state segments
+    _staging/<s>/pNNNN/<epoch>-<owner>-<i>.parquet    shards written, not yet committed
+    <hive path>/part-<tag>-<partition>-<first offset>-<epoch>-<owner>[-<k>].parquet
+
+Checkpoints and segments are framed and checksummed (``labeler.output.frames``):
+an empty, truncated or altered file is a ``CheckpointError`` naming it.
+
+**Owners and claims.** Each worker process writes as its own ``owner`` (a
+random id). Taking a partition over, ``recover`` first **claims** the next
+epoch number: it creates epoch L+1 (L the highest) as a checkpoint naming
+itself, carrying L's offsets, state, segment list and unpublished shards, no
+new shards. If the number is taken (the old owner committed it a moment
+before, or another worker claimed it) it reads the log again and claims the
+next one: the last claim wins. The new owner then restores from its claim,
+and its commits are L+2, L+3...
+
+``commit`` of epoch E (the owner's previous epoch + 1) runs the steps in this order:
 
 1. **Flush the producer** (dead letters, drift events): the caller's
    ``before`` hook, so every produced record the offsets cover is acked.
 2. **Stage** each new shard file under ``_staging/`` (fsynced, invisible to
    readers: pyarrow, pandas, DuckDB and Spark skip ``_``-prefixed paths),
    and write the epoch's state segment (fsynced; unused until listed).
-3. **Write the checkpoint** atomically (temp, fsync, rename). This is the
-   commit point: offsets, join state and the epoch's shard list change together.
-4. **Publish**: rename each staged file to its final name in the dataset,
-   then delete the segments the new checkpoint no longer lists.
+3. **Create epoch E** with put-if-absent. This is the commit point: offsets,
+   join state and the epoch's shard list change together, and of two
+   owners only one can pass it. If E exists, another owner claimed or
+   committed it: ``Fenced``, nothing is published. Then **E must be the
+   highest epoch** in the log: old epoch files are deleted, so a zombie
+   far behind could create a low number again; if a higher one exists,
+   ``Fenced`` too, and the file is ignored (a restore reads the highest).
+4. **Publish**: give each staged file its final name (``Storage.publish``:
+   never replacing a file), then delete the segments E no longer lists and
+   the epoch files older than the last ``KEEP_EPOCHS``.
 5. **Commit the offsets to Kafka** (the caller, afterwards). They are advisory:
    for lag monitoring, and for a restart that has no checkpoint.
 
-If publishing fails after step 3, the epoch is committed all the same
-(``PublishError``): its rows are never encoded again, and the next
-``recover`` publishes the staged files.
+``Fenced`` means the worker no longer owns the partition: it drops it
+without writing and leaves its files for the next owner to judge. Whether its
+epoch counts is the log's answer, not the worker's: if a claim was based on
+it, the claimant publishes its shards; otherwise they are garbage. If
+publishing fails after step 3, the epoch is committed all the same
+(``PublishError``): its rows are never encoded again, and the next owner's
+claim carries its shards and publishes them.
 
-**Fencing.** Each worker process writes as its own ``owner`` (a random id).
-Before the commit point it reads the partition's checkpoint back: if another
-owner has checkpointed since the epoch this worker restored or last wrote,
-the partition was taken over (this worker is a zombie: evicted from the
-group and not told yet), and ``commit`` raises ``Fenced`` without writing.
-Staged files and segments carry the owner in their names, so two owners
-never overwrite each other's files. Without a compare-and-swap on the
-filesystem a window remains between the check and the rename; it is as
-short as one read.
+**Garbage, and who may delete what.** Nobody deletes a file another owner
+may still need. A staged file or segment of epoch e <= L (L the claim's
+epoch, the highest when it was created) that L's checkpoint does not list is
+garbage: a later checkpoint lists only what L lists plus files of its own
+epoch, the shards of epochs before L were published before L was written
+(or L carries them), and a commit of e can no longer succeed. Files of epochs above L may be a live
+owner's work in progress and are left alone. ``recover`` collects the
+garbage after its claim; a committer deletes only the segments its own
+checkpoint dropped (``keep_from``), and both delete the epoch files older than
+the last ``KEEP_EPOCHS`` and torn temp files of epochs already decided.
 
-Recovery (``recover``) undoes a torn commit: staged files named by the
-checkpoint are published (a crash between 3 and 4), every other staged file of
-the partition is deleted (a crash before 3), and so is every segment the
-checkpoint does not list (written before a crash at 3, or left by one at 4).
-Input after the checkpoint's offsets is then read again and produces its rows
-again, so each label is written exactly once. Shard names are deterministic (stream tag, partition,
-first offset, epoch), so publishing twice writes the same name.
+**Publishing is idempotent.** Shard names carry the stream tag, partition,
+first input offset, epoch and owner (``shard_name``), unique across owners,
+epochs and restarts without a checkpoint (a new owner id, even at epoch 1
+again), so a publish never replaces a committed file. A recovery publishing
+a file already published finds the final name taken by the same bytes and
+drops the staged copy; a final name taken by different bytes is an error
+naming it.
+
+**Object stores.** pyarrow's S3, GCS and Azure filesystems expose no
+conditional create, so ``put_if_absent`` and ``publish`` there are a check
+then a write: two owners committing the same epoch within one request's
+time could both pass step 3 (the highest-epoch check after it narrows, but
+does not close, that window). On a local or NFS filesystem (``link()`` is
+atomic) the commit point is exclusive.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
 
 import msgpack
 
-from labeler.errors import CheckpointError
+from labeler.errors import CheckpointError, StorageError
 from labeler.join.changelog import read_log
+from labeler.output.epoch_log import (
+    OWNER,
+    Checkpoint,
+    Paths,
+    decode,
+    encode,
+    epoch_of_file,
+    epoch_of_staged,
+    epoch_of_temp,
+    segment_key,
+)
+from labeler.output.frames import CHECKPOINT, SEGMENT, FrameError, frame, unframe
 from labeler.output.shards import ShardFile
 from labeler.output.storage import Storage
 
-CHECKPOINT_DIR = "_checkpoints"
-STAGING_DIR = "_staging"
-FORMAT_VERSION = 2  # 2: pending predictions in state segments
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """What a partition has durably done: the commit point of one epoch."""
-
-    stream: str
-    partition: int
-    epoch: int
-    offsets: dict[str, int]  # topic -> next offset to read (last processed + 1)
-    state: dict[str, Any]  # PartitionJoin.snapshot()
-    shards: list[tuple[str, str]] = field(default_factory=list)  # (staged, final)
-    segments: list[tuple[int, str]] = field(default_factory=list)  # (epoch, owner), kept
-    owner: str = ""  # the worker process that wrote it
+KEEP_EPOCHS = 5  # epoch files kept per partition (the highest is the only one read)
+CLAIM_ATTEMPTS = 20  # numbers tried by one claim before giving up
 
 
 def stream_tag(stream: str) -> str:
@@ -89,17 +124,24 @@ def stream_tag(stream: str) -> str:
     return hashlib.sha256(stream.encode()).hexdigest()[:8]
 
 
-def shard_name(stream: str, partition: int, first_offset: int, epoch: int) -> str:
-    return f"part-{stream_tag(stream)}-{partition:04d}-{first_offset:012d}-{epoch:08d}"
+def shard_name(stream: str, partition: int, first_offset: int, epoch: int, owner: str) -> str:
+    """The base name of an epoch's shards: unique per owner and epoch, so no publish
+    replaces a committed file.
+
+    >>> shard_name("p+o", 3, 1200, 7, "a1b2c3")
+    'part-bbdff2d7-0003-000000001200-00000007-a1b2c3'
+    """
+    return (f"part-{stream_tag(stream)}-{partition:04d}-{first_offset:012d}-{epoch:08d}-"
+            f"{owner}")
 
 
 class Fenced(CheckpointError):
-    """Another worker checkpointed the partition after this one last did: it owns it now."""
+    """Another worker claimed or committed the partition's next epoch: it owns it now."""
 
 
 class PublishError(CheckpointError):
     """Publishing failed *after* the checkpoint was written: the epoch is committed
-    (its rows must not be written again); ``recover`` finishes the publish."""
+    (its rows must not be written again); the next claim finishes the publish."""
 
     def __init__(self, message: str, checkpoint: Checkpoint) -> None:
         super().__init__(message)
@@ -107,81 +149,149 @@ class PublishError(CheckpointError):
 
 
 class CheckpointStore:
-    """Checkpoints of one stream (a pair of prediction and outcome topics)."""
+    """The epoch logs of one stream (a pair of prediction and outcome topics).
+
+    Stateless between calls (everything is read from storage), so any thread
+    may call it for different partitions; one partition's calls come from its
+    owner's loop thread.
+    """
 
     def __init__(self, storage: Storage, stream: str, owner: str | None = None) -> None:
         self.storage = storage
         self.stream = stream
         self.owner = owner or uuid.uuid4().hex[:12]
-        self._dir = f"{CHECKPOINT_DIR}/{quote(stream, safe='')}"
-        self._staging = f"{STAGING_DIR}/{quote(stream, safe='')}"
+        if not OWNER.fullmatch(self.owner):
+            raise ValueError(f"owner {self.owner!r}: letters and digits only (it goes in "
+                             "file names)")
+        self._paths = Paths(stream)
 
-    def _checkpoint_path(self, partition: int) -> str:
-        return f"{self._dir}/p{partition:04d}.ckpt"
+    # -- reading -----------------------------------------------------------------------
 
-    def _staging_dir(self, partition: int) -> str:
-        return f"{self._staging}/p{partition:04d}"
+    def epochs(self, partition: int) -> list[int]:
+        """The epoch numbers in the partition's log, ascending."""
+        names = self.storage.list(self._paths.epoch_dir(partition))
+        return sorted(n for n in map(epoch_of_file, names) if n is not None)
 
-    def _segment_dir(self, partition: int) -> str:
-        return f"{self._dir}/p{partition:04d}.state"
+    def load(self, partition: int) -> Checkpoint | None:
+        """The partition's latest checkpoint (highest epoch), or ``None`` if it has none."""
+        for _ in range(CLAIM_ATTEMPTS):
+            epochs = self.epochs(partition)
+            if not epochs:
+                legacy = self._paths.legacy(partition)
+                if self.storage.exists(legacy):
+                    raise CheckpointError(
+                        f"checkpoint {self.storage.path(legacy)} is of an older format "
+                        "(before the epoch log): move it away to restart the partition from "
+                        "Kafka's committed offsets")
+                return None
+            checkpoint = self._read(partition, epochs[-1])
+            if checkpoint is not None:
+                return checkpoint
+        where = self.storage.path(self._paths.epoch_dir(partition))
+        raise CheckpointError(f"the epoch log {where} keeps changing under this reader")
 
-    def _segment_path(self, partition: int, epoch: int, owner: str) -> str:
-        return f"{self._segment_dir(partition)}/{_segment_name(epoch, owner)}"
+    def _read(self, partition: int, epoch: int) -> Checkpoint | None:
+        rel = self._paths.epoch_path(partition, epoch)
+        path = self.storage.path(rel)
+        try:
+            raw = self.storage.read(rel)
+        except StorageError as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc.reason}") from exc
+        if raw is None:
+            return None
+        try:
+            checkpoint = decode(unframe(CHECKPOINT, raw))
+        except FrameError as exc:
+            raise CheckpointError(f"checkpoint {path} is corrupt: {exc}") from exc
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+            raise CheckpointError(f"checkpoint {path} is corrupt: {exc!r}") from exc
+        if (checkpoint.stream, checkpoint.partition, checkpoint.epoch) != (
+                self.stream, partition, epoch):
+            raise CheckpointError(
+                f"checkpoint {path} is epoch {checkpoint.epoch} of partition "
+                f"{checkpoint.partition} of stream {checkpoint.stream!r}, not epoch {epoch} "
+                f"of partition {partition} of stream {self.stream!r}")
+        return checkpoint
 
     def segments(self, checkpoint: Checkpoint) -> Iterator[tuple[int, Iterator[list[Any]]]]:
         """The ``(epoch, log)`` state segments ``checkpoint`` lists, oldest first, read one
         at a time (a restore never holds more than one in memory)."""
         for epoch, owner in checkpoint.segments:
-            path = self._segment_path(checkpoint.partition, epoch, owner)
-            raw = self.storage.read(path)
+            rel = self._paths.segment_path(checkpoint.partition, epoch, owner)
+            path = self.storage.path(rel)
+            try:
+                raw = self.storage.read(rel)
+            except StorageError as exc:
+                raise CheckpointError(f"cannot read state segment {path}: {exc.reason}"
+                                      ) from exc
             if raw is None:
-                raise CheckpointError(f"state segment {path} that the checkpoint of partition "
+                latest = self.epochs(checkpoint.partition)
+                if latest and latest[-1] > checkpoint.epoch:
+                    raise Fenced(f"state segment {path} is gone: partition "
+                                 f"{checkpoint.partition} moved on to epoch {latest[-1]} "
+                                 f"since epoch {checkpoint.epoch}: another worker owns it")
+                raise CheckpointError(f"state segment {path} that checkpoint epoch "
+                                      f"{checkpoint.epoch} of partition "
                                       f"{checkpoint.partition} lists is missing")
-            yield epoch, _changes(raw, path)
+            try:
+                payload = unframe(SEGMENT, raw)
+            except FrameError as exc:
+                raise CheckpointError(f"state segment {path} is corrupt: {exc}") from exc
+            yield epoch, _changes(payload, path)
 
-    def load(self, partition: int) -> Checkpoint | None:
-        raw = self.storage.read(self._checkpoint_path(partition))
-        if raw is None:
-            return None
-        try:
-            doc = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise CheckpointError(f"checkpoint of partition {partition} is corrupt: {exc}") from exc
-        if doc.get("version") != FORMAT_VERSION or doc.get("stream") != self.stream:
-            raise CheckpointError(
-                f"checkpoint {self._checkpoint_path(partition)} is not version {FORMAT_VERSION} "
-                f"of stream {self.stream!r}"
-            )
-        return Checkpoint(
-            stream=doc["stream"], partition=doc["partition"], epoch=doc["epoch"],
-            offsets=doc["offsets"], state=doc["state"],
-            shards=[(s, f) for s, f in doc["shards"]],
-            segments=[(e, o) for e, o in doc["segments"]], owner=doc["owner"],
-        )
+    # -- taking a partition over -------------------------------------------------------
 
-    def recover(self, partition: int) -> Checkpoint | None:
-        """Load the partition's checkpoint and repair a commit torn by a crash."""
-        checkpoint = self.load(partition)
-        named = set()
-        if checkpoint is not None:
-            for staged, final in checkpoint.shards:
-                named.add(staged)
-                if self.storage.exists(staged):
-                    self.storage.move(staged, final)
-        staging = self._staging_dir(partition)
+    def recover(self, partition: int) -> Checkpoint:
+        """Claim the partition's next epoch, finish a torn commit, collect garbage, and
+        return the claim: the checkpoint to restore from (``fresh`` when the partition
+        had none). The owner's next commit is ``claim.epoch + 1``."""
+        for _ in range(CLAIM_ATTEMPTS):
+            base = self.load(partition)
+            claim = Checkpoint(
+                self.stream, partition, (base.epoch if base else 0) + 1,
+                dict(base.offsets) if base else {}, base.state if base else {},
+                list(base.shards) if base else [], list(base.segments) if base else [],
+                self.owner, claim=True)
+            if self._create(claim):
+                break
+        else:
+            where = self.storage.path(self._paths.epoch_dir(partition))
+            raise CheckpointError(f"cannot claim partition {partition}: other workers took "
+                                  f"{CLAIM_ATTEMPTS} epochs in a row under {where}")
+        self._publish(claim)  # shards of a commit torn between its steps 3 and 4
+        self._collect(claim)
+        return claim
+
+    def _collect(self, claim: Checkpoint) -> None:
+        """Delete what the claim proves unreferenced (the module docstring's rule)."""
+        partition, epoch = claim.partition, claim.epoch
+        named = {staged for staged, _ in claim.shards}
+        staging = self._paths.staging_dir(partition)
         for name in self.storage.list(staging):
-            if f"{staging}/{name}" not in named:
-                self.storage.delete(f"{staging}/{name}")
-        kept = {_segment_name(*s) for s in checkpoint.segments} if checkpoint else set()
-        segments = self._segment_dir(partition)
+            written = epoch_of_staged(name)
+            if written is not None and written <= epoch and f"{staging}/{name}" not in named:
+                self._delete(f"{staging}/{name}", "staged file")
+        kept = set(claim.segments)
+        segments = self._paths.segment_dir(partition)
         for name in self.storage.list(segments):
-            if name not in kept:
-                self.storage.delete(f"{segments}/{name}")
-        temp_prefix = f".p{partition:04d}.ckpt."
-        for name in self.storage.list(self._dir):
-            if name.startswith(temp_prefix):  # a checkpoint write torn before its rename
-                self.storage.delete(f"{self._dir}/{name}")
-        return checkpoint
+            key = segment_key(name)
+            if key is not None and key[0] <= epoch and key not in kept:
+                self._delete(f"{segments}/{name}", "state segment")
+        self._trim(partition, epoch)
+
+    def _trim(self, partition: int, epoch: int) -> None:
+        """Delete epoch files below the last ``KEEP_EPOCHS`` and torn temp files of
+        epochs already decided."""
+        directory = self._paths.epoch_dir(partition)
+        for name in self.storage.list(directory):
+            number = epoch_of_file(name)
+            if number is not None and number <= epoch - KEEP_EPOCHS:
+                self._delete(f"{directory}/{name}", "checkpoint")
+            written = epoch_of_temp(name)
+            if written is not None and written <= epoch:
+                self._delete(f"{directory}/{name}", "checkpoint temp file")
+
+    # -- committing --------------------------------------------------------------------
 
     def commit(
         self,
@@ -194,80 +304,119 @@ class CheckpointStore:
         log: Sequence[bytes] = (),
         segments: Sequence[tuple[int, str]] = (),
         keep_from: int = 0,
-        previous_epoch: int | None = None,
     ) -> Checkpoint:
-        """Make one epoch of one partition durable, in the order of the module docstring.
+        """Make epoch ``epoch`` of one partition durable, in the order of the module
+        docstring; ``epoch`` is this owner's claimed or last committed epoch + 1.
 
         ``log`` is the epoch's change log, ``segments`` the ones the previous
         checkpoint kept, ``keep_from`` the oldest epoch a restore still needs.
-        With ``previous_epoch`` (the epoch this worker restored or last wrote),
-        raises ``Fenced`` if the stored checkpoint is no longer that one.
+        Raises ``Fenced`` when another owner holds the partition (nothing
+        published), ``PublishError`` when the epoch is committed but a shard is
+        not yet published, ``CheckpointError`` naming the file when a write fails.
         """
         if before is not None:
             before()  # 1
         staged = []
         for i, shard in enumerate(files):
-            staging_path = (f"{self._staging_dir(partition)}/"
-                            f"{epoch:08d}-{self.owner}-{i:04d}.parquet")
-            self.storage.write(staging_path, shard.data, sync_dir=False)  # 2
-            staged.append((staging_path, shard.path))
+            rel = self._paths.staged_path(partition, epoch, self.owner, i)
+            with _named("shard"):
+                self.storage.write(rel, shard.data, sync_dir=False)  # 2
+            staged.append((rel, shard.path))
         kept = [s for s in segments if s[0] >= keep_from]
-        if log and epoch >= keep_from:
-            self.storage.write(self._segment_path(partition, epoch, self.owner),
-                               b"".join(log), sync_dir=False)  # 2
-            kept.append((epoch, self.owner))
         written = [s for s, _ in staged]
-        if kept and kept[-1] == (epoch, self.owner):
-            written.append(self._segment_path(partition, epoch, self.owner))
-        self.storage.sync_dirs(written)  # 2: one fsync per directory, not per file
-        if previous_epoch is not None:
-            self._check_owner(partition, previous_epoch)
-        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged, kept,
-                                self.owner)
-        self.storage.write_atomic(self._checkpoint_path(partition), _encode(checkpoint))  # 3
+        if log and epoch >= keep_from:
+            rel = self._paths.segment_path(partition, epoch, self.owner)
+            with _named("state segment"):
+                self.storage.write(rel, frame(SEGMENT, b"".join(log)), sync_dir=False)  # 2
+            kept.append((epoch, self.owner))
+            written.append(rel)
+        with _named("staged files"):
+            self.storage.sync_dirs(written)  # 2
+        checkpoint = Checkpoint(self.stream, partition, epoch, dict(offsets), state, staged,
+                                kept, self.owner)
+        if not self._create(checkpoint):  # 3
+            holder = self._read_quietly(partition, epoch)
+            if holder is not None and holder.owner == self.owner:
+                raise CheckpointError(f"partition {partition} epoch {epoch} is already "
+                                      "committed by this worker (commit the next epoch)")
+            who = f"worker {holder.owner}" if holder is not None else "another worker"
+            raise Fenced(f"partition {partition} epoch {epoch} was "
+                         f"{'claimed' if holder is None or holder.claim else 'committed'} "
+                         f"by {who}: another worker owns the partition")
+        latest = self.epochs(partition)
+        if latest and latest[-1] != epoch:  # 3: a low number deleted long ago, created again
+            raise Fenced(f"partition {partition} is at epoch {latest[-1]}, past this "
+                         f"worker's epoch {epoch}: another worker owns it")
         try:
-            for staging_path, final in staged:
-                self.storage.move(staging_path, final)  # 4
+            self._publish(checkpoint)  # 4
             for old in set(segments) - set(kept):
-                self.storage.delete(self._segment_path(partition, *old))  # 4
-        except OSError as exc:
-            raise PublishError(f"partition {partition} epoch {epoch} is committed but not "
-                               f"yet published ({exc}); recovery will publish it",
+                self.storage.delete(self._paths.segment_path(partition, *old))  # 4
+            self._trim(partition, epoch)  # 4
+        except (CheckpointError, StorageError) as exc:
+            raise PublishError(f"partition {partition} epoch {epoch} is committed but not yet "
+                               f"published ({exc}); the next owner's claim publishes it",
                                checkpoint) from exc
         return checkpoint
 
-    def _check_owner(self, partition: int, previous_epoch: int) -> None:
-        current = self.load(partition)
-        epoch = current.epoch if current is not None else 0
-        if epoch != previous_epoch:
-            who = current.owner if current is not None else "nobody"
-            raise Fenced(f"partition {partition} was checkpointed at epoch {epoch} by {who} "
-                         f"since this worker's epoch {previous_epoch}: another worker owns it")
+    def _create(self, checkpoint: Checkpoint) -> bool:
+        """Put-if-absent of ``checkpoint``'s epoch file; ``False`` if the number is taken."""
+        rel = self._paths.epoch_path(checkpoint.partition, checkpoint.epoch)
+        data = frame(CHECKPOINT, encode(checkpoint))
+        try:
+            return self.storage.put_if_absent(rel, data)
+        except StorageError as exc:
+            if exc.errno == errno.ENOENT and self._decided(checkpoint):
+                return False  # its temp file was collected by whoever decided the number
+            raise CheckpointError(f"cannot write checkpoint {self.storage.path(rel)}: "
+                                  f"{exc.reason}") from exc
+
+    def _decided(self, checkpoint: Checkpoint) -> bool:
+        latest = self.epochs(checkpoint.partition)
+        return bool(latest) and latest[-1] >= checkpoint.epoch
+
+    def _read_quietly(self, partition: int, epoch: int) -> Checkpoint | None:
+        try:
+            return self._read(partition, epoch)
+        except CheckpointError:
+            return None
+
+    def _publish(self, checkpoint: Checkpoint) -> None:
+        """Give each staged file of ``checkpoint`` its final name; idempotent."""
+        for staged, final in checkpoint.shards:
+            try:
+                if self.storage.publish(staged, final):
+                    continue
+            except StorageError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+                raise CheckpointError(f"staged file {self.storage.path(staged)} of partition "
+                                      f"{checkpoint.partition} epoch {checkpoint.epoch} is "
+                                      "missing and was never published") from exc
+            mine = self.storage.read(staged)
+            if mine is None:
+                continue  # published by another owner's recovery a moment ago
+            if self.storage.read(final) != mine:
+                raise CheckpointError(f"cannot publish {self.storage.path(staged)}: "
+                                      f"{self.storage.path(final)} exists with other contents")
+            self.storage.delete(staged)
+
+    def _delete(self, rel: str, what: str) -> None:
+        with _named(what):
+            self.storage.delete(rel)
 
 
-def _segment_name(epoch: int, owner: str) -> str:
-    return f"{epoch:08d}-{owner}.seg"
-
-
-def _encode(checkpoint: Checkpoint) -> bytes:
-    return msgpack.packb(
-        {
-            "version": FORMAT_VERSION,
-            "stream": checkpoint.stream,
-            "partition": checkpoint.partition,
-            "epoch": checkpoint.epoch,
-            "offsets": checkpoint.offsets,
-            "state": checkpoint.state,
-            "shards": checkpoint.shards,
-            "segments": checkpoint.segments,
-            "owner": checkpoint.owner,
-        },
-        use_bin_type=True,
-    )
-
-
-def _changes(raw: bytes, path: str) -> Iterator[list[Any]]:
+@contextmanager
+def _named(what: str) -> Iterator[None]:
+    """A ``StorageError`` as a ``CheckpointError`` saying which kind of file it was:
+    ``cannot write checkpoint /out/_checkpoints/...: No space left on device``."""
     try:
-        yield from read_log(raw)
+        yield
+    except StorageError as exc:
+        raise CheckpointError(f"cannot {exc.action} {what} {exc.path}: {exc.reason}") from exc
+
+
+def _changes(payload: memoryview, path: str) -> Iterator[list[Any]]:
+    try:
+        yield from read_log(payload)
     except (ValueError, msgpack.UnpackException) as exc:
         raise CheckpointError(f"state segment {path} is corrupt: {exc}") from exc

@@ -1,16 +1,37 @@
 """Partitions coming and going: take-over from the checkpoint, revoke, loss, fencing.
 
-The rebalance callbacks run on the consumer's thread inside ``poll()``: they
-only seek and do in-memory bookkeeping, plus the commit of a revoked
-partition. Runs on the worker thread (a part of ``Worker``).
+kafka-python runs the rebalance callbacks on its event loop, the one that
+also sends the heartbeats: a callback that takes longer than the session
+timeout gets the member evicted (and a restore of a large state would then
+start over at every rejoin). So the callbacks only do bookkeeping:
+
+* **assigned**: a new partition is queued as ``Restoring``. The poll loop
+  restores it from its checkpoint a slice at a time (``restore_step``, at most
+  ``RESTORE_SLICE_S`` per loop turn), polling in between, so heartbeats and
+  ``max_poll_interval_ms`` are kept whatever the state's size. Records the
+  consumer returns for it meanwhile are skipped; once restored, the consumer
+  seeks to the checkpoint's offsets (or, without a checkpoint, to the first
+  record skipped), so nothing is lost. (It is not paused: kafka-python 3.0.12
+  never hands back the records a pause parks.)
+* **revoked**: the partition is *suspended*, nothing written. The eager
+  protocol revokes everything at each rebalance and mostly assigns the same
+  partitions back: those resume where they were, without a restore. A
+  suspended partition that is not assigned back is dropped from the loop
+  after the rebalance, unwritten: its new owner replays its input from the
+  last checkpoint, so no row is lost or written twice (at most
+  ``output.flush_interval_s`` of work is done again).
+* **lost** (evicted): dropped unwritten, as it may be another member's by now.
+
+Runs on the worker thread (a part of ``Worker``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -23,6 +44,28 @@ from labeler.logs import log
 from labeler.output.checkpoint import CheckpointStore, Fenced, stream_tag
 from labeler.runtime.partitions import DriftObserver, OwnedPartition
 from labeler.runtime.progress import InputProgress
+
+RESTORE_SLICE_S = 0.25  # restore work per loop turn, between two polls
+RESTORE_CHUNK = 2048  # state changes replayed between two looks at the clock
+RESTORE_LOG_EVERY_S = 5.0
+
+
+class Restoring:
+    """A partition assigned to this worker and not restored yet."""
+
+    __slots__ = ("index", "since", "skipped_from", "task", "store", "replayed", "logged_at")
+
+    def __init__(self, index: int, since: float) -> None:
+        self.index = index
+        self.since = since  # monotonic
+        self.skipped_from: dict[str, int] = {}  # topic -> first offset skipped meanwhile
+        self.task: Iterator[OwnedPartition | None] | None = None
+        self.store: PendingStore | None = None
+        self.replayed = 0  # state changes applied so far
+        self.logged_at = since
+
+    def skipped(self, topic: str, offset: int) -> None:
+        self.skipped_from.setdefault(topic, offset)
 
 
 class Assignment:
@@ -39,42 +82,95 @@ class Assignment:
     drift: DriftObserver | None
     _consumer: KafkaConsumer | None
     _progress: InputProgress | None
-    commit: Callable[..., None]  # the Worker's
+
+    restoring: dict[int, Restoring]
+    suspended: set[int]
 
     def assign(self, indexes: set[int]) -> None:
-        """Take partitions over from their checkpoints (runs on the consumer's IO loop:
-        ``seek`` only; no blocking consumer call)."""
-        if self._consumer is None:
-            raise RuntimeError("assign() is called by the consumer, inside run()")
-        wall = time.time()
-        new = sorted(indexes - set(self.partitions))
-        share = int(self.config.state.memory_budget) // max(len(self.partitions) + len(new), 1)
+        """The rebalance gave this worker ``indexes`` (callback: bookkeeping only).
+        Suspended partitions given back resume; new ones are queued for a restore;
+        suspended ones not given back are dropped."""
+        now = time.monotonic()
+        for index in sorted(self.suspended - indexes):
+            self._drop(index, "partition.revoked")
+        resumed = sorted(self.suspended & indexes)
+        self.suspended = set()
+        new = sorted(indexes - set(self.partitions) - set(self.restoring))
         for index in new:
-            checkpoint = self.checkpoints.recover(index)
-            if checkpoint is None:
-                # No checkpoint: start where Kafka's committed offset (or the reset
-                # policy) says; offsets become known with the first message read.
-                join = PartitionJoin(self.rules, self.counters, self._pending_store(index, share))
-                part = OwnedPartition(index, join, 0, {})
-            else:
-                join = PartitionJoin.restore(
-                    self.rules, checkpoint.state, self.checkpoints.segments(checkpoint),
-                    self.counters, self._pending_store(index, share), checkpoint.epoch + 1)
-                for topic, offset in checkpoint.offsets.items():
-                    self._consumer.seek(TopicPartition(topic, index), offset)
-                part = OwnedPartition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
-                part.segments = checkpoint.segments
-            part.first_offset = part.offsets.get(self.topics[0], 0)
-            join.watermark.expect(self._sources(index))
-            if self.drift is not None:
-                self.drift.restore(index, checkpoint.state.get("drift") if checkpoint else None)
-            self.partitions[index] = part
-            log("partition.assigned", partition=index, offsets=part.offsets,
-                pending=join.pending_count, pending_on_disk=join.pending.on_disk,
-                epoch=part.epoch, restore_s=round(time.time() - wall, 3))
+            self.restoring[index] = Restoring(index, now)
+        if resumed:
+            log("partition.resumed", partitions=resumed)
         if self._progress is not None:
-            self._progress.assigned(new, time.monotonic())
-        self._share_memory()
+            self._progress.assigned(new, now)
+
+    def restore_step(self, budget_s: float = RESTORE_SLICE_S) -> None:
+        """Restore queued partitions for about ``budget_s`` (loop thread)."""
+        if not self.restoring:
+            return
+        deadline = time.monotonic() + budget_s
+        for entry in list(self.restoring.values()):
+            if entry.task is None:
+                entry.task = self._restore(entry)
+            while time.monotonic() < deadline:
+                part = next(entry.task)
+                if part is not None:
+                    del self.restoring[entry.index]
+                    self.partitions[part.index] = part
+                    self._share_memory()
+                    break
+            else:
+                now = time.monotonic()
+                if now - entry.logged_at >= RESTORE_LOG_EVERY_S:
+                    entry.logged_at = now
+                    log("partition.restoring", partition=entry.index, changes=entry.replayed,
+                        elapsed_s=round(now - entry.since, 1))
+                return
+
+    def _restore(self, entry: Restoring) -> Iterator[OwnedPartition | None]:
+        """Rebuild one partition from its checkpoint, yielding ``None`` between slices
+        and the ``OwnedPartition`` at the end."""
+        if self._consumer is None:
+            raise RuntimeError("restores run inside run(), with the consumer")
+        index = entry.index
+        share = int(self.config.state.memory_budget) // max(
+            len(self.partitions) + len(self.restoring), 1)
+        store = entry.store = self._pending_store(index, share)
+        checkpoint = self.checkpoints.recover(index)  # claims epoch checkpoint.epoch
+        yield None
+        if checkpoint.fresh:
+            # No checkpoint: start where Kafka's committed offset (or the reset
+            # policy) says; offsets become known with the first message read.
+            join = PartitionJoin(self.rules, self.counters, store, checkpoint.epoch + 1)
+            part = OwnedPartition(index, join, checkpoint.epoch, {})
+            seek = entry.skipped_from
+        else:
+            join = PartitionJoin.from_snapshot(self.rules, checkpoint.state, self.counters,
+                                               store, checkpoint.epoch + 1)
+            for epoch, changes in self.checkpoints.segments(checkpoint):
+                while True:
+                    applied = join.replay(epoch, itertools.islice(changes, RESTORE_CHUNK))
+                    entry.replayed += applied
+                    if applied < RESTORE_CHUNK:
+                        break
+                    yield None
+            join.restored(checkpoint.state)
+            part = OwnedPartition(index, join, checkpoint.epoch, dict(checkpoint.offsets))
+            part.segments = checkpoint.segments
+            # a topic the checkpoint has no offset for yet resumes at its first skipped record
+            seek = {**entry.skipped_from, **checkpoint.offsets}
+        for topic, offset in seek.items():
+            self._consumer.seek(TopicPartition(topic, index), offset)
+        part.offsets.update(seek)
+        part.first_offset = part.offsets.get(self.topics[0], 0)
+        join.watermark.expect(self._sources(index))
+        if self.drift is not None:
+            self.drift.restore(index, checkpoint.state.get("drift"))
+        entry.store = None
+        log("partition.assigned", partition=index, offsets=part.offsets,
+            pending=join.pending_count, pending_on_disk=join.pending.on_disk,
+            epoch=part.epoch, changes_replayed=entry.replayed,
+            restore_s=round(time.monotonic() - entry.since, 3))
+        yield part
 
     def _sources(self, index: int) -> list[tuple[str, int]]:
         """The partitions whose event time co-partition ``index`` must hear from: every
@@ -102,13 +198,24 @@ class Assignment:
             part.join.pending.memory_budget = share
 
     def revoke(self, indexes: set[int]) -> None:
-        mine = sorted(indexes & set(self.partitions))
-        if mine:
-            self.commit(mine, to_kafka=False)
-        for index in mine:
-            self.partitions.pop(index).join.pending.close()
-            log("partition.revoked", partition=index)
-        self._removed(mine)
+        """The rebalance takes ``indexes`` back for now (callback: bookkeeping only)."""
+        for index in sorted(indexes & set(self.restoring)):
+            self._cancel_restore(index)
+        self.suspended |= indexes & set(self.partitions)
+
+    def _cancel_restore(self, index: int) -> None:
+        entry = self.restoring.pop(index)
+        if entry.store is not None:
+            entry.store.close()
+        self._removed([index])
+
+    def _drop(self, index: int, event: str, level: int = logging.INFO) -> None:
+        part = self.partitions.pop(index, None)
+        if part is None:
+            return
+        part.join.pending.close()
+        log(event, level, partition=index, rows_not_written=len(part.rows))
+        self._removed([index])
 
     def _fenced(self, part: OwnedPartition, reason: Fenced) -> None:
         """Another worker took ``part`` over while this one was cut off from the group:
@@ -125,11 +232,11 @@ class Assignment:
     def lose(self, indexes: set[int]) -> None:
         """Partitions taken away after this member was evicted: another member may
         own them already, so their state is dropped without a checkpoint."""
-        lost = sorted(indexes & set(self.partitions))
-        for index in lost:
-            self.partitions.pop(index).join.pending.close()
-            log("partition.lost", logging.WARNING, partition=index)
-        self._removed(lost)
+        for index in sorted(indexes & set(self.restoring)):
+            self._cancel_restore(index)
+        self.suspended -= indexes
+        for index in sorted(indexes & set(self.partitions)):
+            self._drop(index, "partition.lost", logging.WARNING)
 
 
 class Rebalance(ConsumerRebalanceListener):

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -26,6 +26,9 @@ from labeler.join.inputs import DirectInputs
 from labeler.join.rules import JoinRules
 from labeler.logs import log
 from labeler.runtime.partitions import DriftObserver, OwnedPartition
+
+if TYPE_CHECKING:
+    from labeler.runtime.assignment import Restoring
 from labeler.runtime.progress import InputProgress
 
 DEAD_LETTER_LOGS = 10  # logged per reason per status interval; the rest are counted
@@ -40,6 +43,7 @@ class Intake:
     decoders: dict[str, Any]
     repartitioned: bool
     partitions: dict[int, OwnedPartition]
+    restoring: dict[int, Restoring]
     drift: DriftObserver | None
     pii: PiiPolicy | None
     dead_letters: DeadLetterSink | None
@@ -50,17 +54,23 @@ class Intake:
 
     def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
         progress = self._progress
+        skipped = 0
         for tp, messages in batch.items():
             part = self.partitions.get(tp.partition)
             if part is None:
-                continue  # revoked during this poll: the next owner reads it again
+                restoring = self.restoring.get(tp.partition)
+                if restoring is not None:  # read again once restored (it seeks back)
+                    restoring.skipped(tp.topic, messages[0].offset)
+                # else revoked during this poll: the next owner reads it again
+                skipped += len(messages)
+                continue
             data = (self._take_internal(part, tp, messages) if self.repartitioned
                     else self._take_raw(part, tp, messages))
             part.offsets[tp.topic] = messages[-1].offset + 1
             part.dirty = True
             if progress is not None and data:  # marks alone are not input (--until-idle)
                 progress.delivered(tp, now)
-        self.counters["messages"] += sum(len(m) for m in batch.values())
+        self.counters["messages"] += sum(len(m) for m in batch.values()) - skipped
 
     def _take_internal(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]
                        ) -> bool:

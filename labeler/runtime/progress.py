@@ -13,7 +13,8 @@ highwater, an unreachable broker or an unknown lag never count as "caught up".
   stage beside the worker (if any) finished, and every assigned input partition
   confirmed caught up. A worker with nothing assigned (a standby, or one evicted
   from the group) ends only when the group's committed offsets reach the log
-  end; if they do not within ``UNASSIGNED_GRACE_S``, the run is incomplete and
+  end; if they do not move towards it for ``UNASSIGNED_GRACE_S`` (the members
+  that own the input are stuck, or there are none), the run is incomplete and
   raises ``IncompleteRun``: a backfill never exits 0 with input unread.
 """
 
@@ -58,6 +59,8 @@ class InputProgress:
         self.ever_assigned = False
         self.unassigned_since: float | None = self.started
         self._last_confirm = -math.inf
+        self._group_unread: int | None = None  # the group's unread input, last asked
+        self._group_moved_at = -math.inf  # when that last went down
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -123,13 +126,18 @@ class InputProgress:
         if unread == 0:
             log("worker.standby_done", assigned=0)
             return True
+        if unread is not None and (self._group_unread is None or unread < self._group_unread):
+            self._group_moved_at = now  # the members that own the input are getting on
+        if unread is not None:
+            self._group_unread = unread
         since = self.unassigned_since if self.unassigned_since is not None else now
+        since = max(since, self._group_moved_at)
         if now - since >= UNASSIGNED_GRACE_S:
             what = ("was evicted from the group and not re-admitted" if self.ever_assigned
                     else "never got a partition assigned")
             unknown = unread is None
             raise IncompleteRun(
-                f"--until-idle: this worker {what} for {now - since:.0f} s, and the group "
+                f"--until-idle: this worker {what}, and for {now - since:.0f} s the group "
                 + ("could not be asked for its offsets (broker unreachable)" if unknown
                    else f"still has {unread} unread input messages")
                 + "; the run is incomplete")

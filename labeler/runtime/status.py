@@ -26,6 +26,7 @@ class WorkerStatus:
     last_input_at: float | None  # monotonic seconds
     running: bool
     last_poll_at: float | None = None  # monotonic seconds: the loop is alive
+    restoring: tuple[int, ...] = ()  # assigned partitions still being restored
 
 
 # What happened to records that did not simply join: genuinely late data (behind its
@@ -55,4 +56,5 @@ def status_line(status: WorkerStatus, counters: Mapping[str, int], elapsed: floa
                             for i, p in status.partitions.items()
                             if math.isfinite(p.watermark_lag_s)},
         "shards_written": c.get("shards_written", 0), "rows_written": c.get("rows_written", 0),
+        "restoring": list(status.restoring),
     }

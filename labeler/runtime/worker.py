@@ -55,7 +55,7 @@ from labeler.output.shards import (
     encode_corrections,
 )
 from labeler.output.storage import Storage
-from labeler.runtime.assignment import Assignment, Rebalance
+from labeler.runtime.assignment import Assignment, Rebalance, Restoring
 from labeler.runtime.intake import DEAD_LETTER_LOGS, Intake
 from labeler.runtime.partitions import DriftObserver, OwnedPartition, Upstream
 from labeler.runtime.progress import InputProgress
@@ -114,6 +114,8 @@ class Worker(Intake, Assignment):
         self.drift = drift
         self.on_rows = on_rows
         self.partitions: dict[int, OwnedPartition] = {}
+        self.restoring: dict[int, Restoring] = {}  # assigned, restored from the poll loop
+        self.suspended: set[int] = set()  # revoked by a rebalance still in progress
         self._stop = False
         self._last_commit = time.monotonic()
         self._consumer: KafkaConsumer | None = None
@@ -193,6 +195,9 @@ class Worker(Intake, Assignment):
                         self.first_input_at = mono
                     self._process(batch, mono)
                     self.last_input_at = time.monotonic()
+                # after the batch: what it holds of a partition restored now was read
+                # before the restore's seek, and was skipped
+                self.restore_step()
                 stuck = membership.stuck(self._consumer, mono)
                 if stuck is not None:
                     self._rejoin(stuck)
@@ -211,7 +216,8 @@ class Worker(Intake, Assignment):
                 if self.drift is not None and mono - last_schema_check >= 1.0:
                     self.drift.check_schema(self.counters)
                     last_schema_check = mono
-                if until_idle is not None and progress.finished(until_idle, mono, upstream_done):
+                if (until_idle is not None and not self.restoring
+                        and progress.finished(until_idle, mono, upstream_done)):
                     log("worker.idle", seconds=round(mono - progress.last_input, 1))
                     break
             if drain:
@@ -227,6 +233,9 @@ class Worker(Intake, Assignment):
         finally:
             for part in self.partitions.values():
                 part.join.pending.close()  # the spill files are scratch space
+            for entry in self.restoring.values():
+                if entry.store is not None:
+                    entry.store.close()
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=10)
             if self.drift is not None:
@@ -248,7 +257,7 @@ class Worker(Intake, Assignment):
         self.counters["group_rejoins"] += 1
         log("group.stuck", logging.WARNING, state=state, partitions=sorted(self.partitions),
             action="closing the consumer and joining again")
-        self.lose(set(self.partitions))
+        self.lose(set(self.partitions) | set(self.restoring))
         old = self._consumer
         try:
             if old is not None:
@@ -290,7 +299,8 @@ class Worker(Intake, Assignment):
         IO loop, where a blocking commit is not allowed; Kafka's offsets are
         advisory (the checkpoint is the truth), so skipping them loses nothing.
         """
-        chosen = [self.partitions[i] for i in (indexes or list(self.partitions))]
+        chosen = [self.partitions[i] for i in (indexes or list(self.partitions))
+                  if i not in self.suspended]
         kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         flushed = False
 
@@ -304,7 +314,8 @@ class Worker(Intake, Assignment):
             if not part.dirty and not part.join.log:
                 continue
             epoch = part.epoch + 1
-            name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch)
+            name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch,
+                              self.checkpoints.owner)
             files = self.encoder.encode(part.rows, name)
             if self.encoder.types.lost:
                 self.counters.update(self.encoder.types.lost)
@@ -313,6 +324,8 @@ class Worker(Intake, Assignment):
             if late:
                 files.append(encode_corrections(late, name, self.config.output.compression))
             join = part.join
+            if join.compact_due():
+                join.compact()
             snapshot = join.snapshot()
             if self.drift is not None:  # the monitors resume where this checkpoint stands
                 snapshot["drift"] = self.drift.state(part.index)
@@ -320,7 +333,7 @@ class Worker(Intake, Assignment):
                 checkpoint = self.checkpoints.commit(
                     part.index, epoch, part.offsets, snapshot, files,
                     before=flush_producer, log=join.log, segments=part.segments,
-                    keep_from=join.oldest_needed_epoch(), previous_epoch=part.epoch)
+                    keep_from=join.oldest_needed_epoch())
             except Fenced as exc:
                 self._fenced(part, exc)
                 continue
@@ -394,6 +407,7 @@ class Worker(Intake, Assignment):
             last_input_at=self.last_input_at,
             running=self._consumer is not None and not self._stop,
             last_poll_at=self.last_poll_at,
+            restoring=tuple(sorted(self.restoring)),
         )
 
     def log_status(self, elapsed: float) -> None:

@@ -116,7 +116,7 @@ def restart(workdir: Path, budget: int | None) -> None:
     started = time.perf_counter()
     checkpoints = CheckpointStore(Storage(str(workdir / "out")), STREAM)
     checkpoint = checkpoints.recover(0)
-    if checkpoint is None:
+    if checkpoint.fresh:
         raise click.ClickException(f"no checkpoint under {workdir / 'out'}")
     store = PendingStore(budget, workdir / "spill", name="bench-restart")
     join = PartitionJoin.restore(rules(), checkpoint.state, checkpoints.segments(checkpoint),

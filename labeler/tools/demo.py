@@ -1,14 +1,18 @@
 """``loglabel demo``: the whole job on a local broker, with a summary a person can read.
 
-It simulates traffic with an injected drift into fresh topics, runs the
+It simulates traffic with an injected drift into fresh topics (and a few
+malformed messages, so the dead-letter topic has something to show), runs the
 pipeline over it until idle (draining every window), compares the shards with
-the simulator's exact truth, and lists the drift events.
+the simulator's exact truth, lists the drift events, and writes the HTML
+report of the run (the CLI passes the report writer in: tools sit below ops).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ import pandas as pd
 
 from labeler.config import validate
 from labeler.join.rules import join_rules
-from labeler.logs import setup
+from labeler.logs import LOGGER_NAME, log_to_file, setup
 from labeler.runtime.compose import build_worker
 from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec
@@ -34,7 +38,7 @@ def run_demo(bootstrap: str, output: Path, count: int, drift_at: float) -> dict[
         "labels": [{"name": "clicked", "outcome": "click", "agg": "any"},
                    {"name": "click_delay_s", "outcome": "click", "agg": "first_delay"}],
         "output": {"path": str(labels_path), "flush_interval_s": 2.0},
-        "logging": {"level": "WARNING"},
+        "logging": {"level": "WARNING", "status_interval_s": 1.0},
     })
     spacing = 0.05
     start = time.time() - count * spacing - 120  # yesterday's traffic, as in a backfill
@@ -47,13 +51,20 @@ def run_demo(bootstrap: str, output: Path, count: int, drift_at: float) -> dict[
     sent = send_traffic(config.kafka.client_options(), spec, config.topics.predictions,
                         config.topics.outcomes, envelope="fluentd", partitions=4,
                         truth=truth_path, labels=join_rules(config).labels)
-    click.echo(f"sent {sent['prediction']} predictions and {sent['outcome']} outcomes; "
-               "labeling ...")
+    malformed = send_malformed(config.kafka.client_options(), config.topics.predictions)
+    click.echo(f"sent {sent['prediction']} predictions, {sent['outcome']} outcomes and "
+               f"{malformed} malformed messages; labeling ...")
     setup("WARNING")
-    worker = build_worker(config)
-    began = time.monotonic()
-    counters = worker.run(until_idle=3.0, drain=True)
-    elapsed = time.monotonic() - began
+    log_path = output / run / "loglabel.log"
+    handler = log_to_file(str(log_path), "INFO")  # the report reads its drift and status lines
+    try:
+        worker = build_worker(config)
+        began = time.monotonic()
+        counters = worker.run(until_idle=3.0, drain=True)
+        elapsed = time.monotonic() - began
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+        handler.close()
     shards = pd.read_parquet(labels_path)
     truth = pd.read_csv(truth_path)
     merged = truth.merge(shards, on="prediction_id", how="outer", suffixes=("_truth", "_out"),
@@ -63,8 +74,32 @@ def run_demo(bootstrap: str, output: Path, count: int, drift_at: float) -> dict[
         "run": run, "config": config, "counters": counters, "elapsed": elapsed,
         "shards": shards, "truth": truth, "merged": merged, "labels_path": labels_path,
         "drift_time": drift_time, "start": start, "spacing": spacing,
-        "events": list(getattr(worker.drift, "events", [])),
+        "events": list(getattr(worker.drift, "events", [])), "log_path": log_path,
+        "report_path": output / run / "report.html",
     }
+
+
+MALFORMED: tuple[bytes, ...] = (
+    b"not json at all",                                        # not_json
+    b'{"request_id": "bad-1", "model": "ctr-v3", "score": 0.5}',  # missing_time
+    b'{"model": "ctr-v3", "features": {}, "score": 0.5, "time": 1.7e9}',  # missing_id
+    b"[1, 2, 3]",                                              # not_object
+)
+
+
+def send_malformed(options: dict[str, Any], topic: str, copies: int = 5) -> int:
+    """A few messages the decoder must dead-letter, with their reasons in the report."""
+    from ingest.kafka.clients import new_producer
+
+    producer = new_producer(options)
+    try:
+        for i in range(copies):
+            for value in MALFORMED[: 1 + i % len(MALFORMED)]:
+                producer.send(topic, value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    return sum(1 + i % len(MALFORMED) for i in range(copies))
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -102,6 +137,8 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"  {d['kind']:<10} {d['stream']:<14} {str(d['feature']):<14} "
                      f"{d['detector']:<10} at {where:+.0f} predictions from the drift")
     lines += [
+        f"dead letters         {sum(v for k, v in c.items() if '.dead_letter.' in k)} "
+        f"(malformed messages sent on purpose), in {result['config'].topics.dead_letter}",
         "",
         "read the shards:",
         f"  python -c \"import pandas as pd; print(pd.read_parquet('{result['labels_path']}')"
@@ -119,6 +156,15 @@ def summary(result: dict[str, Any]) -> str:
 @click.option("--drift-at", type=float, default=0.6, show_default=True,
               help="Fraction of the run where the drift starts.")
 def demo_command(bootstrap: str, output: Path, count: int, drift_at: float) -> None:
-    """Simulate traffic with a drift on a local broker, label it, and summarize."""
+    """Simulate traffic with a drift on a local broker, label it, summarize, and report."""
     result = run_demo(bootstrap, output, count, drift_at)
     click.echo(summary(result))
+    if REPORTER is not None:
+        path = REPORTER(result)
+        click.echo(f"\nthe report: {path.resolve()}\n  open it in a browser (one file, works "
+                   "offline)")
+
+
+Reporter = Callable[[dict[str, Any]], Path]
+REPORTER: Reporter | None = None
+"""Writes the HTML report of a demo run; set by the CLI (``labeler.ops.cli``)."""

@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pandas as pd
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from labeler.output.checkpoint import CheckpointStore
+from labeler.output.storage import Storage
 from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec
 
@@ -55,7 +56,9 @@ def test_signal_checkpoints_commits_and_exits_zero(kafka_config: Any, tmp_path: 
                     for topic in (t.predictions, t.outcomes) for p in (0, 1))
     consumer.close()
     assert committed == sent["prediction"] + sent["outcome"]
-    checkpoints = sorted(Path(config.output.path, "_checkpoints").rglob("*.ckpt"))
-    assert len(checkpoints) == 2
-    offsets = sum(sum(msgpack.unpackb(c.read_bytes())["offsets"].values()) for c in checkpoints)
-    assert offsets == committed
+    store = CheckpointStore(Storage(config.output.path), f"{t.predictions}+{t.outcomes}")
+    assert {p.parent.name for p in Path(config.output.path, "_checkpoints").rglob("*.ckpt")
+            } == {"p0000.epochs", "p0001.epochs"}
+    latest = [store.load(p) for p in (0, 1)]  # each partition's highest epoch
+    offsets = sum(sum(c.offsets.values()) for c in latest if c is not None)
+    assert None not in latest and offsets == committed

@@ -228,7 +228,7 @@ def test_a_truncated_segment_is_a_clear_error(tmp_path: Path) -> None:
     storage.write(path, raw[:-3])
     checkpoint = store.load(0)
     assert checkpoint is not None
-    with pytest.raises(CheckpointError, match="00000001-.*seg is corrupt.*middle of a change"):
+    with pytest.raises(CheckpointError, match="00000001-.*seg is corrupt.*cut short"):
         PartitionJoin.restore(RULES, checkpoint.state, store.segments(checkpoint))
 
 

@@ -17,7 +17,7 @@ from labeler.ops.cli import cli
 from labeler.runtime.drift_hub import DriftHub
 
 COMMANDS = ["run", "simulate", "bench", "bench-state", "demo", "doctor", "profile", "drift-eval",
-            "check-message", "topics", "topics create"]
+            "check-message", "topics", "topics create", "report", "tail"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

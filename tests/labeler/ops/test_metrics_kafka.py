@@ -57,6 +57,31 @@ def wait_for(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.2)
 
 
+class Prober(threading.Thread):
+    """Polls /metrics, /healthz and /readyz in a tight loop; any answer but 200/503
+    (a 500 from a probe that raised, a broken connection) is an error."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="prober", daemon=True)
+        self.url = url
+        self.stop = threading.Event()
+        self.answers = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        paths = ("/metrics", "/healthz", "/readyz")
+        while not self.stop.is_set() and self.answers < 200_000:
+            path = paths[self.answers % 3]
+            try:
+                code, body = get(self.url + path)
+            except OSError as exc:
+                self.errors.append(f"{path}: {exc}")
+                continue
+            self.answers += 1
+            if code not in (200, 503):
+                self.errors.append(f"{path}: {code} {body[:200]!r}")
+
+
 def test_metrics_and_probes_of_a_running_worker(kafka_config: Any) -> None:
     config = kafka_config(join={"window_s": 2.0, "early_tolerance_s": 1.0,
                                 "allowed_lateness_s": 1.0, "idle_after_s": 1.0})
@@ -68,10 +93,12 @@ def test_metrics_and_probes_of_a_running_worker(kafka_config: Any) -> None:
                           config.kafka, worker)
     assert server is not None
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    prober = Prober(server.url)
     try:
         code, body = get(server.url + "/readyz")
         assert code == 503, "not ready before the worker joined its group"
         thread.start()
+        prober.start()  # probes hammer the worker throughout the run
         wait_for(lambda: get(server.url + "/readyz")[0] == 200, "/readyz to turn ready")
         first = scrape(server)
         assert first[("loglabel_assigned_partitions", ())] == PARTITIONS
@@ -109,7 +136,11 @@ def test_metrics_and_probes_of_a_running_worker(kafka_config: Any) -> None:
         assert total(now, "loglabel_seconds_since_input") >= 0
         code, body = get(server.url + "/healthz")
         assert code == 200 and json.loads(body)["ok"] is True
+        prober.stop.set()
+        prober.join(timeout=30)
+        assert prober.answers > 100 and not prober.errors, prober.errors[:5]
     finally:
+        prober.stop.set()
         worker.stop()
         thread.join(timeout=60)
         assert not thread.is_alive()

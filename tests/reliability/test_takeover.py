@@ -1,0 +1,96 @@
+"""The fencing race on a real broker: two workers in one group, one frozen (SIGSTOP)
+past its session timeout while the other takes its partitions over and commits, then
+thawed (SIGCONT). The frozen one is a zombie that still believes it owns its
+partitions: its next commit must be refused by the epoch log (``partition.fenced``),
+and the dataset must equal the oracle."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._worker import start_worker
+from .test_outages import _compare, _live, _traffic
+
+pytestmark = pytest.mark.kafka
+
+
+def _events(log: Path, name: str) -> list[dict[str, Any]]:
+    docs = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [d for d in docs if d.get("event") == name]
+
+
+def _owned(log: Path) -> set[int]:
+    """The partitions a worker holds at the end of its log."""
+    held: set[int] = set()
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            doc = json.loads(line)
+            if doc.get("event") == "partition.assigned":
+                held.add(doc["partition"])
+            elif doc.get("event") in ("partition.revoked", "partition.lost",
+                                      "partition.fenced"):
+                held.discard(doc["partition"])
+    return held
+
+
+def _highest_epoch(output: Path, partition: int) -> int:
+    names = [p.stem for p in output.glob(f"_checkpoints/*/p{partition:04d}.epochs/*.ckpt")]
+    return max((int(n) for n in names if n.isdigit()), default=0)
+
+
+def _until(condition: Any, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_frozen_owner_is_fenced_after_a_takeover(kafka_config: Any, tmp_path: Path) -> None:
+    config, path = _live(kafka_config, tmp_path, "")
+    output = Path(config.output.path)
+    producer = _traffic(config, seconds=24.0, rate=400.0)
+    logs = [tmp_path / "zombie.log", tmp_path / "heir.log"]
+    files = [open(p, "ab") for p in logs]  # noqa: SIM115 - closed below
+    try:
+        zombie, heir = (start_worker(path, f, "--until-idle", "6", "--drain") for f in files)
+        _until(lambda: _owned(logs[0]) and _owned(logs[1])
+               and len(_owned(logs[0]) | _owned(logs[1])) == 4,
+               "both workers hold partitions")
+        frozen = sorted(_owned(logs[0]))
+        _until(lambda: all(_highest_epoch(output, i) >= 2 for i in frozen),
+               "the first owner committed its partitions")
+        zombie.send_signal(signal.SIGSTOP)
+        frozen_at = time.time()
+        # the heir takes the frozen worker's partitions over and commits past its claim
+        _until(lambda: all(any(e["partition"] == i and e["ts"] > frozen_at
+                               for e in _events(logs[1], "partition.assigned"))
+                           for i in frozen), "the heir takes the partitions over")
+        claimed = {e["partition"]: e["epoch"] for e in _events(logs[1], "partition.assigned")
+                   if e["ts"] > frozen_at}
+        _until(lambda: all(_highest_epoch(output, i) > claimed[i] for i in frozen),
+               "the heir commits the partitions it took over")
+        zombie.send_signal(signal.SIGCONT)
+        _until(lambda: _events(logs[0], "partition.fenced") or _events(logs[0],
+                                                                      "partition.lost"),
+               "the thawed worker notices it lost its partitions")
+        producer.join(timeout=300)
+        assert zombie.wait(timeout=300) == 0, logs[0].read_text()[-4000:]
+        assert heir.wait(timeout=300) == 0, logs[1].read_text()[-4000:]
+    finally:
+        for proc in locals().get("zombie"), locals().get("heir"):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+        for f in files:
+            f.close()
+    fenced = _events(logs[0], "partition.fenced")
+    assert fenced, "the zombie's commit after the take-over is refused, not written"
+    assert {e["partition"] for e in fenced} <= set(frozen)
+    print(f"fenced {len(fenced)} partitions: {[e['reason'] for e in fenced]}")
+    _compare(config)
