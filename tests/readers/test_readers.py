@@ -27,7 +27,8 @@ import pytest
 from ingest.records import Outcome, Prediction
 from labeler.join.labels import LabelSpec
 from labeler.join.records import LabeledExample
-from labeler.output.checkpoint import STAGING_DIR, CheckpointStore, shard_name
+from labeler.output.checkpoint import CheckpointStore, shard_name
+from labeler.output.epoch_log import STAGING_DIR
 from labeler.output.dataset_schema import SchemaStore, reader_schema
 from labeler.output.shards import ShardEncoder, encode_corrections
 from labeler.output.storage import Storage
@@ -54,10 +55,10 @@ def row(join_id: str, t: float, features: dict[str, Any], model: str = "ctr") ->
 
 
 def commit(store: CheckpointStore, encoder: ShardEncoder, partition: int, epoch: int,
-           first_offset: int, rows: list[LabeledExample]) -> None:
-    name = shard_name(store.stream, partition, first_offset, epoch)
+           first_offset: int, rows: list[LabeledExample], late: bool = False) -> None:
+    name = shard_name(store.stream, partition, first_offset, epoch, store.owner)
     files = encoder.encode(rows, name)
-    if epoch == 2:
+    if late:
         late = [(Outcome(rows[0].prediction.join_id, T0 + 99, "click", None, "o1"), T0)]
         files.append(encode_corrections(late, name))
     store.commit(partition, epoch, {"predictions": first_offset + len(rows)}, {}, files)
@@ -78,11 +79,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                                "n": i}) for i in range(4)])
     # a restart: a new process, nothing in memory
     restarted, writer = CheckpointStore(storage, STREAM), encoder(storage)
-    assert restarted.recover(0) is not None
+    claimed = restarted.recover(0).epoch
     # day 2: `tag` gets a value, `fresh` is new, `n` gets floats
-    commit(restarted, writer, 0, 2, 4, [row(f"b{i}", T0 + DAY + 60 * i,
-                                            {"x": 1.0, "tag": "blue", "fresh": True,
-                                             "n": 2.5}) for i in range(3)])
+    commit(restarted, writer, 0, claimed + 1, 4, [row(f"b{i}", T0 + DAY + 60 * i,
+                                                      {"x": 1.0, "tag": "blue", "fresh": True,
+                                                       "n": 2.5}) for i in range(3)],
+           late=True)
     # a second worker on another partition, beside the first
     commit(CheckpointStore(storage, STREAM), encoder(storage), 1, 1, 0,
            [row(f"c{i}", T0 + 2 * DAY + 3600 * i, {"x": 2.0, "late_feature": "z"})

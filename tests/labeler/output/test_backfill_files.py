@@ -48,7 +48,7 @@ def write(root: Path, layout: str, span_s: float) -> tuple[int, float]:
     files = 0
     started = time.perf_counter()
     for partition, rows in backfill().items():
-        shards = encoder.encode(rows, shard_name("p+o", partition, 0, 1))
+        shards = encoder.encode(rows, shard_name("p+o", partition, 0, 1, "w"))
         store.commit(partition, 1, {"p": len(rows)}, {}, shards)
         files += len(shards)
     elapsed = time.perf_counter() - started
@@ -59,7 +59,7 @@ def write(root: Path, layout: str, span_s: float) -> tuple[int, float]:
 def test_a_three_week_backfill_writes_one_file_per_partition_and_day() -> None:
     encoder = ShardEncoder((LabelSpec("clicked"),))  # the defaults: date layout, a day's span
     files = [f for partition, rows in backfill().items()
-             for f in encoder.encode(rows, shard_name("p+o", partition, 0, 1))]
+             for f in encoder.encode(rows, shard_name("p+o", partition, 0, 1, "w"))]
     assert len(files) == PARTITIONS * 21
     assert sum(f.rows for f in files) == ROWS
     assert len({f.path.rsplit("/", 1)[0] for f in files}) == 21
