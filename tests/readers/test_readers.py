@@ -28,8 +28,8 @@ from ingest.records import Outcome, Prediction
 from labeler.join.labels import LabelSpec
 from labeler.join.records import LabeledExample
 from labeler.output.checkpoint import CheckpointStore, shard_name
-from labeler.output.epoch_log import STAGING_DIR
 from labeler.output.dataset_schema import SchemaStore, reader_schema
+from labeler.output.epoch_log import STAGING_DIR
 from labeler.output.shards import ShardEncoder, encode_corrections
 from labeler.output.storage import Storage
 
