@@ -207,7 +207,11 @@ class OutputConfig(_Section):
     flush_interval_s: float = Field(10.0, gt=0)
     max_rows: int = Field(200_000, ge=1)
     max_bytes: ByteSize = ByteSize(128 * 1024**2)
-    max_span_s: float = Field(3600.0, gt=0)
+    max_span_s: float = Field(86_400.0, gt=0)
+    # "date": files per model and day, hour a column; "hour": a directory per hour too
+    partition_by: Literal["date", "hour"] = "date"
+    # a value that clashes with its column's type makes the column string (else: null)
+    widen_to_string: bool = False
 
 
 class StateConfig(_Section):
@@ -329,6 +333,23 @@ class Config(_Section):
     metrics: MetricsConfig = MetricsConfig()
     drift: DriftSettings = DriftSettings()
     pii: PiiConfig = PiiConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drift_watches_the_prediction(cls, data: Any) -> Any:
+        """``drift.prediction.fields`` defaults to the fields ``fields.prediction`` maps
+        (their names, the last part of each path), not to a fixed ``score``."""
+        if not isinstance(data, dict):
+            return data
+        fields = data.get("fields")
+        paths = fields.get("prediction") if isinstance(fields, dict) else None
+        drift = data.get("drift", {})
+        prediction = drift.get("prediction", {}) if isinstance(drift, dict) else None
+        if (paths is None or not isinstance(prediction, dict) or "fields" in prediction
+                or not isinstance(paths, list | tuple)):
+            return data
+        names = [str(p).rsplit(".", 1)[-1] for p in paths]
+        return {**data, "drift": {**drift, "prediction": {**prediction, "fields": names}}}
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

@@ -45,6 +45,8 @@ JOIN_ID_SEPARATOR = "\x1f"
 """Joins the parts of a composite id (ASCII unit separator: never in ordinary ids)."""
 
 _I64 = 2**63
+NESTED_FEATURES = "features"
+"""The default path of the nested features object (``fields.features``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,14 @@ class FieldMap:
 
     Paths are dotted (``"ctx.user.id"``). ``features`` is either one path to a
     nested object whose keys are the feature names, or a tuple of dotted paths
-    (each path's last part names the feature). ``event_time = None`` takes the
-    envelope's time only. Raises ``ValueError`` for a map that cannot work
-    (no join id path, no prediction path, two feature paths with one name).
+    (each path's last part names the feature) in which ``"<path>.*"`` takes every
+    key of the object at ``<path>`` as a feature, so a nested object and
+    top-level fields mix: ``("features.*", "item_id")``. A named path wins over
+    a key of the same name that a ``.*`` path brings. ``event_time = None`` takes
+    the envelope's time only. Raises ``ValueError`` naming the key for a map
+    that cannot produce a valid record (no join id or prediction path, two
+    feature paths with one name, a feature path that is an object holding
+    another configured path, or the nested object's path listed as one feature).
     """
 
     join_id: tuple[str, ...] = ("request_id",)
@@ -63,7 +70,7 @@ class FieldMap:
     model: str = "model"
     model_version: str | None = "model_version"
     default_model: str = "default"
-    features: str | tuple[str, ...] = "features"
+    features: str | tuple[str, ...] = NESTED_FEATURES
     prediction: tuple[str, ...] = ("score",)
     outcome_type: str = "type"
     default_outcome_type: str = "outcome"
@@ -72,13 +79,33 @@ class FieldMap:
 
     def __post_init__(self) -> None:
         if not self.join_id or not all(self.join_id):
-            raise ValueError("join_id needs at least one non-empty path")
+            raise ValueError("fields.join_id needs at least one non-empty path")
         if not self.prediction:
-            raise ValueError("prediction needs at least one path")
-        if not isinstance(self.features, str):
-            names = [_leaf(path) for path in self.features]
-            if len(set(names)) != len(names):
-                raise ValueError(f"feature paths {list(self.features)} repeat a feature name")
+            raise ValueError("fields.prediction needs at least one path")
+        named = {"fields.join_id": self.join_id, "fields.prediction": self.prediction,
+                 "fields.features": (self.features,) if isinstance(self.features, str)
+                 else self.features}
+        for key, paths in named.items():
+            for path in paths:
+                _check_path(key, path, wildcard=key == "fields.features"
+                            and not isinstance(self.features, str))
+        if isinstance(self.features, str):
+            if self.features.endswith(".*"):
+                raise ValueError(f"fields.features = {self.features!r}: '.*' is for a list "
+                                 f"of paths; give the object's path alone or as a list")
+            return
+        plain = [p for p in self.features if not p.endswith(".*")]
+        names = [_leaf(path) for path in plain]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fields.features: paths {plain} repeat a feature name")
+        every = [p for key, paths in named.items() for p in paths if not p.endswith(".*")]
+        for path in plain:
+            inner = [o for o in every if o.startswith(path + ".")]
+            if inner or path == NESTED_FEATURES:
+                raise ValueError(
+                    f"fields.features: {path!r} names an object (it holds "
+                    f"{inner[0] if inner else 'the features'}), which is never a feature "
+                    f"value; write {path + '.*'!r} to take its keys as features")
 
 
 def join_id_of(record: dict[str, Any], paths: tuple[str, ...]) -> str:
@@ -167,11 +194,25 @@ def features_of(record: dict[str, Any], spec: str | tuple[str, ...]) -> dict[str
         if type(nested) is not dict:
             raise RejectedMessage("bad_type", f"features field {spec!r} is not an object")
         return checked(nested)
-    out = {}
+    out: dict[str, Any] = {}
+    named: dict[str, Any] = {}
     for path in spec:
+        if path.endswith(".*"):
+            nested = lookup(record, path[:-2])
+            if nested is _MISSING or nested is None:
+                continue
+            if type(nested) is not dict:
+                raise RejectedMessage("bad_type", f"features field {path[:-2]!r} is not an object")
+            out.update(nested)
+            continue
         value = lookup(record, path)
         if value is not _MISSING:
-            out[_leaf(path)] = value
+            if type(value) is dict:
+                raise RejectedMessage("bad_type", f"features field {path!r} is an object: "
+                                      f"list {path + '.*'!r} in fields.features to take its "
+                                      f"keys as features")
+            named[_leaf(path)] = value
+    out.update(named)  # a named path wins over a nested key of the same name
     return checked(out)
 
 
@@ -253,6 +294,14 @@ def _optional_text(value: Any, what: str) -> str | None:
     if kind is str or kind is int or (kind is float and value - value == 0.0):
         return str(value)
     raise RejectedMessage("bad_type", f"{what} is a {_type_name(value)}")
+
+
+def _check_path(key: str, path: str, wildcard: bool) -> None:
+    if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
+        raise ValueError(f"{key}: {path!r} is not a dotted path (an empty part)")
+    if "*" in path and not (wildcard and path.endswith(".*") and "*" not in path[:-2]):
+        raise ValueError(f"{key}: {path!r}: '*' is allowed only as a last '.*' in "
+                         f"fields.features")
 
 
 def _leaf(path: str) -> str:

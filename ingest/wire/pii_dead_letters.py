@@ -19,6 +19,9 @@ With a policy (``PiiPolicy.redact_dead_letter``):
   ``loglabel.pii`` (``redacted`` or ``withheld``) and
   ``loglabel.original.sha256``, and drops the message key (forwarders key by
   the join id, which may be the very field that is hashed).
+- A value standing where a policy path expects an object but that is not one
+  (``features = [{"email": ...}]`` under ``features.email``: the policy cannot
+  reach inside it) becomes ``[withheld sha256:<hex>]`` too.
 - The detail is kept only for the reasons whose details name fields, types
   and positions, or quote values after the policy ran
   (``SAFE_DETAIL_REASONS``); any other reason's detail (``bad_time`` quotes
@@ -115,7 +118,7 @@ class DeadLetterRedaction:
     def _redact_message(self, doc: dict[str, Any], texts: set[str]) -> dict[str, Any]:
         """A whole message redacted, with the record copies its envelope embeds."""
         self._raw_texts(doc, self._root, texts)
-        out = self.apply(doc)
+        out = _off_path(self.apply(doc), self._root)
         if type(out.get("message")) is str:
             out = {**out, "message": self._embedded(out["message"], texts)}
         event = out.get("event")
@@ -129,7 +132,7 @@ class DeadLetterRedaction:
         if type(inner) is dict:
             self._raw_texts(inner, self._root, texts)
             try:
-                return orjson.dumps(self.apply(inner)).decode()
+                return orjson.dumps(_off_path(self.apply(inner), self._root)).decode()
             except (orjson.JSONEncodeError, TypeError):
                 pass
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -146,6 +149,31 @@ class DeadLetterRedaction:
             elif type(value) is dict:
                 self._raw_texts(value, entry.children, texts)
 
+
+
+def _off_path(node: dict[str, Any], trie: dict[str, Node]) -> dict[str, Any]:
+    """``node`` with every value that stands where a policy path expects an object, but
+    is not one (``features = [{"email": ...}]`` under ``features.email``), withheld: the
+    policy cannot reach inside it, and a dead letter must not carry it as it is."""
+    out: dict[str, Any] | None = None
+    for key, entry in trie.items():
+        if entry.rule is not None or key not in node:
+            continue
+        value = node[key]
+        if type(value) is dict:
+            new: Any = _off_path(value, entry.children)
+        elif value is None:
+            continue
+        else:
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS) if type(value) in (
+                list, str, int, float, bool) else repr(value).encode()
+            new = f"[withheld sha256:{hashlib.sha256(text).hexdigest()}]"
+        if new is value:
+            continue
+        if out is None:
+            out = dict(node)
+        out[key] = new
+    return node if out is None else out
 
 
 def _withheld(raw: bytes, digest: str | None = None) -> RedactedValue:

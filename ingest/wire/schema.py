@@ -30,11 +30,18 @@ bounded: after ``MAX_NEW_FEATURES`` distinct new names per model, further new
 names count as feature ``*``, and beyond ``MAX_MODELS`` models new models are
 not inferred (they pass unchecked).
 
-Inference: a feature seen only as ints is ``int``; as ints and floats,
-``float``; as one other type, that type. A feature seen with conflicting types
-(``1`` and ``"a"``) or only as null during inference is left unchecked.
-Inferred schemas have no required features. While a model is being inferred
-its predictions pass unchecked.
+Inference takes the majority and never gives up on a field. Over a model's
+first ``infer_from`` predictions each field's non-null values vote by kind
+(number, str, bool; a number is ``float`` if any vote was a float, else
+``int``). A value of a kind that is clearly outvoted so far (the leading kind
+has at least ``MIN_VOTES`` votes and at least twice this kind's) is
+dead-lettered there and then (``bad_type``, with the vote in the detail and no
+value), so a few wrongly typed values cannot decide or void a field's type.
+At the end every field that had a value takes its majority kind (a tie: the
+kind seen first). A field seen only as null during inference keeps being
+inferred, alone, from its next ``LATE_VOTES`` non-null values, and is then
+checked like the others. Inferred schemas have no required features. While a
+model is being inferred its predictions are checked against the vote only.
 """
 
 from __future__ import annotations
@@ -101,15 +108,43 @@ class _Enforced:
     """A schema compiled for the hot path: Python types and key sets."""
 
     __slots__ = ("schema", "feature_types", "feature_names", "prediction_types", "required",
-                 "new_names")
+                 "new_names", "late_features", "late_prediction", "model")
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, late_features: Iterable[str] = (),
+                 late_prediction: Iterable[str] = (), model: str = "") -> None:
         self.schema = schema
+        self.model = model
         self.feature_types = {name: TYPES[t] for name, t in schema.features.items()}
-        self.feature_names = frozenset(self.feature_types)
+        self.feature_names = frozenset(self.feature_types) | frozenset(late_features)
         self.prediction_types = {name: TYPES[t] for name, t in schema.prediction.items()}
         self.required = tuple(sorted(schema.required))
         self.new_names: set[str] = set()
+        # fields seen only as null while inferring: typed by their next LATE_VOTES values
+        self.late_features = {name: _Votes() for name in late_features}
+        self.late_prediction = {name: _Votes() for name in late_prediction}
+
+    def learn_late(self, prediction: Prediction) -> None:
+        """Vote (and check) the values of fields still untyped; type them when done."""
+        for late, values, types, part in (
+                (self.late_features, prediction.features, self.feature_types, "features"),
+                (self.late_prediction, prediction.prediction, self.prediction_types,
+                 "prediction")):
+            if not late:
+                continue
+            for name, votes in list(late.items()):
+                value = values.get(name)
+                if value is None:
+                    continue
+                votes.check(name, value, self.model)
+                if votes.total >= LATE_VOTES:
+                    del late[name]
+                    type_name = votes.type_name() or "str"
+                    types[name] = TYPES[type_name]
+                    fields = {**getattr(self.schema, part), name: type_name}
+                    if part == "features":
+                        self.schema = replace(self.schema, features=fields)
+                    else:
+                        self.schema = replace(self.schema, prediction=fields)
 
     def new_name(self, name: str) -> str:
         """``name``, or ``OTHER_FEATURES`` once ``MAX_NEW_FEATURES`` names were counted."""
@@ -121,40 +156,108 @@ class _Enforced:
         return OTHER_FEATURES
 
 
+MIN_VOTES = 3
+"""Votes the leading kind needs before an outvoted value is dead-lettered."""
+LATE_VOTES = 100
+"""Non-null values that type a field seen only as null during its model's inference."""
+
+
+def _kind(value: Any) -> str:
+    kind = type(value)
+    if kind is int or kind is float:
+        return "number"
+    return "bool" if kind is bool else "str"
+
+
+class _Votes:
+    """The kinds one field's non-null values had so far, in the order first seen."""
+
+    __slots__ = ("kinds", "floats")
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, int] = {}
+        self.floats = False
+
+    def check(self, name: str, value: Any, model: str) -> None:
+        """Raise ``bad_type`` if ``value``'s kind is clearly outvoted, else count its vote."""
+        self.check_only(name, value, model)
+        self.count(value)
+
+    def check_only(self, name: str, value: Any, model: str) -> None:
+        """Raise ``bad_type`` if ``value``'s kind is clearly outvoted."""
+        kind = _kind(value)
+        mine = self.kinds.get(kind, 0)
+        if self.kinds:
+            leader, votes = max(self.kinds.items(), key=lambda kv: kv[1])
+            if leader != kind and votes >= MIN_VOTES and votes >= 2 * mine:
+                raise RejectedMessage(
+                    "bad_type", f"feature {name!r} is a {_TYPE_NAMES[type(value)]} while "
+                    f"{votes} of the first {sum(self.kinds.values())} values of model "
+                    f"{model!r} were {leader} (schema inference)")
+
+    def count(self, value: Any) -> None:
+        kind = _kind(value)
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        self.floats = self.floats or type(value) is float
+
+    @property
+    def total(self) -> int:
+        return sum(self.kinds.values())
+
+    def type_name(self) -> str | None:
+        if not self.kinds:
+            return None
+        leader = max(self.kinds.items(), key=lambda kv: kv[1])[0]  # first seen on a tie
+        if leader == "number":
+            return "float" if self.floats else "int"
+        return leader
+
+
+_TYPE_NAMES = {int: "int", float: "float", str: "str", bool: "bool"}
+
+
 class _Inference:
-    """Types seen so far for one model; ``None`` in ``seen`` marks a conflict."""
+    """The votes so far for one model's fields."""
 
-    __slots__ = ("remaining", "features", "prediction")
+    __slots__ = ("remaining", "features", "prediction", "model")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, model: str) -> None:
         self.remaining = n
-        self.features: dict[str, set[type]] = {}
-        self.prediction: dict[str, set[type]] = {}
+        self.model = model
+        self.features: dict[str, _Votes] = {}
+        self.prediction: dict[str, _Votes] = {}
 
     def observe(self, prediction: Prediction) -> None:
+        """Check ``prediction`` against the vote (raising ``bad_type`` for an outvoted
+        value, before any vote of it counts), then count its votes."""
+        self.remaining -= 1  # a rejected prediction is one of the first n too
         for seen, values in ((self.features, prediction.features),
                              (self.prediction, prediction.prediction)):
             for name, value in values.items():
-                types = seen.get(name)
-                if types is None:
-                    types = seen[name] = set()
+                if value is not None and name in seen:
+                    seen[name].check_only(name, value, self.model)
+        for seen, values in ((self.features, prediction.features),
+                             (self.prediction, prediction.prediction)):
+            for name, value in values.items():
+                votes = seen.get(name)
+                if votes is None:
+                    votes = seen[name] = _Votes()
                 if value is not None:
-                    types.add(type(value))
-        self.remaining -= 1
+                    votes.count(value)
 
-    def schema(self) -> Schema:
-        return Schema(features=_infer(self.features), prediction=_infer(self.prediction))
+    def schema(self) -> tuple[Schema, set[str], set[str]]:
+        """The inferred schema, and the feature and prediction fields still untyped."""
+        features = {n: t for n, v in self.features.items() if (t := v.type_name())}
+        prediction = {n: t for n, v in self.prediction.items() if (t := v.type_name())}
+        return (Schema(features=features, prediction=prediction),
+                set(self.features) - set(features), set(self.prediction) - set(prediction))
 
 
-def _infer(seen: Mapping[str, set[type]]) -> dict[str, str]:
-    names = {t: name for name, t in TYPES.items()}
-    out: dict[str, str] = {}
-    for name, types in seen.items():
-        if types == {int, float}:
-            out[name] = "float"
-        elif len(types) == 1:
-            out[name] = names[next(iter(types))]
-    return out
+def _trial(votes: _Votes, name: str, value: Any, model: str) -> None:
+    """``votes.check`` without counting the vote (a message is rejected whole or not)."""
+    kinds, floats = dict(votes.kinds), votes.floats
+    votes.check(name, value, model)
+    votes.kinds, votes.floats = kinds, floats
 
 
 class SchemaEnforcer:
@@ -195,6 +298,8 @@ class SchemaEnforcer:
         if enforced is None:
             self._learn(prediction)
             return prediction
+        if enforced.late_features or enforced.late_prediction:
+            enforced.learn_late(prediction)
         model = prediction.model
         features = prediction.features
         keys = features.keys()
@@ -221,11 +326,20 @@ class SchemaEnforcer:
         if inference is None:
             if len(self._inferring) + len(self._enforced) >= MAX_MODELS:
                 return  # bounded state: a stream of made-up model names must not grow it
-            inference = self._inferring[prediction.model] = _Inference(self.infer_from)
-        inference.observe(prediction)
-        if inference.remaining <= 0:
-            del self._inferring[prediction.model]
-            self._enforced[prediction.model] = _Enforced(inference.schema())
+            inference = self._inferring[prediction.model] = _Inference(self.infer_from,
+                                                                       prediction.model)
+        try:
+            inference.observe(prediction)
+        finally:
+            if inference.remaining <= 0:
+                self._fix(inference)
+
+    def _fix(self, inference: _Inference) -> None:
+        """End a model's inference: its majority schema is enforced from now on."""
+        del self._inferring[inference.model]
+        schema, late_features, late_prediction = inference.schema()
+        self._enforced[inference.model] = _Enforced(schema, late_features, late_prediction,
+                                                    inference.model)
 
 
 def _conform(values: Mapping[str, Any], types: Mapping[str, type], model: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -195,8 +196,14 @@ def profile(dataset: str, output: str, prefix: str | None, model: str | None) ->
     import pandas as pd
 
     from drift.baseline.profile import build_profile, save_profile
+    from labeler.output.dataset_schema import reader_schema
 
-    frame = pd.read_parquet(dataset)
+    try:  # a loglabel dataset: every column, also one added after the first file
+        schema = reader_schema(dataset, model) if Path(dataset).is_dir() else None
+    except LoglabelError:
+        schema = None
+    frame = pd.read_parquet(dataset, schema=schema if schema is not None and schema.names
+                            else None)
     if model is not None and "model" in frame.columns:
         frame = frame[frame["model"].astype(str) == model]
     if prefix is None and any(str(c).startswith("feat_") for c in frame.columns):
@@ -204,6 +211,35 @@ def profile(dataset: str, output: str, prefix: str | None, model: str | None) ->
     built = build_profile(frame, prefix=prefix, model=model)
     save_profile(built, output)
     click.echo(f"profiled {len(frame)} rows, {len(built.get('features', {}))} features -> {output}")
+
+
+@cli.command("schema")
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print the schema file's JSON.")
+def schema_command(dataset: str, as_json: bool) -> None:
+    """Print the dataset schema of DATASET (an output path or URI): each model's
+    columns and types, and the partition keys, as every worker writes them."""
+    import json
+
+    from labeler.output.dataset_schema import PARTITION_TYPES, load
+    from labeler.output.storage import Storage
+
+    current = load(Storage(dataset))
+    if current.version == 0:
+        raise click.ClickException(f"{dataset} has no dataset schema (_schema/): nothing "
+                                   f"was written there yet, or not by this loglabel version")
+    if as_json:
+        click.echo(json.dumps(current.to_json(), indent=2))
+        return
+    keys = ", ".join(f"{k} ({PARTITION_TYPES[k]})" for k in current.partition_by)
+    click.echo(f"dataset {dataset}: schema version {current.version}")
+    click.echo(f"partition keys (in the path): {keys}")
+    for model, columns in sorted(current.models.items()):
+        click.echo(f"model {model}: {len(columns)} columns")
+        width = max(len(c) for c in columns)
+        for column, kind in columns.items():
+            note = "  (only nulls so far: in no file yet)" if kind == "null" else ""
+            click.echo(f"  {column:<{width}}  {kind}{note}")
 
 
 def _kafka_options(config_path: str | None, bootstrap: str | None) -> tuple[Config, dict[str, Any]]:

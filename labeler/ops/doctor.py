@@ -3,6 +3,7 @@
 Checks, in order: the configuration (validity and consistency of the security
 settings), the broker (reachable, credentials accepted), the topics (they
 exist, their partition counts, co-partitioning of predictions and outcomes),
+the mapping (the latest messages of each raw topic decoded as ``run`` would),
 the clock (a sane date, and agreement with the broker's clock), and the output
 path (writable). Any ``error`` finding makes the command exit with status 1.
 """
@@ -214,12 +215,120 @@ def check_output(config: Config) -> list[Finding]:
         return [Finding("output", "error", f"output.path {path!r} is not writable ({reason}): "
                         "fix its permissions or set output.path")]
     message = f"output.path {path!r} is writable (checkpoints go to _checkpoints/ under it)"
+    layout = _layout_finding(storage, config)
+    if layout is not None:
+        return [layout]
     if storage.local:
         free = shutil.disk_usage(storage.root).free
         message += f"; {free / 2**30:.1f} GiB free"
         if free < 2**30:
             return [Finding("output", "warning", message + ": less than 1 GiB left")]
     return [Finding("output", "ok", message)]
+
+
+SAMPLE_PER_TOPIC = 20
+"""Recent messages of each raw topic that ``check_messages`` decodes."""
+MAPPING_HINTS = {
+    "bad_type": "check [fields] (a nested features object in a list is 'path.*') and the "
+                "schema",
+    "missing_id": "check fields.join_id",
+    "missing_prediction": "check fields.prediction",
+    "missing_time": "check fields.event_time",
+    "bad_time": "check fields.event_time and its unit",
+    "past_time": "check the time field's unit (or ingest.min_time)",
+    "not_json": "check the forwarder's format (JSON) and ingest.*_format",
+    "logstash_plain_codec": "set codec => json in Logstash's kafka output",
+}
+"""What to look at when sampled messages dead-letter with a reason."""
+
+
+def check_messages(config: Config, timeout_s: float) -> list[Finding]:
+    """Decode the latest ``SAMPLE_PER_TOPIC`` messages of each raw topic as ``run`` would:
+    a mapping that dead-letters them is named with the reason (never a value: the
+    details are the dead letters' own, redacted under PII policies)."""
+    from kafka import TopicPartition
+
+    from ingest.kafka.clients import new_consumer
+    from ingest.records import DeadLetter
+    from labeler.ops.messages import decoders
+
+    try:
+        decoder = decoders(config)
+    except ConfigError as exc:
+        return [Finding("messages", "error", f"not checked: {exc}")]
+    topics = (("prediction", config.topics.predictions), ("outcome", config.topics.outcomes))
+    consumer = new_consumer(config.kafka.client_options(), enable_auto_commit=False,
+                            group_id=None, request_timeout_ms=int(timeout_s * 1000) + 1000)
+    out: list[Finding] = []
+    try:
+        for kind, topic in topics:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                continue  # check_topics reports it
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            ends = consumer.end_offsets(tps)
+            starts = consumer.beginning_offsets(tps)
+            each = max(1, SAMPLE_PER_TOPIC // len(tps))
+            wanted = 0
+            for tp in tps:
+                first = max(starts[tp], ends[tp] - each)
+                consumer.seek(tp, first)
+                wanted += ends[tp] - first
+            values: list[bytes | None] = []
+            deadline = time.monotonic() + timeout_s
+            while len(values) < wanted and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    values.extend(r.value for r in records)
+            if not values:
+                out.append(Finding("messages", "ok", f"{topic}: no message yet to check the "
+                                   "mapping with (try `loglabel check-message`)"))
+                continue
+            reasons: dict[str, list[str]] = {}
+            for value in values:
+                verdict = decoder[kind].decode(value)  # type: ignore[index]
+                if isinstance(verdict, DeadLetter):
+                    reasons.setdefault(verdict.reason, []).append(verdict.detail)
+            out.append(_mapping_finding(topic, kind, len(values), reasons))
+    except (KafkaError, OSError) as exc:
+        out.append(Finding("messages", "warning", f"could not sample the topics: {exc}"))
+    finally:
+        consumer.close()
+    return out
+
+
+def _mapping_finding(topic: str, kind: str, n: int, reasons: dict[str, list[str]]) -> Finding:
+    dead = sum(len(d) for d in reasons.values())
+    if not dead:
+        return Finding("messages", "ok", f"{topic}: the latest {n} {kind}s decode with this "
+                       "config")
+    parts = []
+    for reason, details in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        hint = MAPPING_HINTS.get(reason)
+        parts.append(f"{reason} x{len(details)} ({details[0]}" + (f"; {hint})" if hint else ")"))
+    severity: Severity = "error" if dead == n else "warning"
+    return Finding("messages", severity, f"{topic}: {dead} of the latest {n} {kind}s would be "
+                   f"dead-lettered: " + "; ".join(parts))
+
+
+def _layout_finding(storage: Storage, config: Config) -> Finding | None:
+    """A warning when the dataset keeps another layout than ``output.partition_by``."""
+    from labeler.output.dataset_schema import SchemaError, load
+    from labeler.output.shards import PARTITIONINGS
+
+    try:
+        schema = load(storage)
+    except (SchemaError, OSError) as exc:
+        return Finding("output", "error", f"the dataset schema under output.path cannot be "
+                       f"read: {exc}")
+    wanted = PARTITIONINGS[config.output.partition_by]
+    if schema.version and schema.partition_by != wanted:
+        kept = "hour" if "hour" in schema.partition_by else "date"
+        return Finding("output", "warning", f"the dataset at output.path is partitioned by "
+                       f"{kept} (its _schema/), not output.partition_by = "
+                       f"{config.output.partition_by!r}: its layout is kept; set "
+                       f"partition_by = {kept!r} or write to a new output.path")
+    return None
 
 
 def doctor(config: Config, timeout_s: float = 10.0,
@@ -243,6 +352,7 @@ def doctor(config: Config, timeout_s: float = 10.0,
             findings.append(Finding("broker", "ok", f"cluster {cluster['cluster_id']} answers "
                                     f"({len(cluster['brokers'])} broker(s): {brokers})"))
             findings.extend(check_topics(admin, config))
+            findings.extend(check_messages(config, timeout_s))
         findings.extend(check_clock(admin, config, clock))
     except (KafkaError, OSError) as exc:
         findings.append(Finding("broker", "error", f"the broker stopped answering: {exc}"))

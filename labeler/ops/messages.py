@@ -55,8 +55,8 @@ def decoders(config: Config) -> dict[Kind, Decoder]:
     }
 
 
-def check(raw: bytes, decoder: dict[Kind, Decoder], kind: Kind | Literal["auto"]
-          ) -> dict[str, Any]:
+def check(raw: bytes, decoder: dict[Kind, Decoder], kind: Kind | Literal["auto"],
+          hourly: bool = False) -> dict[str, Any]:
     """The verdict on one message value, as plain JSON-ready data.
 
     With ``kind = "auto"`` a message is a prediction unless it has none of the
@@ -72,14 +72,14 @@ def check(raw: bytes, decoder: dict[Kind, Decoder], kind: Kind | Literal["auto"]
     if isinstance(result, DeadLetter):
         return {"dead_letter": {"reason": result.reason, "detail": result.detail,
                                 "meaning": DEAD_LETTER_REASONS.get(result.reason, "")}}
-    return describe(result)
+    return describe(result, hourly)
 
 
 def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
 
 
-def describe(record: Prediction | Outcome) -> dict[str, Any]:
+def describe(record: Prediction | Outcome, hourly: bool = False) -> dict[str, Any]:
     """A decoded record as a person checks it: fields, the time in UTC, and for a
     prediction the partition and the ``feat_``/``pred_`` columns of its row."""
     if isinstance(record, Outcome):
@@ -92,7 +92,9 @@ def describe(record: Prediction | Outcome) -> dict[str, Any]:
         "prediction_id": record.join_id, "event_time": record.event_time,
         "event_time_utc": _utc(record.event_time), "model": record.model,
         "model_version": record.model_version,
-        "partition": f"model={record.model}/date={moment:%Y-%m-%d}/hour={moment:%H}",
+        "partition": f"model={record.model}/date={moment:%Y-%m-%d}"
+                     + (f"/hour={moment:%H}" if hourly else ""),
+        "hour": moment.hour,
         "columns": {**{f"feat_{k}": v for k, v in record.features.items()},
                     **{f"pred_{k}": v for k, v in record.prediction.items()}},
     }}
@@ -113,12 +115,14 @@ def check_message_command(config_path: str, kind: str) -> None:
     any message would be dead-lettered.
     """
     try:
-        decoder = decoders(load_config(config_path))
+        config = load_config(config_path)
+        decoder = decoders(config)
     except LoglabelError as exc:
         raise click.ClickException(str(exc)) from None
     dead = 0
     for raw in split_messages(sys.stdin.buffer.read()):
-        verdict = check(raw, decoder, kind)  # type: ignore[arg-type]
+        verdict = check(raw, decoder, kind,  # type: ignore[arg-type]
+                        config.output.partition_by == "hour")
         dead += "dead_letter" in verdict
         click.echo(orjson.dumps(verdict, option=orjson.OPT_INDENT_2).decode())
     if dead:

@@ -1,41 +1,57 @@
 """Parquet shards: labeled examples to hive-partitioned, zstd-compressed files.
 
-Layout under the output root::
+Layout under the output root (``output.partition_by``, default ``"date"``)::
 
-    model=<model>/date=<YYYY-MM-DD>/hour=<HH>/part-<stream>-<partition>-<offset>-<epoch>.parquet
+    model=<model>/date=<YYYY-MM-DD>/part-<stream>-<partition>-<offset>-<epoch>.parquet
+    model=<model>/date=<YYYY-MM-DD>/hour=<HH>/part-...parquet     (partition_by = "hour")
 
-(``model``, ``date`` and ``hour`` are partition keys, in the path only). The
-date and hour are the prediction's event time in UTC. Names are deterministic:
-a tag of the input stream, the input partition, the first input offset the
-shard covers and the checkpoint epoch, so a replay writes the same name again
-instead of a duplicate. Columns are described in the README ("Output schema").
+``model`` and ``date`` (and ``hour`` in the second layout) are partition keys,
+in the path only; with the default layout ``hour`` (0-23, int32) is a column
+in the file. The date and hour are the prediction's event time in UTC. Names
+are deterministic: a tag of the input stream, the input partition, the first
+input offset the shard covers and the checkpoint epoch, so a replay writes
+the same name again instead of a duplicate. Columns are described in the
+README ("Output schema"); their types are the dataset schema's
+(``labeler.output.dataset_schema``), persisted before any file that needs a
+change is returned.
 
-**Rotation.** One epoch's rows of one hour become several files when they
-would pass ``Rotation``'s limits: ``max_rows`` rows, ``max_span_s`` seconds
-between the first and last prediction time in a file, or ``max_bytes`` (an
-estimate from the bytes per row of the files written so far). Rows are
-sorted by prediction time (then id) and cut in that order; the second file
-of an epoch is named ``...-<epoch>-001``, and so on.
+**Files.** One epoch of one input partition writes one file per model and
+partition directory (a day by default), cut further by ``Rotation``'s limits:
+``max_rows`` rows, ``max_span_s`` seconds between the first and last
+prediction time in a file (default one day), or ``max_bytes`` (an estimate
+from the bytes per row of the files written so far). So a backfill that
+replays three weeks in a few epochs writes a few files per model and day, not
+one per hour. Rows are sorted by prediction time (then id) and cut in that
+order; the second file of an epoch and directory is named
+``...-<epoch>-001``, and so on.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.records import Outcome
 from labeler.join.labels import LabelSpec
 from labeler.join.records import LabeledExample
+from labeler.output.dataset_schema import ARROW_TYPES, SchemaStore, type_name
 
 FEATURE_PREFIX = "feat_"
 PREDICTION_PREFIX = "pred_"
+HOUR_COLUMN = "hour"
+PARTITIONINGS: Mapping[str, tuple[str, ...]] = {
+    "date": ("model", "date"),
+    "hour": ("model", "date", "hour"),
+}
+"""``output.partition_by`` values and the partition keys each one gives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,62 +64,100 @@ class ShardFile:
 
 
 class ColumnTypes:
-    """Keeps each model's column types stable from one shard to the next.
+    """Brings each column to its type in the dataset schema (see
+    ``labeler.output.dataset_schema`` for the widening rule).
 
     Every numeric feature or prediction column is float64, ints included: one
     shard's ints and another's floats would not read back as one dataset
     (integers are exact up to 2**53). Booleans stay bool and strings string.
-    A column's kind is fixed the first time it has a value, and a column that
-    has only nulls so far is float64. A later value of another kind (possible
-    only when ingest enforces no schema) is converted where Arrow can (a
-    string column takes any value as text) and is otherwise written as null
-    and counted in ``lost`` as ``shard_value_lost.<column>``.
+    Within one batch a column whose values have several kinds (possible only
+    when ingest enforces no schema) takes the majority kind. A value that does
+    not fit its column's type is written as null and counted in ``lost`` as
+    ``shard_value_lost.<column>`` (with ``widen_to_string`` it is written as
+    text instead, the column having become a string column).
     """
 
-    def __init__(self) -> None:
-        self._types: dict[tuple[str, str], pa.DataType] = {}
+    def __init__(self, store: SchemaStore) -> None:
+        self.store = store
         self.lost: Counter[str] = Counter()
 
-    def cast(self, model: str, column: str, arr: pa.Array) -> pa.Array:
-        """Bring an inferred column to the model's stable type."""
-        kind = _stable(arr.type)
-        key = (model, column)
-        known = self._types.get(key)
-        if known is None and kind is not None:
-            known = self._types[key] = kind
-        target = known or pa.float64()
-        if arr.type == target:
-            return arr
-        if kind is None or kind == target:
-            return arr.cast(target, safe=False)  # nulls; ints to float64 (exact to 2**53)
-        if pa.types.is_string(target):
-            return pa.array([None if v is None else str(v) for v in arr.to_pylist()], target)
+    def resolve(self, model: str, seen: Mapping[str, str]) -> Mapping[str, str]:
+        """The model's column types once ``seen`` is merged in (persisted first)."""
+        self.store.refresh()
+        return self.store.extend(model, seen)
+
+    def conform(self, column: str, values: _Column, target: str) -> pa.Array | None:
+        """``values`` as an array of type ``target`` (``None``: leave the column out)."""
+        if target == "null":
+            return None
+        arrow_type = ARROW_TYPES[target]
+        arr = values.array
+        if arr is not None:
+            if arr.type == arrow_type:
+                return arr
+            kind = _kind(arr.type)
+            if kind == "null":
+                return pa.nulls(len(arr), arrow_type)
+            if kind == target or (kind == "double" and target in ("int32", "int64")):
+                return arr.cast(arrow_type, safe=False)  # ints to float64: exact to 2**53
+            return self._mixed(column, arr.to_pylist(), target)
+        return self._mixed(column, values.values, target)
+
+    def _mixed(self, column: str, values: list[Any], target: str) -> pa.Array:
+        widen = target == "string" and self.store.widen_to_string
         out: list[Any] = []
-        for v in arr.to_pylist():
-            try:
-                out.append(None if v is None else pa.scalar(v).cast(target).as_py())
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                self.lost[f"shard_value_lost.{column}"] += 1
+        lost = 0
+        for v in values:
+            if v is None or _value_kind(v) == target:
+                out.append(v)
+            elif widen:
+                out.append(str(v))
+            elif target == "double" and _value_kind(v) == "double":
+                out.append(float(v))
+            else:
+                lost += 1
                 out.append(None)
-        return pa.array(out, target)
+        if lost:
+            self.lost[f"shard_value_lost.{column}"] += lost
+        return pa.array(out, ARROW_TYPES[target])
 
 
-def _stable(arrow_type: pa.DataType) -> pa.DataType | None:
-    """The column kind an inferred Arrow type maps to (None: no value yet)."""
+@dataclass(slots=True)
+class _Column:
+    """A column of one batch: an Arrow array when its values have one kind, else the
+    values themselves with the majority kind."""
+
+    array: pa.Array | None
+    values: list[Any]
+    kind: str
+
+
+def _kind(arrow_type: pa.DataType) -> str:
+    """The schema type an inferred Arrow type maps to ("null": no value yet)."""
     if pa.types.is_null(arrow_type):
-        return None
+        return "null"
     if pa.types.is_boolean(arrow_type):
-        return pa.bool_()
+        return "bool"
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        return pa.float64()
-    return pa.string()
+        return "double"
+    return "string"
 
 
-def _columns(records: list[Any]) -> list[tuple[str, pa.Array]]:
+def _value_kind(value: Any) -> str:
+    if type(value) is bool:
+        return "bool"
+    if type(value) is int or type(value) is float:
+        return "double"
+    return "string"
+
+
+def _columns(records: list[Any], widen_to_string: bool) -> list[tuple[str, _Column]]:
     """Columns of a list of flat dicts (missing keys become nulls), built by Arrow in C++.
 
-    Values whose types clash within the batch (a schema violation ingest let
-    through) fall back to strings rather than being lost.
+    A column whose values clash within the batch (a schema violation ingest
+    let through) takes its majority kind, the first seen on a tie (or
+    ``string`` with ``widen_to_string``); ``ColumnTypes.conform`` then nulls
+    and counts the minority.
     """
     try:
         struct = pa.array(records)
@@ -115,14 +169,17 @@ def _columns(records: list[Any]) -> list[tuple[str, pa.Array]]:
         for name in names:
             values = [r.get(name) for r in records]
             try:
-                out.append((name, pa.array(values)))
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                out.append((name, pa.array([None if v is None else str(v) for v in values],
-                                           pa.string())))
+                arr = pa.array(values)
+                out.append((name, _Column(arr, values, _kind(arr.type))))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                kinds = Counter(_value_kind(v) for v in values if v is not None)
+                kind = "string" if widen_to_string else kinds.most_common(1)[0][0]
+                out.append((name, _Column(None, values, kind)))
         return out
     if not pa.types.is_struct(struct.type):
         return []  # every record empty
-    return [(struct.type.field(i).name, struct.field(i)) for i in range(struct.type.num_fields)]
+    return [(struct.type.field(i).name, _Column(struct.field(i), [], _kind(struct.type[i].type)))
+            for i in range(struct.type.num_fields)]
 
 
 CORRECTIONS_DIR = "_corrections"
@@ -157,85 +214,145 @@ class Rotation:
 
     max_rows: int = 200_000
     max_bytes: int = 128 * 1024 * 1024
-    max_span_s: float = 3600.0
+    max_span_s: float = 86_400.0
 
 
 FIRST_ROW_BYTES = 256.0  # bytes per row assumed before the first file is written
 
 
 class ShardEncoder:
-    """Turns a batch of labeled examples into Parquet files: per (model, date, hour),
-    cut further by ``rotation``."""
+    """Turns a batch of labeled examples into Parquet files: per model and partition
+    directory, cut further by ``rotation``; column types from ``schema`` (a
+    dataset-wide ``SchemaStore``; by default one in memory with the date layout)."""
 
     def __init__(self, labels: Sequence[LabelSpec], compression: str = "zstd",
-                 rotation: Rotation | None = None) -> None:
+                 rotation: Rotation | None = None, schema: SchemaStore | None = None) -> None:
         self.labels = tuple(labels)
         self.compression = compression
         self.rotation = rotation or Rotation()
-        self.types = ColumnTypes()
+        self.schema = schema or SchemaStore(None)
+        self.types = ColumnTypes(self.schema)
         self.row_bytes = FIRST_ROW_BYTES  # running estimate of encoded bytes per row
 
     def encode(self, rows: Iterable[LabeledExample], name: str) -> list[ShardFile]:
-        groups: dict[tuple[str, str, str], list[LabeledExample]] = defaultdict(list)
+        by_model: dict[str, list[LabeledExample]] = {}
         for row in rows:
-            t = time.gmtime(row.prediction.event_time)
-            day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-            groups[(row.prediction.model, day, f"{t.tm_hour:02d}")].append(row)
+            by_model.setdefault(row.prediction.model, []).append(row)
+        hourly = HOUR_COLUMN in self.schema.partition_by
         files = []
-        for (model, day, hour), group in sorted(groups.items()):
+        for model, group in sorted(by_model.items()):
             group.sort(key=lambda r: (r.prediction.event_time, r.prediction.join_id))
-            for k, chunk in enumerate(self._cut(group)):
-                table = self.table(model, chunk)
-                sink = pa.BufferOutputStream()
-                # dictionary encoding pays off for strings, not for unique float features
-                dictionary = [f.name for f in table.schema
-                              if pa.types.is_string(f.type) or pa.types.is_boolean(f.type)]
-                pq.write_table(table, sink, compression=self.compression,
-                               use_dictionary=dictionary)
-                data = sink.getvalue().to_pybytes()
-                self.row_bytes = 0.7 * self.row_bytes + 0.3 * len(data) / len(chunk)
-                file_name = f"{name}-{k:03d}" if k else name
-                path = f"model={quote(model, safe='')}/date={day}/hour={hour}/{file_name}.parquet"
-                files.append(ShardFile(path, data, len(chunk)))
+            table = self.table(model, group)
+            start = 0
+            for (day, hour), count in _runs(group, hourly):
+                directory = f"model={quote(model, safe='')}/date={day}"
+                if hourly:
+                    directory += f"/hour={hour:02d}"
+                run = group[start:start + count]
+                offset = start
+                for k, size in enumerate(self._cut(run)):
+                    files.append(self._file(table.slice(offset, size), directory,
+                                            f"{name}-{k:03d}" if k else name))
+                    offset += size
+                start += count
         return files
 
-    def _cut(self, rows: list[LabeledExample]) -> list[list[LabeledExample]]:
-        """Rows (sorted by prediction time) cut into files within the rotation limits."""
+    def _file(self, table: pa.Table, directory: str, file_name: str) -> ShardFile:
+        sink = pa.BufferOutputStream()
+        # dictionary encoding pays off for strings, not for unique float features
+        dictionary = [f.name for f in table.schema
+                      if pa.types.is_string(f.type) or pa.types.is_boolean(f.type)]
+        pq.write_table(table, sink, compression=self.compression, use_dictionary=dictionary)
+        data = sink.getvalue().to_pybytes()
+        self.row_bytes = 0.7 * self.row_bytes + 0.3 * len(data) / max(table.num_rows, 1)
+        return ShardFile(f"{directory}/{file_name}.parquet", data, table.num_rows)
+
+    def _cut(self, rows: list[LabeledExample]) -> list[int]:
+        """Sizes of the files that rows (sorted by prediction time) are cut into."""
         limits = self.rotation
         max_rows = max(1, min(limits.max_rows, int(limits.max_bytes // max(self.row_bytes, 1))))
-        chunks: list[list[LabeledExample]] = []
-        chunk: list[LabeledExample] = []
+        sizes: list[int] = []
+        size = 0
         first = 0.0
         for row in rows:
             t = row.prediction.event_time
-            if chunk and (len(chunk) >= max_rows or t - first > limits.max_span_s):
-                chunks.append(chunk)
-                chunk = []
-            if not chunk:
+            if size and (size >= max_rows or t - first > limits.max_span_s):
+                sizes.append(size)
+                size = 0
+            if not size:
                 first = t
-            chunk.append(row)
-        if chunk:
-            chunks.append(chunk)
-        return chunks
+            size += 1
+        if size:
+            sizes.append(size)
+        return sizes
 
     def table(self, model: str, rows: Sequence[LabeledExample]) -> pa.Table:
-        """The Arrow table of one model's rows (column order: ids, features, predictions,
-        labels, metadata)."""
+        """The Arrow table of one model's rows, typed by the dataset schema (column
+        order: ids, time, features, predictions, labels, metadata; every column the
+        schema knows for the model, null where a row has no value)."""
         preds = [r.prediction for r in rows]
-        columns: dict[str, pa.Array] = {
+        event_time = pa.array([round(p.event_time * 1_000_000) for p in preds], pa.int64()
+                              ).cast(pa.timestamp("us", tz="UTC"))
+        fixed: dict[str, pa.Array] = {
             "prediction_id": pa.array([p.join_id for p in preds], pa.string()),
             "model_version": pa.array([p.model_version for p in preds], pa.string()),
-            "event_time": pa.array(
-                [round(p.event_time * 1_000_000) for p in preds], pa.int64()
-            ).cast(pa.timestamp("us", tz="UTC")),
+            "event_time": event_time,
         }
-        for prefix, attr in ((FEATURE_PREFIX, "features"), (PREDICTION_PREFIX, "prediction")):
-            for name, values in _columns([getattr(p, attr) for p in preds]):
-                columns[prefix + name] = self.types.cast(model, prefix + name, values)
+        if HOUR_COLUMN not in self.schema.partition_by:
+            fixed[HOUR_COLUMN] = pc.hour(event_time).cast(pa.int32())
+        tail: dict[str, pa.Array] = {}
         for i, spec in enumerate(self.labels):
-            columns[spec.column] = pa.array([r.labels[i] for r in rows], spec.arrow_type)
-        columns["outcome_count"] = pa.array([r.outcome_count for r in rows], pa.int32())
-        columns["first_outcome_delay_s"] = pa.array(
-            [r.first_outcome_delay for r in rows], pa.float64()
-        )
-        return pa.table(columns)
+            tail[spec.column] = pa.array([r.labels[i] for r in rows], spec.arrow_type)
+        tail["outcome_count"] = pa.array([r.outcome_count for r in rows], pa.int32())
+        tail["first_outcome_delay_s"] = pa.array([r.first_outcome_delay for r in rows],
+                                                 pa.float64())
+        inferred: dict[str, _Column] = {}
+        for prefix, attr in ((FEATURE_PREFIX, "features"), (PREDICTION_PREFIX, "prediction")):
+            for name, values in _columns([getattr(p, attr) for p in preds],
+                                         self.schema.widen_to_string):
+                inferred[prefix + name] = values
+        seen = {c: type_name(a.type) for c, a in fixed.items()}
+        seen.update((c, col.kind) for c, col in inferred.items())
+        seen.update((c, type_name(a.type)) for c, a in tail.items())
+        types = self.types.resolve(model, seen)
+        columns: dict[str, pa.Array] = {}
+        for column, target in types.items():
+            given = fixed.get(column) if column in fixed else tail.get(column)
+            if given is not None:
+                source = _Column(given, [], _kind(given.type))
+            elif column in inferred:
+                source = inferred[column]
+            else:
+                source = _Column(pa.nulls(len(rows)), [], "null")
+            arr = self.types.conform(column, source, target)
+            if arr is not None:
+                columns[column] = arr
+        return pa.table(_ordered(columns))
+
+
+def _ordered(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Columns in the documented order, each group in the schema's order."""
+    def rank(name: str) -> int:
+        if name.startswith(FEATURE_PREFIX):
+            return 1
+        if name.startswith(PREDICTION_PREFIX):
+            return 2
+        if name.startswith("label_"):
+            return 3
+        if name in ("outcome_count", "first_outcome_delay_s"):
+            return 4
+        return 0
+    return dict(sorted(columns.items(), key=lambda item: rank(item[0])))
+
+
+def _runs(rows: Sequence[LabeledExample], hourly: bool) -> list[tuple[tuple[str, int], int]]:
+    """(day, hour) and length of each run of rows (sorted by time) in one directory."""
+    runs: list[tuple[tuple[str, int], int]] = []
+    for row in rows:
+        t = time.gmtime(row.prediction.event_time)
+        key = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", t.tm_hour if hourly else 0)
+        if runs and runs[-1][0] == key:
+            runs[-1] = (key, runs[-1][1] + 1)
+        else:
+            runs.append((key, 1))
+    return runs

@@ -46,7 +46,14 @@ from labeler.output.checkpoint import (
     PublishError,
     shard_name,
 )
-from labeler.output.shards import Rotation, ShardEncoder, ShardFile, encode_corrections
+from labeler.output.dataset_schema import SchemaStore
+from labeler.output.shards import (
+    PARTITIONINGS,
+    Rotation,
+    ShardEncoder,
+    ShardFile,
+    encode_corrections,
+)
 from labeler.output.storage import Storage
 from labeler.runtime.assignment import Assignment, Rebalance, Restoring
 from labeler.runtime.intake import DEAD_LETTER_LOGS, Intake
@@ -101,7 +108,9 @@ class Worker(Intake, Assignment):
         self.checkpoints = CheckpointStore(self.storage, f"{self.topics[0]}+{self.topics[1]}")
         out = config.output
         self.encoder = ShardEncoder(self.rules.labels, out.compression,
-                                    Rotation(out.max_rows, int(out.max_bytes), out.max_span_s))
+                                    Rotation(out.max_rows, int(out.max_bytes), out.max_span_s),
+                                    SchemaStore(self.storage, PARTITIONINGS[out.partition_by],
+                                                out.widen_to_string))
         self.drift = drift
         self.on_rows = on_rows
         self.partitions: dict[int, OwnedPartition] = {}

@@ -60,7 +60,7 @@ def test_shards_are_hive_partitioned_zstd_and_readable_by_duckdb(kafka_config: A
     for f in files:
         parts = f.relative_to(out).parts
         assert parts[0] == "model=ctr-v3"
-        assert parts[1].startswith("date=") and parts[2].startswith("hour=")
+        assert parts[1].startswith("date=") and parts[2].startswith("part-")
         meta = pq.ParquetFile(f).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"
     assert not list(out.rglob("*.tmp")), "no temp file is left behind"

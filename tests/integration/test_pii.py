@@ -1,9 +1,11 @@
 """PII through the whole pipeline and a real broker: every output byte is scanned.
 
 Predictions and outcomes carry known raw values (ids, emails, names, exact
-ages, postcodes), some inside malformed messages that are dead-lettered. After
-a run, the raw values must appear nowhere: not in the Parquet files or the
-checkpoints under ``output.path``, not in any dead letter (value, key or
+ages, postcodes), some inside malformed messages that are dead-lettered (one
+per way the decoders know to break). After a run, the raw values must appear
+nowhere: not in the Parquet files, the checkpoints, the state segments or
+the dataset schema under ``output.path``, not in the spill files (copied
+while the first run holds them), not in any dead letter (value, key or
 header), not on the drift topic or the internal topics, not in the logs. The
 redacted forms must appear where they belong.
 """
@@ -26,6 +28,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from ingest.kafka.topics import ensure_topics
+from labeler.join.pending import PendingStore
 from labeler.logs import LOGGER_NAME, JsonFormatter
 from labeler.runtime.compose import run_pipeline
 
@@ -114,6 +117,22 @@ def malformed(people: list[Person]) -> Iterator[tuple[str, bytes]]:
         "event": {"original": orjson.dumps(prediction(2, b)).decode()}})
     yield "outcomes", orjson.dumps({"user_id": b.user_id, "request_id": "r2",
                                     "type": "click"})  # missing_time
+    # where a policy path expects an object, something the policy cannot reach into
+    yield "predictions", orjson.dumps({**record, "features": [record["features"]]})  # bad_type
+    yield "predictions", orjson.dumps(record).replace(b'"ctr-pii"', b'"\xff"')  # not_json
+    yield "predictions", orjson.dumps({**record, "time": 1.0})  # past_time
+    yield "predictions", orjson.dumps({**record, "time": 4102444800.0})  # future_time
+    yield "predictions", orjson.dumps({k: v for k, v in record.items()
+                                       if k != "score"})  # missing_prediction
+    yield "predictions", orjson.dumps({k: v for k, v in record.items()
+                                       if k != "request_id"})  # missing_id
+    yield "predictions", orjson.dumps(record).replace(b'"price":', b'"price":1' + b"0" * 30
+                                                      + b',"p2":')  # out_of_range
+    yield "predictions", orjson.dumps(record).replace(b'"price":', b'"price":Infinity,"p2":')
+    yield "predictions", (b'{"user_id":' + orjson.dumps(a.user_id) + b',"x":'
+                          + b"[" * 2000 + b"]" * 2000 + b"}")  # not_json: too deep
+    yield "predictions", orjson.dumps({**record, "features": {
+        **record["features"], "email": a.email * 2000}})  # a huge value at a policy path
 
 
 def send(config: Any) -> Traffic:
@@ -198,7 +217,7 @@ def output_files(config: Any) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("repartition", ["never", "always"])
 def test_no_raw_pii_value_leaves_the_pipeline(kafka_config: Any, unique: Any, logs: Captured,
-                                             monkeypatch: pytest.MonkeyPatch,
+                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                              repartition: str) -> None:
     monkeypatch.setenv("LOGLABEL_PII_KEY", KEY)
     config = kafka_config(
@@ -207,13 +226,27 @@ def test_no_raw_pii_value_leaves_the_pipeline(kafka_config: Any, unique: Any, lo
         ingest={"repartition": repartition},
         topics={"rekeyed_predictions": unique("rk-p"), "rekeyed_outcomes": unique("rk-o")},
         output={"compression": "none"},  # so that a byte scan sees every stored string
+        state={"memory_budget": "16KiB", "spill_dir": str(tmp_path / "spill")},
         drift={"warmup": 96, "min_samples": 16, "cooldown": 200,
                "categorical": {"window": 96, "block_size": 16, "min_expected": 2.0}},
     )
     traffic = send(config)
 
-    # first run: windows still open at the end, so the checkpoints hold join state
+    # first run: windows still open at the end, so the checkpoints hold join state; each
+    # spill file (scratch, deleted on close) is read just before it is deleted
+    spilled: dict[str, bytes] = {}
+    close = PendingStore.close
+
+    def read_then_close(store: PendingStore) -> None:
+        path = store._spill_path  # noqa: SLF001 - the file the store is about to delete
+        if path.is_file():
+            spilled[f"{path}#{len(spilled)}"] = path.read_bytes()
+        close(store)
+
+    monkeypatch.setattr(PendingStore, "close", read_then_close)
     first = run_pipeline(config, until_idle=3.0, drain=False, install_signals=False)
+    assert spilled, "pending predictions were spilled to disk"
+    assert_clean("the spill files", list(spilled.values()), traffic)
     pending = {name: data for name, data in output_files(config).items()
                if name.startswith("_checkpoints")}
     assert pending, "the first run checkpointed"
@@ -260,8 +293,11 @@ def test_no_raw_pii_value_leaves_the_pipeline(kafka_config: Any, unique: Any, lo
     redacted = [orjson.loads(m.value) for m in letters if m.value.startswith(b'{"user_id"')]
     assert {doc["user_id"] for doc in redacted} >= {mac(traffic.people[1].user_id),
                                                    mac(traffic.people[2].user_id)}
-    assert any(doc.get("features", {}).get("zip") == traffic.people[1].postcode[:3]
+    assert any(isinstance(doc.get("features"), dict)
+               and doc["features"].get("zip") == traffic.people[1].postcode[:3]
                for doc in redacted)
+    assert any(str(doc.get("features", "")).startswith("[withheld sha256:")
+               for doc in redacted), "a list where features.* policies expect an object"
 
     # drift events: the topic and its summaries of (redacted) categories
     drift = read_topic(config, config.topics.drift)

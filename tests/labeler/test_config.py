@@ -141,3 +141,24 @@ def test_min_time_accepts_iso_epoch_toml_datetimes_and_off(tmp_path: Path) -> No
     assert env.ingest.min_epoch() == 1577836800.0
     with pytest.raises(ConfigError, match="ingest.min_time: .*ISO-8601 time or epoch"):
         validate({"ingest": {"min_time": "last tuesday"}})
+
+
+def test_a_mapping_that_cannot_work_is_a_config_error_naming_the_key() -> None:
+    from labeler.config import validate
+
+    with pytest.raises(ConfigError, match=r"fields\.features: 'features' names an object.*"
+                                          r"'features\.\*'"):
+        validate({"fields": {"features": ["features", "item_id"]}})
+    assert validate({"fields": {"features": ["features.*", "item_id"]}}).fields.features == (
+        "features.*", "item_id")
+
+
+def test_drift_watches_the_mapped_prediction_fields_by_default() -> None:
+    from labeler.config import validate
+
+    assert validate({"fields": {"prediction": ["out.p_click"]}}).drift.prediction.fields == (
+        "p_click",)
+    chosen = validate({"fields": {"prediction": ["p", "q"]},
+                       "drift": {"prediction": {"fields": ["q"]}}})
+    assert chosen.drift.prediction.fields == ("q",)
+    assert validate({}).drift.prediction.fields == ("score",)

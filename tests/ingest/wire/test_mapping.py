@@ -235,3 +235,36 @@ def test_bad_outcomes(record: dict[str, Any], expected: str) -> None:
 def test_field_maps_that_cannot_work_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         FieldMap(**kwargs)
+
+
+def test_a_nested_object_and_top_level_fields_mix_with_dot_star() -> None:
+    from ingest.wire.mapping import features_of
+
+    record = {"features": {"price": 2.0, "item_id": "nested"}, "item_id": 7, "other": 1}
+    assert features_of(record, ("features.*", "item_id")) == {"price": 2.0, "item_id": 7}
+    assert features_of({"item_id": 7}, ("features.*", "item_id")) == {"item_id": 7}
+    with pytest.raises(RejectedMessage) as caught:
+        features_of({"features": [1]}, ("features.*",))
+    assert caught.value.reason == "bad_type"
+
+
+def test_an_object_at_a_listed_feature_path_names_the_fix() -> None:
+    from ingest.wire.mapping import features_of
+
+    with pytest.raises(RejectedMessage) as caught:
+        features_of({"ctx": {"a": 1}}, ("ctx", "item_id"))
+    assert caught.value.reason == "bad_type" and "'ctx.*'" in caught.value.detail
+
+
+@pytest.mark.parametrize(("features", "message"), [
+    (("features", "item_id"), "'features' names an object"),
+    (("ctx", "ctx.a"), "'ctx' names an object (it holds ctx.a)"),
+    (("a.*.b",), "'*' is allowed only as a last '.*'"),
+    ("features.*", "'*' is allowed only"),
+    (("a..b",), "not a dotted path"),
+])
+def test_a_mapping_that_cannot_produce_a_valid_record_is_refused(features: object,
+                                                                 message: str) -> None:
+    with pytest.raises(ValueError, match="fields.features") as caught:
+        FieldMap(features=features)  # type: ignore[arg-type]
+    assert message in str(caught.value)

@@ -10,6 +10,7 @@ import pytest
 from ingest.errors import RejectedMessage
 from ingest.records import Prediction
 from ingest.wire.schema import (
+    LATE_VOTES,
     MAX_MODELS,
     MAX_NEW_FEATURES,
     OTHER_FEATURES,
@@ -167,22 +168,65 @@ def test_inference_then_enforcement() -> None:
     first = [{"n": 1, "x": 1, "c": "DE", "mixed": 1, "nul": None},
              {"n": 2, "x": 2.5, "c": "FR", "mixed": "a", "nul": None},
              {"n": 3, "x": 3, "c": "DE", "mixed": 2.5, "nul": None, "late": True}]
-    for features in first:  # unchecked while inferring, whatever they hold
+    for features in first:  # too few votes yet to outvote anything: all pass
         assert enforcer.check(pred(features), counters).features == features
         assert enforcer.schema("m") is None or features is first[-1]
     assert enforcer.schema("m") == Schema(
-        features={"n": "int", "x": "float", "c": "str", "late": "bool"},
+        features={"n": "int", "x": "float", "c": "str", "mixed": "float", "late": "bool"},
         prediction={"score": "float"})
     assert counters == Counter()
-    # now enforced: int -> string is a type change; mixed and all-null stay unchecked
+    # now enforced: int -> string is a type change; the majority decided `mixed`
     with pytest.raises(RejectedMessage) as caught:
         enforcer.check(pred({"n": "three", "x": 1.0, "c": "DE", "late": False}), counters)
     assert caught.value.reason == "bad_type"
-    ok = enforcer.check(pred({"n": 4, "x": 4, "c": "IT", "late": False, "mixed": [],
+    with pytest.raises(RejectedMessage):
+        enforcer.check(pred({"n": 4, "x": 4, "c": "IT", "mixed": "b"}), counters)
+    ok = enforcer.check(pred({"n": 4, "x": 4, "c": "IT", "late": False, "mixed": 3,
                               "nul": "now"}), counters)
-    assert ok.features["x"] == 4.0
-    assert counters == Counter({skew_key("new_feature", "m", "mixed"): 1,
-                                skew_key("new_feature", "m", "nul"): 1})
+    assert ok.features["x"] == 4.0 and ok.features["mixed"] == 3.0
+    assert not [k for k in counters if "new_feature" in k]  # `mixed`, `nul` were seen
+
+
+def test_a_few_wrong_types_among_the_first_predictions_are_dead_lettered() -> None:
+    enforcer = SchemaEnforcer(infer_from=50)
+    counters: Counter[str] = Counter()
+    rejected = []
+    for i in range(50):
+        features = {"f0": "oops" if i in (10, 20, 30) else 0.5 * i, "c": "DE"}
+        score = "high" if i == 40 else 0.25
+        try:
+            enforcer.check(pred(features, score=score), counters)
+        except RejectedMessage as exc:
+            rejected.append((i, exc.reason, exc.detail))
+    assert [(i, r) for i, r, _ in rejected] == [(10, "bad_type"), (20, "bad_type"),
+                                                (30, "bad_type"), (40, "bad_type")]
+    assert "oops" not in rejected[0][2] and "schema inference" in rejected[0][2]
+    schema = enforcer.schema("m")
+    assert schema is not None
+    assert schema.features["f0"] == "float" and schema.prediction["score"] == "float"
+    with pytest.raises(RejectedMessage):  # still checked, for good
+        enforcer.check(pred({"f0": "later", "c": "DE"}), counters)
+
+
+def test_a_field_seen_only_as_null_is_typed_by_its_later_values() -> None:
+    enforcer = SchemaEnforcer(infer_from=2)
+    counters: Counter[str] = Counter()
+    for _ in range(2):
+        enforcer.check(pred({"a": 1.0, "later": None}), counters)
+    schema = enforcer.schema("m")
+    assert schema is not None and "later" not in schema.features
+    for i in range(LATE_VOTES):
+        value: object = "x" if i == 50 else float(i)
+        if i == 50:
+            with pytest.raises(RejectedMessage):  # outvoted while the field is inferred
+                enforcer.check(pred({"a": 1.0, "later": value}), counters)
+            continue
+        enforcer.check(pred({"a": 1.0, "later": value}), counters)
+    enforcer.check(pred({"a": 1.0, "later": 1.0}), counters)
+    schema = enforcer.schema("m")
+    assert schema is not None and schema.features["later"] == "float"
+    with pytest.raises(RejectedMessage):
+        enforcer.check(pred({"a": 1.0, "later": "y"}), counters)
 
 
 def test_inference_is_per_model() -> None:

@@ -112,3 +112,15 @@ def test_serve_worker_is_off_unless_enabled_and_names_a_taken_port(tmp_path: Pat
             serve_worker(MetricsConfig(enabled=True, port=first.port), config.kafka, worker)
     finally:
         first.close()
+
+
+def test_a_dataset_kept_in_another_layout_is_a_warning(tmp_path: Path) -> None:
+    from labeler.output.dataset_schema import SchemaStore
+    from labeler.output.storage import Storage
+
+    out = tmp_path / "out"
+    SchemaStore(Storage(str(out)), ("model", "date", "hour")).extend("m", {"feat_a": "bool"})
+    (finding,) = check_output(validate({"output": {"path": str(out)}}))
+    assert finding.severity == "warning" and "partitioned by hour" in finding.message
+    (same,) = check_output(validate({"output": {"path": str(out), "partition_by": "hour"}}))
+    assert same.severity == "ok"

@@ -103,3 +103,29 @@ def test_internal_topics_must_be_co_partitioned_too(kafka_config: Any, unique: A
     (message,) = errors(findings, "co-partitioning")
     assert f"{config.topics.rekeyed_predictions!r} (2)" in message
     assert f"{config.topics.rekeyed_outcomes!r} (3)" in message, "created like the raw topic"
+
+
+def test_doctor_names_why_the_latest_messages_would_be_dead_lettered(kafka_config: Any) -> None:
+    import orjson
+    from kafka import KafkaProducer
+
+    config = kafka_config(fields={"features": ["ctx", "item_id"]})  # ctx is an object
+    ensure_topics(config.kafka.client_options(), [config.topics.predictions,
+                                                  config.topics.outcomes], 2)
+    producer = KafkaProducer(bootstrap_servers=config.kafka.bootstrap_servers)
+    for i in range(6):
+        producer.send(config.topics.predictions, orjson.dumps(
+            {"request_id": f"r{i}", "time": 1718000000.0 + i, "score": 0.5, "item_id": i,
+             "ctx": {"price": 2.0}}))
+    producer.flush()
+    producer.close()
+    findings = doctor(config, timeout_s=10)
+    (message,) = errors(findings, "messages")
+    assert "6 of the latest 6 predictions would be dead-lettered: bad_type x6" in message
+    assert "'ctx.*'" in message
+    fixed = doctor(kafka_config(topics={"predictions": config.topics.predictions,
+                                        "outcomes": config.topics.outcomes},
+                                fields={"features": ["ctx.*", "item_id"]}), timeout_s=10)
+    assert not errors(fixed, "messages")
+    assert any(f.check == "messages" and "the latest 6 predictions decode" in f.message
+               for f in fixed)

@@ -124,7 +124,7 @@ def test_check_message_prints_the_canonical_prediction(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["prediction"]
     assert record["prediction_id"] == "r1" and record["event_time"] == 1718000000.0
-    assert record["partition"] == "model=ctr/date=2024-06-10/hour=06"
+    assert record["partition"] == "model=ctr/date=2024-06-10" and record["hour"] == 6
     assert record["columns"] == {"feat_price": 2, "pred_score": 0.5}
 
 
@@ -153,7 +153,7 @@ def test_check_message_follows_the_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check-message", "--config", path, "--kind",
                                       "prediction"], input=ok)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["prediction"]["partition"].endswith("date=1970-01-01/hour=00")
+    assert json.loads(result.stdout)["prediction"]["partition"].endswith("date=1970-01-01")
 
 
 def test_split_messages_takes_one_document_or_lines() -> None:

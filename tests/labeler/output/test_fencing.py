@@ -96,7 +96,7 @@ def dataset_ids(root: Path) -> list[str]:
 
 
 def published(root: Path) -> list[str]:
-    return sorted(p.name for p in root.glob("model=*/date=*/hour=*/*.parquet"))
+    return sorted(p.name for p in root.glob("model=*/date=*/**/*.parquet"))
 
 
 def test_a_takeover_between_staging_and_the_commit_point_fences_the_old_owner(

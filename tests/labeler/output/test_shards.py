@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 from ingest.records import Prediction
 from labeler.join.labels import LabelSpec
 from labeler.join.records import LabeledExample
-from labeler.output.shards import Rotation, ShardEncoder
+from labeler.output.dataset_schema import SchemaStore
+from labeler.output.shards import PARTITIONINGS, Rotation, ShardEncoder
 
 
 def example(join_id: str, t: float, features: dict, model: str = "m") -> LabeledExample:
@@ -22,25 +23,38 @@ def read(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data))
 
 
-def test_one_file_per_model_date_hour_with_the_documented_columns() -> None:
+def test_one_file_per_model_and_date_with_the_documented_columns() -> None:
     enc = ShardEncoder((LabelSpec("clicked"), LabelSpec("n", agg="count")))
     files = enc.encode([
         example("a", 1718000000.0, {"price": 1.0, "country": "DE"}),  # 2024-06-10 06:13 UTC
         example("b", 1718000000.0 + 3600, {"price": 2.0}),
+        example("d", 1718000000.0 + 86400, {"price": 4.0}),
         example("c", 1718000000.0, {"price": 3.0}, model="other/model"),
     ], "part-0001-000000000042-00000001")
     paths = [f.path for f in files]
     assert paths == [
-        "model=m/date=2024-06-10/hour=06/part-0001-000000000042-00000001.parquet",
-        "model=m/date=2024-06-10/hour=07/part-0001-000000000042-00000001.parquet",
-        "model=other%2Fmodel/date=2024-06-10/hour=06/part-0001-000000000042-00000001.parquet",
+        "model=m/date=2024-06-10/part-0001-000000000042-00000001.parquet",
+        "model=m/date=2024-06-11/part-0001-000000000042-00000001.parquet",
+        "model=other%2Fmodel/date=2024-06-10/part-0001-000000000042-00000001.parquet",
     ]
     table = read(files[0].data)
-    assert table.column_names == ["prediction_id", "model_version", "event_time", "feat_price",
-                                  "feat_country", "pred_score", "label_clicked", "label_n",
-                                  "outcome_count", "first_outcome_delay_s"]
+    assert table.column_names == ["prediction_id", "model_version", "event_time", "hour",
+                                  "feat_price", "feat_country", "pred_score", "label_clicked",
+                                  "label_n", "outcome_count", "first_outcome_delay_s"]
     assert table.schema.field("event_time").type == pa.timestamp("us", tz="UTC")
-    assert table.column("label_n").to_pylist() == [3]
+    assert table.schema.field("hour").type == pa.int32()
+    assert table.column("hour").to_pylist() == [6, 7]
+    assert table.column("label_n").to_pylist() == [3, 3]
+
+
+def test_hour_layout_keeps_one_directory_per_hour() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),),
+                       schema=SchemaStore(None, partition_by=PARTITIONINGS["hour"]))
+    files = enc.encode([example("a", 1718000000.0, {"price": 1.0}),
+                        example("b", 1718000000.0 + 3600, {"price": 2.0})], "s")
+    assert [f.path for f in files] == ["model=m/date=2024-06-10/hour=06/s.parquet",
+                                       "model=m/date=2024-06-10/hour=07/s.parquet"]
+    assert "hour" not in read(files[0].data).column_names
 
 
 def test_missing_feature_is_null_not_zero() -> None:
@@ -67,15 +81,38 @@ def test_numeric_columns_are_float64_in_every_shard_and_read_back_as_one(tmp_pat
     assert frame.feat_n.tolist() == [3.0, 2.5, float(2**53 + 2)]
 
 
-def test_a_value_of_another_kind_is_converted_or_counted_never_a_crash() -> None:
+def test_a_value_of_another_kind_is_null_and_counted_never_a_new_type() -> None:
     enc = ShardEncoder((LabelSpec("clicked"),))
     enc.encode([example("a", 0.0, {"flag": True, "name": "x", "n": 1.5})], "s1")
     (f,) = enc.encode([example("b", 0.0, {"flag": "maybe", "name": 7, "n": "many"})], "s2")
     table = read(f.data)
-    assert table.column("feat_name").to_pylist() == ["7"]
+    assert table.schema.field("feat_name").type == pa.string()
+    assert table.schema.field("feat_flag").type == pa.bool_()
+    assert table.column("feat_name").to_pylist() == [None]
     assert table.column("feat_flag").to_pylist() == [None]
     assert table.column("feat_n").to_pylist() == [None]
-    assert enc.types.lost == {"shard_value_lost.feat_flag": 1, "shard_value_lost.feat_n": 1}
+    assert enc.types.lost == {"shard_value_lost.feat_flag": 1, "shard_value_lost.feat_n": 1,
+                              "shard_value_lost.feat_name": 1}
+
+
+def test_with_widen_to_string_a_clash_makes_the_column_string() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),), schema=SchemaStore(None, widen_to_string=True))
+    enc.encode([example("a", 0.0, {"n": 1.5})], "s1")
+    (f,) = enc.encode([example("b", 0.0, {"n": "many"}), example("c", 1.0, {"n": 2.0})], "s2")
+    assert read(f.data).column("feat_n").to_pylist() == ["many", "2.0"]
+    assert enc.schema.current.columns("m")["feat_n"] == "string"
+    assert not enc.types.lost
+
+
+def test_a_clash_within_one_batch_takes_the_majority_kind() -> None:
+    enc = ShardEncoder((LabelSpec("clicked"),))
+    rows = [example(f"r{i}", float(i), {"f0": 0.5 * i}) for i in range(5)]
+    rows.append(example("bad", 9.0, {"f0": "oops"}))
+    (f,) = enc.encode(rows, "s")
+    table = read(f.data)
+    assert table.schema.field("feat_f0").type == pa.float64()
+    assert table.column("feat_f0").to_pylist() == [0.0, 0.5, 1.0, 1.5, 2.0, None]
+    assert enc.types.lost == {"shard_value_lost.feat_f0": 1}
 
 
 def test_zstd_compression() -> None:
