@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from labeler.join.pending import _OPEN, _default_spill_dir, sweep_spill_dir
 
-YOUNG_MAX = 32768  # newest ids kept as objects: a freeze moves them to disk in one transaction
+YOUNG_MAX = 8192  # newest ids kept as objects: a freeze moves them to disk in one transaction
 YOUNG_MIN = 1024  # however tight the budget: smaller generations only cost more of them
 YOUNG_ENTRY_BYTES = 400  # a young id: its string, entry, dict slot and heap tuple (measured)
 GENERATION_BYTES = 600  # the bookkeeping of one generation
@@ -380,9 +380,10 @@ class ClosedIds:
         db = self._db
         if db is None:
             return None
+        key = np.uint64(h)  # a plain int below 2**63 would make numpy search in float64
         for run in reversed(self._runs):
             hs = run.hashes
-            i = int(hs.searchsorted(h))
+            i = int(hs.searchsorted(key))
             tried: set[int] = set()
             while i < len(hs) and hs[i] == h:
                 number = int(run.gens[i])
@@ -520,7 +521,10 @@ class ClosedIds:
             _OPEN.add(self._spill_path)
             db = sqlite3.connect(self._spill_path, isolation_level=None,
                                  check_same_thread=False)
-            # Scratch space, rebuilt from the checkpoint after a crash: no journal, no fsync.
+            # Scratch space, rebuilt from the checkpoint after a crash: no journal, no fsync;
+            # and ours alone: an exclusive lock keeps the page cache between transactions
+            # and saves two lock calls each (a freeze inserts twice as fast).
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
