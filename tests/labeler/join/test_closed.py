@@ -235,3 +235,32 @@ def test_an_id_discarded_while_its_generation_is_being_forgotten(tmp_path: Path)
     assert closed.forget(50.0) == Counter({1: 1})
     assert len(closed) == 1 and closed.on_disk == 0 and closed.get("id-8") == (0.0, None)
     closed.close()
+
+
+def test_a_close_already_behind_the_watermark_stays_until_the_next_forget(
+        tmp_path: Path) -> None:
+    """As in the heap: a prediction after its close, with no horizon, is closed from its
+    close to the next forget (the same advance), never frozen with a forget time that
+    a lookup would already call forgotten."""
+    closed = ClosedIds(0, tmp_path)
+    assert closed.forget(100.0) == Counter()
+    for i in range(3000):
+        closed.add(f"late-{i}", 1.0, None, 50.0, 4)
+    assert len(closed) == 3000 and closed.on_disk == 0 and "late-7" in closed
+    closed.add("on-time", 1.0, None, 500.0, 4)
+    closed.freeze()
+    assert closed.on_disk == 1
+    assert closed.forget(100.0) == Counter({4: 3000})
+    assert len(closed) == 1 and "late-7" not in closed and "on-time" in closed
+    closed.close()
+
+
+def test_a_new_budget_resizes_the_young_part(tmp_path: Path) -> None:
+    closed = ClosedIds(None, tmp_path)
+    for i in range(2000):
+        closed.add(f"id-{i}", 0.0, None, 10.0, 1)
+    assert closed.on_disk == 0
+    closed.memory_budget = 0  # the young part shrinks to YOUNG_MIN at the next add
+    closed.add("one-more", 0.0, None, 10.0, 1)
+    assert closed.on_disk == 2001 and len(closed) == 2001
+    closed.close()
