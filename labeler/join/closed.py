@@ -53,6 +53,8 @@ YOUNG_MIN = 1024  # however tight the budget: smaller generations only cost more
 YOUNG_ENTRY_BYTES = 400  # a young id: its string, entry, dict slot and heap tuple (measured)
 GENERATION_BYTES = 600  # the bookkeeping of one generation
 RUN_MAX = 1 << 21  # hashes in one run: bounds the pause of a merge
+BUILD_BITS = 1 << 20  # a slice of a bitmap being built
+BUILD_SLICES = 4  # slices built per freeze or forget
 BITS_PER_ID = 16  # of the bitmap when built; rebuilt below 8 (a miss passes with p < 1/20)
 CACHE_KIB = 4 * 1024  # SQLite's page cache: the rows of hits, counted in memory_bytes
 M64 = (1 << 64) - 1
@@ -88,6 +90,17 @@ class _Generation:
     def nbytes(self) -> int:
         arrays = (self.forget, self.epoch, self.alive)
         return GENERATION_BYTES + sum(a.nbytes for a in arrays if a is not None)
+
+
+class _Bitmap:
+    """A bitmap being built, slice by slice, while the one in use answers."""
+
+    __slots__ = ("bits", "nbits", "shift", "cursor", "set", "stale")
+
+    def __init__(self, nbits: int, live: int, stale: int) -> None:
+        self.bits = bytearray(nbits // 8)
+        self.nbits, self.shift, self.cursor = nbits, 64 - (nbits.bit_length() - 1 - 6), 0
+        self.set, self.stale = live + stale, stale  # as _bits_set and _bits_stale will be
 
 
 class _Run:
@@ -137,6 +150,7 @@ class ClosedIds:
         self._shift = 64  # a hash's word in the bitmap is hash >> shift
         self._bits_set = 0  # hashes put in the bitmap since it was built, stale ones too
         self._bits_stale = 0
+        self._next: _Bitmap | None = None  # the bitmap being built
         self._forgotten = -float("inf")  # the highest watermark forgotten up to
         self._frozen_live = 0
         self._keys_bytes = 0.0  # bytes of a young id's keys, a running estimate
@@ -295,6 +309,7 @@ class ClosedIds:
         if counts:
             self._limit = self._young_limit()
             self._stuck = 0
+        self._bitmap_step()
         return counts
 
     def entries(self) -> Iterator[tuple[str, float, Keys | None, float, int]]:
@@ -330,6 +345,7 @@ class ClosedIds:
         self._inside.clear()
         self._runs.clear()
         self._bits, self._shift, self._bits_set, self._bits_stale = bytearray(8), 64, 0, 0
+        self._next = None
         self._frozen_live = 0
         self._limit = self._young_limit()
 
@@ -367,6 +383,7 @@ class ClosedIds:
         self._runs.append(_Run(hashes, np.full(n, number, dtype=np.uint32), {number}))
         self._merge_runs()
         self._bitmap_add(hashes)
+        self._bitmap_step()
         self._limit = self._young_limit()
 
     def _merge_runs(self) -> None:
@@ -457,6 +474,8 @@ class ClosedIds:
         self._frozen_live -= gen.live
         gen.live = 0
         self._bits_stale += gen.size
+        if self._next is not None:
+            self._next.stale += gen.size
         for i, run in enumerate(self._runs):
             if gen.number in run.members:
                 run.stale += gen.size
@@ -467,45 +486,67 @@ class ClosedIds:
                     else:
                         del self._runs[i]
                 break
-        if 2 * self._bits_stale >= self._bits_set:
-            self._bitmap_build()
+        if self._next is None and 2 * self._bits_stale >= self._bits_set:
+            self._bitmap_start()
 
     # -- the bitmap ----------------------------------------------------------------------
 
     def _bitmap_add(self, hashes: npt.NDArray[np.uint64]) -> None:
         self._bits_set += len(hashes)
-        if self._bits_set * BITS_PER_ID > 8 * len(self._bits) * 2:
-            self._bitmap_build()
-            return
-        bits = np.frombuffer(self._bits, dtype=np.uint8)
-        for x in _bit_positions(hashes, self._shift):
-            np.bitwise_or.at(bits, (x >> np.uint64(3)).astype(np.intp),
-                             np.left_shift(1, (x & np.uint64(7)).astype(np.uint8)).astype(np.uint8))
+        targets = [(self._bits, self._shift)]
+        if self._next is not None:
+            self._next.set += len(hashes)
+            targets.append((self._next.bits, self._next.shift))
+        for bytes_, shift in targets:
+            bits = np.frombuffer(bytes_, dtype=np.uint8)
+            for x in _bit_positions(hashes, shift):
+                np.bitwise_or.at(bits, (x >> np.uint64(3)).astype(np.intp),
+                                 np.left_shift(1, (x & np.uint64(7)).astype(np.uint8))
+                                 .astype(np.uint8))
+        if self._next is None and self._bits_set * BITS_PER_ID > 8 * len(self._bits) * 2:
+            self._bitmap_start()
 
-    def _bitmap_build(self) -> None:
-        """Rebuild the bitmap from the live runs, 16 to 32 bits per hash, a slice of the
-        bits at a time: a run's hashes are sorted, so are the words they fall in."""
-        self._runs = [r for r in (_purged(r, self._gens) if r.stale else r for r in self._runs)
-                      if len(r)]
-        live = sum(len(r) for r in self._runs)
+    def _bitmap_start(self) -> None:
+        """Begin a new bitmap sized for the hashes held now, 16 to 32 bits each; the old
+        one answers until ``_bitmap_step`` has built all of it."""
+        live = sum(len(r) - r.stale for r in self._runs)
         nbits = max(1 << 13, 1 << int(live * BITS_PER_ID - 1).bit_length())
-        self._shift = 64 - (nbits.bit_length() - 1 - 6)
-        self._bits = bytearray(nbits // 8)
-        bits = np.frombuffer(self._bits, dtype=np.uint8)
-        chunk = min(nbits, 1 << 23)  # bits made at once: a bounded temporary
+        self._next = _Bitmap(nbits, live, sum(r.stale for r in self._runs))
+        self._bitmap_step()
+
+    def _bitmap_step(self) -> None:
+        """Build the next few slices of the new bitmap (a bounded pause: BUILD_SLICES
+        slices of BUILD_BITS, a few milliseconds at 18 M ids), then put it in use. A
+        run's hashes are sorted, so are the words they fall in: a slice is a range."""
+        build = self._next
+        if build is None:
+            return
+        bits = np.frombuffer(build.bits, dtype=np.uint8)
+        chunk = min(build.nbits, BUILD_BITS)
         flags = np.zeros(chunk, dtype=np.bool_)
-        for start in range(0, nbits, chunk):
-            # the hashes whose word is in this slice: [first, last] of their top bits
-            first = np.uint64((start >> 6) << self._shift)
-            last = np.uint64((((start + chunk) >> 6) << self._shift) - 1)
+        for start in range(build.cursor, min(build.nbits, build.cursor + BUILD_SLICES * chunk),
+                           chunk):
+            first = np.uint64((start >> 6) << build.shift)
+            last = np.uint64((((start + chunk) >> 6) << build.shift) - 1)
             flags[:] = False
             for run in self._runs:
                 lo = int(run.hashes.searchsorted(first))
                 hi = int(run.hashes.searchsorted(last, side="right"))
-                for x in _bit_positions(run.hashes[lo:hi], self._shift):
+                for x in _bit_positions(run.hashes[lo:hi], build.shift):
                     flags[(x - np.uint64(start)).astype(np.intp)] = True
             bits[start // 8:(start + chunk) // 8] = np.packbits(flags, bitorder="little")
-        self._bits_set, self._bits_stale = live, 0
+            build.cursor = start + chunk
+        if build.cursor >= build.nbits:
+            self._bits, self._shift = build.bits, build.shift
+            self._bits_set, self._bits_stale = build.set, build.stale
+            self._next = None
+
+    def _bitmap_build(self) -> None:
+        """A new bitmap now, whole (tests; the store itself builds it in steps)."""
+        self._next = None
+        self._bitmap_start()
+        while self._next is not None:
+            self._bitmap_step()
 
     # -- inside --------------------------------------------------------------------------
 
@@ -513,7 +554,8 @@ class ClosedIds:
         runs = sum(r.hashes.nbytes + r.gens.nbytes for r in self._runs)
         gens = sum(g.nbytes() for g in self._inside.values())
         gens += (len(self._gens) - len(self._inside)) * GENERATION_BYTES
-        return runs + gens + len(self._bits) + (CACHE_KIB * 1024 if self._db else 0)
+        bits = len(self._bits) + (len(self._next.bits) if self._next is not None else 0)
+        return runs + gens + bits + (CACHE_KIB * 1024 if self._db else 0)
 
     def _young_limit(self) -> int | None:
         if self._budget is None:

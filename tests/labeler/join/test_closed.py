@@ -105,6 +105,11 @@ class ClosedMachine(RuleBasedStateMachine):
     def rebuild_the_bitmap(self) -> None:
         self.closed._bitmap_build()
 
+    @precondition(lambda self: self.closed._next is None)
+    @rule()
+    def start_a_bitmap(self) -> None:
+        self.closed._bitmap_start()
+
     @invariant()
     def same_as_the_model(self) -> None:
         closed, model = self.closed, self.model
@@ -129,6 +134,8 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(closed_module, "YOUNG_MIN", 3)
     monkeypatch.setattr(closed_module, "YOUNG_MAX", 5)
     monkeypatch.setattr(closed_module, "RUN_MAX", 24)
+    monkeypatch.setattr(closed_module, "BUILD_BITS", 64 * 16)  # a bitmap built in 8 steps
+    monkeypatch.setattr(closed_module, "BUILD_SLICES", 1)
 
 
 @pytest.mark.parametrize("hash_name", sorted(HASHES))
