@@ -52,7 +52,7 @@ YOUNG_MAX = 8192  # newest ids kept as objects: a freeze moves them to disk in o
 YOUNG_MIN = 1024  # however tight the budget: smaller generations only cost more of them
 YOUNG_ENTRY_BYTES = 400  # a young id: its string, entry, dict slot and heap tuple (measured)
 GENERATION_BYTES = 600  # the bookkeeping of one generation
-RUN_MAX = 1 << 21  # hashes in one run: bounds the pause of a merge
+RUN_MAX = 1 << 20  # hashes in one run: bounds the pause of a merge (~100 ms)
 BUILD_BITS = 1 << 20  # a slice of a bitmap being built
 BUILD_SLICES = 4  # slices built per freeze or forget
 BITS_PER_ID = 16  # of the bitmap when built; rebuilt below 8 (a miss passes with p < 1/20)
@@ -597,11 +597,17 @@ def _bit_positions(hashes: npt.NDArray[np.uint64],
 
 
 def _merge(older: _Run, newer: _Run) -> _Run:
-    """Two sorted runs as one (a linear merge: the stable sort finds the two halves)."""
-    hashes = np.concatenate([older.hashes, newer.hashes])
-    order = np.argsort(hashes, kind="stable")
-    gens = np.concatenate([older.gens, newer.gens])
-    return _Run(hashes[order], gens[order], older.members | newer.members)
+    """Two sorted runs as one: the newer's hashes go after the older's equal ones (a
+    search and two scatters, twice as fast as a stable sort of both)."""
+    n = len(older) + len(newer)
+    at = older.hashes.searchsorted(newer.hashes, side="right") + np.arange(len(newer))
+    rest = np.ones(n, dtype=np.bool_)
+    rest[at] = False
+    hashes = np.empty(n, dtype=np.uint64)
+    gens = np.empty(n, dtype=np.uint32)
+    hashes[at], gens[at] = newer.hashes, newer.gens
+    hashes[rest], gens[rest] = older.hashes, older.gens
+    return _Run(hashes, gens, older.members | newer.members)
 
 
 def _purged(run: _Run, gens: dict[int, _Generation]) -> _Run:
