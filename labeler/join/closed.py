@@ -5,7 +5,7 @@ be remembered (with its prediction time and the dedupe keys of the outcomes
 it counted): at 5,000 predictions a second and a one-hour horizon that is 18
 million ids, 5-10 GB as Python dicts. ``ClosedIds`` holds them exactly in about
 16 bytes each of memory (measured at 18 M ids: ``memory_bytes`` 16.3 B, the
-process's RSS 22 B; 68 B each on disk), plus a bounded set of the newest as
+process's peak RSS 18 B; 68 B each on disk), plus a bounded set of the newest as
 plain objects (``python -m labeler.tools.bench_closed`` measures them):
 
 * **young**: the newest closes, a dict and a heap of forget times, up to
