@@ -148,6 +148,7 @@ class ClosedIds:
     def __init__(self, memory_budget: int | None = None, spill_dir: str | Path | None = None,
                  name: str = "closed", hash_fn: Hash = default_hash) -> None:
         self._budget = memory_budget
+        self._spill_dir, self._name = spill_dir, name
         self._spill_path = (Path(spill_dir or _default_spill_dir())
                             / f"{name}.{os.getpid()}.{id(self):x}.sqlite")
         self._hash = hash_fn
@@ -325,6 +326,10 @@ class ClosedIds:
             self._stuck = 0
         self._bitmap_step()
         return counts
+
+    def empty_copy(self) -> ClosedIds:
+        """A new, empty store with this one's budget, directory, name and hash."""
+        return ClosedIds(self._budget, self._spill_dir, self._name, self._hash)
 
     def entries(self) -> Iterator[tuple[str, float, Keys | None, float, int]]:
         """Every closed id as ``(join id, t, keys, forget at, epoch)``, young first (for a

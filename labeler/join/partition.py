@@ -53,6 +53,7 @@ from ingest.repartition.frontier import Frontier
 from ingest.wire.codec import Source, pack, unpack_outcome, unpack_prediction
 from labeler.join.bulk import BulkLoad
 from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
+from labeler.join.closed import ClosedIds
 from labeler.join.pending import Pending, PendingStore
 from labeler.join.records import LabeledExample
 from labeler.join.rules import JoinRules
@@ -74,7 +75,8 @@ class PartitionJoin:
     """
 
     def __init__(self, rules: JoinRules, counters: Counter[str] | None = None,
-                 store: PendingStore | None = None, epoch: int = 1) -> None:
+                 store: PendingStore | None = None, epoch: int = 1,
+                 closed: ClosedIds | None = None) -> None:
         self.rules = rules
         self._no_outcome_labels = tuple(spec.empty_value() for spec in rules.labels)
         self.counters: Counter[str] = counters if counters is not None else Counter()
@@ -83,12 +85,10 @@ class PartitionJoin:
         self.frontiers: dict[str, Frontier] = {}
         self.pending = store if store is not None else PendingStore()
         self.early: dict[str, list[Outcome]] = {}
-        self.closed: dict[str, float] = {}  # join id -> prediction event time
-        self.closed_keys: dict[str, set[Any]] = {}  # outcome keys of closed ids that had any
+        # the ids closed within the dedupe horizon, their prediction times and outcome keys
+        self.closed = closed if closed is not None else ClosedIds()
         self.late_outcomes: list[tuple[Outcome, float]] = []  # (outcome, prediction time)
         self._early_heap: list[tuple[float, str]] = []
-        # (forget at, join id, prediction time, epoch of the close's log)
-        self._forget_heap: list[tuple[float, str, float, int]] = []
         self.log: list[bytes] = []  # changes since the last checkpoint, msgpack-encoded
         self.epoch = epoch  # the checkpoint epoch that will hold ``log``
         self._arrivals: Counter[int] = Counter()  # epoch -> its arrivals still pending
@@ -122,15 +122,15 @@ class PartitionJoin:
     def add_outcome(self, outcome: Outcome, late: bool = False) -> None:
         """An outcome; ``late`` when its reader found it behind its partition's frontier."""
         join_id = outcome.join_id
-        closed_time = self.closed.get(join_id)  # a closed id is never pending too
-        if closed_time is not None:
-            keys = self.closed_keys.get(join_id)
+        found = self.closed.get(join_id)  # a closed id is never pending too
+        if found is not None:
+            closed_time, keys = found
             if keys is not None and outcome.dedupe_key in keys:
                 self.counters["duplicate_outcomes"] += 1
                 return
             if self._in_window(closed_time, outcome.event_time):
                 key = outcome.dedupe_key
-                self.closed_keys.setdefault(join_id, set()).add(key)
+                self.closed.add_key(join_id, key)
                 self.log.append(change([LATE, join_id, key]))
                 self.counters["late_outcomes" if late else "outcomes_after_close"] += 1
                 if self.rules.keep_late_outcomes:
@@ -140,10 +140,10 @@ class PartitionJoin:
             return
         if late:
             self.counters["late_outcomes"] += 1
-            found = self.pending.get(join_id)
-            if found is not None and self.rules.keep_late_outcomes and self._in_window(
-                    found.prediction.event_time, outcome.event_time):
-                self.late_outcomes.append((outcome, found.prediction.event_time))
+            waiting = self.pending.get(join_id)
+            if waiting is not None and self.rules.keep_late_outcomes and self._in_window(
+                    waiting.prediction.event_time, outcome.event_time):
+                self.late_outcomes.append((outcome, waiting.prediction.event_time))
             return
         pending = self.pending.get(join_id)
         if pending is not None:
@@ -212,20 +212,17 @@ class PartitionJoin:
 
     def _forget(self, watermark: float) -> None:
         """Drop the closed ids whose dedupe horizon the watermark has passed."""
-        forget = self._forget_heap
-        while forget and forget[0][0] < watermark:
-            _, join_id, t, epoch = heapq.heappop(forget)
-            if self.closed.get(join_id) == t:  # else a later close of a re-used id
-                del self.closed[join_id]
-                self.closed_keys.pop(join_id, None)
-            _take(self._closes, epoch)
+        closes = self._closes
+        for epoch, n in self.closed.forget(watermark).items():
+            left = closes[epoch] - n
+            if left > 0:
+                closes[epoch] = left
+            else:
+                closes.pop(epoch, None)
 
     def _close(self, join_id: str, t: float, keys: set[Any] | None, epoch: int,
                horizon: float) -> None:
-        self.closed[join_id] = t
-        if keys:
-            self.closed_keys[join_id] = keys
-        heapq.heappush(self._forget_heap, (t + horizon, join_id, t, epoch))
+        self.closed.add(join_id, t, keys, t + horizon, epoch)
         self._closes[epoch] += 1
 
     def _closed_arrival(self, epoch: int) -> None:
@@ -300,17 +297,19 @@ class PartitionJoin:
         prediction with an ``ATTACH`` per outcome it collected. Restoring it gives
         the state it was written from (tested)."""
         epoch = self.epoch
-        log = [change([CLOSE, join_id, t, list(self.closed_keys.get(join_id) or ())])
-               for join_id, t in self.closed.items()]
+        closed = self.closed.empty_copy()  # the same closes, all logged in this epoch now
+        log = []
+        for join_id, t, keys, forget_at, _ in self.closed.entries():
+            log.append(change([CLOSE, join_id, t, list(keys or ())]))
+            closed.add(join_id, t, set(keys) if keys else None, forget_at, epoch)
+        self.closed.close()
+        self.closed = closed
         for pending in self.pending.values():
             log.append(_arrival(pending.prediction))
             log.extend(change([ATTACH, o.join_id, pack(o)]) for o in pending.outcomes)
         self.pending.set_epoch(epoch)
         self._arrivals = Counter({epoch: len(self.pending)}) if len(self.pending) else Counter()
-        self._forget_heap = [(f, j, t, epoch) for f, j, t, _ in self._forget_heap]
-        heapq.heapify(self._forget_heap)
-        self._closes = Counter({epoch: len(self._forget_heap)}) if self._forget_heap \
-            else Counter()
+        self._closes = Counter({epoch: len(closed)}) if len(closed) else Counter()
         self._logged.clear()
         self.log = log
         self.counters["state_compactions"] += 1
@@ -342,12 +341,17 @@ class PartitionJoin:
         join.restored(snap)
         return join
 
+    def close(self) -> None:
+        """Delete the scratch files of the pending predictions and the closed ids."""
+        self.pending.close()
+        self.closed.close()
+
     @classmethod
     def from_snapshot(cls, rules: JoinRules, snap: dict[str, Any],
                       counters: Counter[str] | None = None, store: PendingStore | None = None,
-                      epoch: int = 1) -> PartitionJoin:
+                      epoch: int = 1, closed: ClosedIds | None = None) -> PartitionJoin:
         """The first step of ``restore``: the watermark and frontiers of ``snap``."""
-        join = cls(rules, counters, store, epoch)
+        join = cls(rules, counters, store, epoch, closed)
         join._bulk = BulkLoad(join.pending)
         join.watermark.restore(snap["watermark"])
         for topic, top in snap.get("frontiers", {}).items():
@@ -364,7 +368,7 @@ class PartitionJoin:
         bulk = self._bulk
         if bulk is None:
             raise RuntimeError("replay() comes between from_snapshot() and restored()")
-        closed, closed_keys = self.closed, self.closed_keys
+        closed = self.closed
         applied = 0
         self._logged[logged_in] = self._logged.get(logged_in, 0)
         for entry in log:
@@ -377,9 +381,7 @@ class PartitionJoin:
                     prediction = unpack_prediction(entry[1])
                     join_id, t = prediction.join_id, prediction.event_time
                     blob = msgpack.packb(entry[1], use_bin_type=True)
-                if join_id in closed:  # the original run had forgotten it by now
-                    del closed[join_id]
-                    closed_keys.pop(join_id, None)
+                closed.discard(join_id)  # if closed, the original run had forgotten it
                 bulk.add(join_id, t + window_end, logged_in, blob)
                 self._arrivals[logged_in] += 1
             elif kind == ATTACH:
@@ -391,7 +393,7 @@ class PartitionJoin:
                     self._closed_arrival(arrived)
                 self._close(join_id, t, {_key(k) for k in keys} or None, logged_in, horizon)
             elif kind == LATE and entry[1] in closed:
-                closed_keys.setdefault(entry[1], set()).add(_key(entry[2]))
+                closed.add_key(entry[1], _key(entry[2]))
         self._logged[logged_in] += applied
         return applied
 

@@ -37,6 +37,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from labeler.config import Config
+from labeler.join.closed import ClosedIds
 from labeler.join.partition import PartitionJoin
 from labeler.join.pending import PendingStore
 from labeler.join.rules import JoinRules
@@ -53,7 +54,8 @@ RESTORE_LOG_EVERY_S = 5.0
 class Restoring:
     """A partition assigned to this worker and not restored yet."""
 
-    __slots__ = ("index", "since", "skipped_from", "task", "store", "replayed", "logged_at")
+    __slots__ = ("index", "since", "skipped_from", "task", "store", "closed", "replayed",
+                 "logged_at")
 
     def __init__(self, index: int, since: float) -> None:
         self.index = index
@@ -61,6 +63,7 @@ class Restoring:
         self.skipped_from: dict[str, int] = {}  # topic -> first offset skipped meanwhile
         self.task: Iterator[OwnedPartition | None] | None = None
         self.store: PendingStore | None = None
+        self.closed: ClosedIds | None = None
         self.replayed = 0  # state changes applied so far
         self.logged_at = since
 
@@ -135,17 +138,20 @@ class Assignment:
         share = int(self.config.state.memory_budget) // max(
             len(self.partitions) + len(self.restoring), 1)
         store = entry.store = self._pending_store(index, share)
+        closed = entry.closed = ClosedIds(share, self.config.state.spill_dir or None,
+                                          name=f"{stream_tag(self.checkpoints.stream)}"
+                                               f"-p{index:04d}-closed")
         checkpoint = self.checkpoints.recover(index)  # claims epoch checkpoint.epoch
         yield None
         if checkpoint.fresh:
             # No checkpoint: start where Kafka's committed offset (or the reset
             # policy) says; offsets become known with the first message read.
-            join = PartitionJoin(self.rules, self.counters, store, checkpoint.epoch + 1)
+            join = PartitionJoin(self.rules, self.counters, store, checkpoint.epoch + 1, closed)
             part = OwnedPartition(index, join, checkpoint.epoch, {})
             seek = entry.skipped_from
         else:
             join = PartitionJoin.from_snapshot(self.rules, checkpoint.state, self.counters,
-                                               store, checkpoint.epoch + 1)
+                                               store, checkpoint.epoch + 1, closed)
             for epoch, changes in self.checkpoints.segments(checkpoint):
                 while True:
                     applied = join.replay(epoch, itertools.islice(changes, RESTORE_CHUNK))
@@ -165,7 +171,7 @@ class Assignment:
         join.watermark.expect(self._sources(index))
         if self.drift is not None:
             self.drift.restore(index, checkpoint.state.get("drift"))
-        entry.store = None
+        entry.store = entry.closed = None
         log("partition.assigned", partition=index, offsets=part.offsets,
             pending=join.pending_count, pending_on_disk=join.pending.on_disk,
             epoch=part.epoch, changes_replayed=entry.replayed,
@@ -192,10 +198,14 @@ class Assignment:
                             name=f"{stream_tag(self.checkpoints.stream)}-p{index:04d}")
 
     def _share_memory(self) -> None:
-        """Split ``state.memory_budget`` evenly between the partitions held now."""
+        """Split ``state.memory_budget`` evenly between the partitions held now; within a
+        partition's share, the closed ids take what they hold (about 16 bytes each, see
+        ``labeler.join.closed``) and the pending predictions the rest (at least half)."""
         share = int(self.config.state.memory_budget) // max(len(self.partitions), 1)
         for part in self.partitions.values():
-            part.join.pending.memory_budget = share
+            closed = part.join.closed
+            closed.memory_budget = share // 2
+            part.join.pending.memory_budget = max(share - closed.memory_bytes(), share // 2)
 
     def revoke(self, indexes: set[int]) -> None:
         """The rebalance takes ``indexes`` back for now (callback: bookkeeping only)."""
@@ -205,15 +215,16 @@ class Assignment:
 
     def _cancel_restore(self, index: int) -> None:
         entry = self.restoring.pop(index)
-        if entry.store is not None:
-            entry.store.close()
+        for store in (entry.store, entry.closed):
+            if store is not None:
+                store.close()
         self._removed([index])
 
     def _drop(self, index: int, event: str, level: int = logging.INFO) -> None:
         part = self.partitions.pop(index, None)
         if part is None:
             return
-        part.join.pending.close()
+        part.join.close()
         log(event, level, partition=index, rows_not_written=len(part.rows))
         self._removed([index])
 
@@ -221,7 +232,7 @@ class Assignment:
         """Another worker took ``part`` over while this one was cut off from the group:
         drop it unwritten (its records are skipped until the group reassigns it)."""
         self.partitions.pop(part.index, None)
-        part.join.pending.close()
+        part.join.close()
         self.counters["partitions_fenced"] += 1
         # not paused: kafka-python 3.0.12 never hands back records parked by a pause
         # (fetcher.py: the resume check on _next_partition_records). Its records are

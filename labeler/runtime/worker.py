@@ -232,10 +232,11 @@ class Worker(Intake, Assignment):
             self._published = self.snapshot()  # the final state, for whoever asks after
         finally:
             for part in self.partitions.values():
-                part.join.pending.close()  # the spill files are scratch space
+                part.join.close()  # the spill files are scratch space
             for entry in self.restoring.values():
-                if entry.store is not None:
-                    entry.store.close()
+                for store in (entry.store, entry.closed):
+                    if store is not None:
+                        store.close()
             self._consumer.close(autocommit=False)
             self._producer.close(timeout=10)
             if self.drift is not None:
@@ -349,6 +350,7 @@ class Worker(Intake, Assignment):
             except Exception as exc:  # noqa: BLE001 - advisory: the checkpoint is the truth
                 log("kafka_commit_failed", logging.WARNING, error=str(exc))
         self._last_commit = time.monotonic()
+        self._share_memory()  # the closed ids' share changes as they grow
 
     def _committed(self, part: OwnedPartition, epoch: int, files: list[ShardFile],
                    checkpoint: Checkpoint) -> None:
