@@ -3,8 +3,9 @@
 A model serves features a, b, c; from the 250th prediction on, b is gone, and
 from the 300th d is new. The drift topic must hold one ``missing_feature``
 event for b and one ``new_feature`` event for d, each with the event time of
-the record that showed it and a source pointing at it: the raw record when one process reads the raw topic,
-the internal record when ``--stage ingest`` and ``--stage label`` run apart.
+the record that showed it and a source pointing at it: the raw record when
+one process reads the raw topic, the internal record when ``--stage ingest``
+and ``--stage label`` run apart.
 """
 
 from __future__ import annotations
