@@ -103,6 +103,7 @@ def register(settings: DriftSettings, st: ModelState, src: int, name: str, value
             min_samples=s.min_samples,
             cooldown=s.cooldown,
             reference=reference,
+            provisional=s.provisional,
         )
     elif isinstance(value, int | float):
         (st.fnames if src == FEATURE else st.pnames).append(name)
