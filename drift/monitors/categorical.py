@@ -14,9 +14,11 @@ small window), so detection has two parts:
    too small to matter).
 
 After an alarm the stream keeps watching. With a warm-up reference it
-relearns: the window restarts, the next ``provisional`` events are the new
-reference (refreshed once ``warmup`` events are in), and the detectors watch
-against it from then on, so a second change soon after the first is found.
+relearns: the window restarts, the next ``provisional`` events (at least a
+``window``) are the new reference (refreshed once ``warmup`` events are in,
+unless a change is under way), and the detectors watch against it from then
+on, their PageHinkley seeded with :data:`SEED_BLOCKS` blocks at the
+reference's level, so a second change soon after the first is found.
 With a baseline (training) reference it keeps it: a full window that stands
 off the reference by the threshold (at five standard errors) also raises an
 alarm, even with no change to detect, and the episode lasts until the distance
@@ -45,6 +47,9 @@ from drift.detectors import Firing, Spec, Watch
 from drift.events import top_summary
 from drift.monitors.calibration import allow, trend
 from drift.monitors.shares import OTHER, linf_distance, pool, shares, top
+
+SEED_BLOCKS = 32
+"""In-control blocks a re-armed PageHinkley starts with (:meth:`drift.detectors.Watch.seed`)."""
 
 RAMP_REF = {"lo": -math.inf, "hi": math.inf, "med": 0.0, "phi": 0.0}
 """Calibration for the ramp test on block shares (no clipping, no autocorrelation)."""
@@ -101,7 +106,10 @@ class CategoricalDrift:
         self._warmup = warmup
         self._min_samples = min_samples
         self._cooldown = cooldown
-        self._provisional = max(1, min(provisional or warmup, warmup))
+        # A reference of shares needs more events than a mean: relearn from a
+        # full window at least (an episode's level, against a baseline, less).
+        least = 1 if reference is not None else window
+        self._provisional = max(1, min(max(provisional or warmup, least), warmup))
         self._fixed = reference is not None
         self._learn = 0 if reference is not None else warmup
         self._warm: Counter[Hashable] = Counter()
@@ -199,6 +207,11 @@ class CategoricalDrift:
         else:
             self._set_reference(learned, n=n)
             self._collect = max(0, self._warmup - n)
+        if self._last[0] and not self._fixed:
+            # Re-armed after an alarm: the detectors start from the reference's
+            # level, as if the stream had stayed there for a while.
+            for watch in self._watches:
+                watch.seed(SEED_BLOCKS)
         if self._collect:
             self._first = self._warm.copy()
         else:
