@@ -31,7 +31,7 @@ from ingest.records import Prediction, SourceRef
 from ingest.wire.schema import MAX_MODELS, MAX_NEW_FEATURES, OTHER_FEATURES, SchemaEnforcer
 
 SAMPLE = 16
-"""One record in this many (by offset) has its feature names compared in full."""
+"""One record in this many (by offset) has its feature names compared in full (a power of two)."""
 
 Report = Callable[[str, float, str, str, str, SourceRef | None], object]
 """Where findings go: (model, event time, kind, feature, detail, source)."""

@@ -34,6 +34,9 @@ from labeler.logs import log
 SCHEMA_KINDS = {"new_feature": "new_feature", "missing_feature": "missing_feature",
                 "numeric_string": "type_mismatch"}
 
+MASK = SAMPLE - 1
+"""``offset & MASK == 0`` on one offset in :data:`drift.schema_watch.SAMPLE` (a power of two)."""
+
 WATCHED = frozenset(("new_feature", "missing_feature"))
 """Schema skew the watch finds on the records (not read from the counters then)."""
 
@@ -126,17 +129,14 @@ class DriftHub:
             self._sinks.emit(event)
 
     def observe_prediction(self, prediction: Prediction, source: SourceRef) -> None:
-        # the hot path: no closure, few dict lookups
+        # the hot path: no closure, few dict lookups; the feature names are
+        # compared when the count changes and on one offset in SAMPLE
         self._last_time = prediction.event_time
-        width = self._width.get(prediction.model)
-        if (width is None or len(prediction.features) != width
-                or not source.offset % SAMPLE) and self._watch is not None:
-            try:
-                self._watch.check(prediction, source)
-            except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
-                self._failed("check_schema", exc)
         monitor = self.monitors.get(source.partition) or self.monitor(source.partition)
         try:
+            if (len(prediction.features) != self._width.get(prediction.model)
+                    or not source.offset & MASK) and self._watch is not None:
+                self._watch.check(prediction, source)
             events = monitor.observe_prediction(prediction, source)
         except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
             self._failed("observe_prediction", exc)
