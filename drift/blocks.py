@@ -51,12 +51,19 @@ def discover(
     ``record`` of the row that showed it) are appended to ``events``.
     """
     st.blocks += 1
-    # Feature names are collected from every event of the first blocks,
-    # then from every 8th block: a new feature is found within 8 blocks.
-    if st.blocks <= 8 or st.blocks % 8 == 0:
+    # Feature names are collected from every event of the first blocks, then
+    # from the block's last event and every event with another feature count
+    # (a feature that is added changes the count; one renamed is seen in the
+    # last event of the block it reaches).
+    if st.blocks <= 8:
         names = set().union(*feats)
     else:
-        names = set(feats[-1])
+        last = feats[-1]
+        width = len(last)
+        names = set(last)
+        for f in feats:
+            if len(f) != width:
+                names.update(f)
     new = [(FEATURE, n) for n in names if (FEATURE, n) not in st.known]
     for field in settings.prediction.fields:
         if (PRED, field) not in st.known:
@@ -103,6 +110,7 @@ def register(settings: DriftSettings, st: ModelState, src: int, name: str, value
             min_samples=s.min_samples,
             cooldown=s.cooldown,
             reference=reference,
+            provisional=s.provisional,
         )
     elif isinstance(value, int | float):
         (st.fnames if src == FEATURE else st.pnames).append(name)

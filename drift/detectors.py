@@ -232,6 +232,18 @@ class Detector:
             return 0.0
         return float(max(river.up, river.down) / river.threshold)
 
+    def seed(self, n: int, mean: float = 0.0) -> None:
+        """Start a fresh PageHinkley as if it had seen ``n`` inputs averaging ``mean``.
+
+        PageHinkley measures deviations from its own running mean, so right
+        after a restart a change a few inputs later barely moves it: its mean
+        follows the new level at once. Seeded with the reference's level, it
+        compares the first inputs with that level instead. Other detectors
+        are left as they are.
+        """
+        if self.name == "PageHinkley" and self.n == 0:
+            self._river._x_mean.n, self._river._x_mean._mean = float(n), float(mean)
+
     def reset(self) -> None:
         """Restart with fresh state and the same parameters."""
         # Not River's clone(): KSWIN's clone copies its current window along.
@@ -320,6 +332,12 @@ class Watch:
     def pressure(self) -> float:
         """The largest CUSUM sum over its threshold (0 without a CUSUM): evidence building up."""
         return max((det.pressure() for det, _ in self._detectors), default=0.0)
+
+    def seed(self, n: int) -> None:
+        """Seed a fresh watch's PageHinkley with ``n`` in-control z-scores (see
+        :meth:`Detector.seed`)."""
+        for det, _ in self._detectors:
+            det.seed(n)
 
     def state(self) -> dict[str, Any]:
         """Plain data (msgpack-able) for :meth:`restore`; see :meth:`Detector.state`."""

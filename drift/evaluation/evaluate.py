@@ -43,6 +43,7 @@ from drift.evaluation.streams import (
     Scenario,
     ar1,
     categorical,
+    categorical_segments,
     labels,
     numeric,
     rare_binary,
@@ -54,6 +55,11 @@ from drift.settings import DriftSettings
 from ingest.records import Prediction
 
 CHUNK = 10_000
+
+SHIFT_C = (0.25, 0.3, 0.2, 0.25)
+"""The first change of the two-shift categorical segments (L-infinity 0.15 from SHIFT_A)."""
+SHIFT_D = (0.25, 0.3, 0.3, 0.15)
+"""Its second change (L-infinity 0.1 from SHIFT_C)."""
 KSWIN_LIMIT = 20_000
 
 SIZES = {"quick": (40_000, 40_000, 10), "full": (1_000_000, 1_000_000, 30)}
@@ -109,6 +115,9 @@ def scenarios(size: str = "quick") -> list[Scenario]:
         numeric("score beta(2,5)<->(2.5,5)", moving, kind="beta", shift=0.5, spacing=5000),
         categorical("categorical stationary", still),
         categorical("categorical linf 0.1", moving, spacing=8000),
+        categorical_segments("categorical 2nd shift 900 after the 1st", 6000 * seeds,
+                             segment=6000, steps=((2000, SHIFT_C), (2900, SHIFT_D)),
+                             tolerance=2000),
         labels("labels stationary p=0.2", still, rate=0.2, alt_rate=0.2),
         labels("label rate 0.2<->0.3", moving, rate=0.2, alt_rate=0.3, spacing=10_000),
         sea_concept("SEA stationary", still // 4),
@@ -192,8 +201,11 @@ def river(name: str, limit: int | None = None) -> Runner:
             for x in _river_values(sc, chunk):
                 if limit is not None and i >= limit:
                     return alarms
-                if sc.restart and i % sc.restart == 0 and sc.family != "categorical":
-                    det = make_detector(name)
+                if sc.restart and i % sc.restart == 0:
+                    if sc.family == "categorical":
+                        dets = {c: make_detector(name) for c in CATEGORIES}
+                    else:
+                        det = make_detector(name)
                 if sc.family == "categorical":
                     fired = False
                     for c, d in dets.items():

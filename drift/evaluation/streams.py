@@ -188,6 +188,48 @@ def categorical(name: str, events: int, *, spacing: int = 0, note: str = "") -> 
     return Scenario(name, "categorical", events, _toggle(events, spacing), 4000, chunks, note)
 
 
+def categorical_segments(
+    name: str,
+    events: int,
+    *,
+    segment: int,
+    steps: tuple[tuple[int, tuple[float, ...]], ...],
+    tolerance: int,
+    note: str = "",
+) -> Scenario:
+    """Independent categorical segments: SHIFT_A shares, then ``steps`` (offset, shares).
+
+    Monitors restart at each segment (a second change soon after the first
+    alarm, 30 times over).
+    """
+
+    def shares_at(pos: int) -> tuple[float, ...]:
+        current: tuple[float, ...] = SHIFT_A
+        for offset, p in steps:
+            if pos >= offset:
+                current = p
+        return current
+
+    def chunks(rng: np.random.Generator, size: int) -> Iterator[list[str]]:
+        for start, n in _ranges(events, size):
+            out: list[str] = []
+            pos = start % segment
+            i = 0
+            while i < n:
+                # runs of one regime: up to the next step or segment end
+                edges = [o for o, _ in steps if o > pos] + [segment]
+                run = min(min(edges) - pos, n - i)
+                p = shares_at(pos)
+                idx = rng.choice(len(p), run, p=p)
+                out += [CATEGORIES[j] for j in idx.tolist()]
+                i += run
+                pos = (pos + run) % segment
+            yield out
+
+    cps = tuple(s + o for s in range(0, events, segment) for o, _ in steps if s + o < events)
+    return Scenario(name, "categorical", events, cps, tolerance, chunks, note, restart=segment)
+
+
 def labels(
     name: str, events: int, *, rate: float, alt_rate: float, spacing: int = 0, note: str = ""
 ) -> Scenario:

@@ -13,11 +13,24 @@ small window), so detection has two parts:
    reaches ``threshold`` (within ``window`` events; otherwise it was a change
    too small to matter).
 
-With a warm-up reference the stream relearns its reference after an alarm.
+After an alarm the stream keeps watching. With a warm-up reference it
+relearns: the window restarts, the next ``provisional`` events (at least a
+``window``) are the new reference (refreshed once ``warmup`` events are in,
+unless a change is under way), and the detectors watch against it from then
+on, their PageHinkley seeded with :data:`SEED_BLOCKS` blocks at the
+reference's level, so a second change soon after the first is found.
 With a baseline (training) reference it keeps it: a full window that stands
 off the reference by the threshold (at five standard errors) also raises an
 alarm, even with no change to detect, and the episode lasts until the distance
-falls below half the threshold, so a lasting shift is one alarm.
+falls below half the threshold, so a lasting shift is one alarm; during the
+episode, the next ``provisional`` events after the alarm are the level a
+further change is measured from (the distance to it must reach the threshold).
+
+``cooldown`` only suppresses *reporting* the same change: an alarm within
+``cooldown`` events of the last reported one, on the same category in the
+same direction, is counted in :attr:`CategoricalDrift.suppressed` instead of
+returned when that category's block shares since the last report are a ramp
+(:func:`drift.monitors.calibration.trend`); a second step is reported.
 """
 
 from __future__ import annotations
@@ -26,60 +39,23 @@ import math
 from collections import Counter, deque
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+
+import numpy as np
 
 from drift.detectors import Firing, Spec, Watch
 from drift.events import top_summary
+from drift.monitors.calibration import allow, trend
+from drift.monitors.shares import OTHER, linf_distance, pool, shares, top
 
-K = TypeVar("K", bound=Hashable)
+SEED_BLOCKS = 32
+"""In-control blocks a re-armed PageHinkley starts with (:meth:`drift.detectors.Watch.seed`)."""
 
-OTHER = "__other__"
-"""The bucket of every category outside the tracked ones."""
+RAMP_REF = {"lo": -math.inf, "hi": math.inf, "med": 0.0, "phi": 0.0}
+"""Calibration for the ramp test on block shares (no clipping, no autocorrelation)."""
 
 MISSING = "__missing__"
 """The category of a missing or null value."""
-
-
-def linf_distance(p: Mapping[K, float], q: Mapping[K, float]) -> tuple[float, K | None]:
-    """Largest |p(c) - q(c)| over the union of categories, and the category.
-
-    A category absent from one side has share 0 there.
-
-    >>> linf_distance({"a": 0.6, "b": 0.4}, {"a": 0.25, "b": 0.5, "c": 0.25})
-    (0.35, 'a')
-    """
-    best, arg = 0.0, None
-    key: K
-    for key, share in p.items():
-        d = abs(share - q.get(key, 0.0))
-        if d > best:
-            best, arg = d, key
-    for key, share in q.items():
-        if key not in p and share > best:
-            best, arg = share, key
-    return best, arg
-
-
-def shares(counts: Mapping[K, float]) -> dict[K, float]:
-    """Counts to shares (empty if the total is 0)."""
-    total = sum(counts.values())
-    return {k: v / total for k, v in counts.items()} if total else {}
-
-
-def pool(current: Mapping[Hashable, float], ref: Mapping[Hashable, float]) -> dict[Hashable, float]:
-    """Fold the categories unknown to ``ref`` into OTHER, if ``ref`` has an OTHER share."""
-    if OTHER not in ref:
-        return dict(current)
-    pooled: dict[Hashable, float] = {}
-    for key, share in current.items():
-        k = key if key in ref else OTHER
-        pooled[k] = pooled.get(k, 0.0) + share
-    return pooled
-
-
-def top(shares_: Mapping[K, float], k: int) -> list[tuple[K, float]]:
-    """The ``k`` largest shares, largest first."""
-    return sorted(shares_.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +92,7 @@ class CategoricalDrift:
         min_samples: int,
         cooldown: int,
         reference: Mapping[Hashable, float] | None = None,
+        provisional: int | None = None,
     ) -> None:
         self.specs: list[Spec] = [(name, dict(params), scale) for name, params, scale in specs]
         Watch(self.specs)  # fail fast on a bad configuration
@@ -129,9 +106,20 @@ class CategoricalDrift:
         self._warmup = warmup
         self._min_samples = min_samples
         self._cooldown = cooldown
+        # A reference of shares needs more events than a mean: relearn from a
+        # full window at least (an episode's level, against a baseline, less).
+        least = 1 if reference is not None else window
+        self._provisional = max(1, min(max(provisional or warmup, least), warmup))
         self._fixed = reference is not None
         self._learn = 0 if reference is not None else warmup
         self._warm: Counter[Hashable] = Counter()
+        self._warm_n = 0
+        self._collect = 0  # events still to add to a provisional reference
+        self._first: Counter[Hashable] = Counter()  # the events it was learned from
+        self._episode: dict[Hashable, float] = {}  # fixed reference: the level after an alarm
+        self._last: tuple[str, int] = ("", 0)  # category and direction last reported
+        self._trail: list[tuple[float, int]] = []  # that category's counts per block since
+        self.suppressed = 0
         self._blocks: deque[tuple[Counter[Hashable], int]] = deque()
         self._counts: Counter[Hashable] = Counter()
         self._n = 0
@@ -173,26 +161,85 @@ class CategoricalDrift:
             return None
         self._slide(block, n)
         self._since += n
+        if self._last[0] and len(self._trail) * self._block < self._cooldown:
+            self._trail.append((float(block.get(self._last[0], 0)), n))
         if self._learn > 0:
             self._warm.update(block)
+            self._warm_n += n
             self._learn -= n
             if self._learn <= 0:
-                self._set_reference(shares(self._warm), n=sum(self._warm.values()))
-                self._warm = Counter()
+                self._learned()
             return None
+        if self._collect > 0:
+            self._warm.update(block)
+            self._warm_n += n
+            self._collect -= n
+            if self._collect <= 0:
+                self._refresh()
         self._fed += n
         fired = self._feed(block, n)
         if self._fixed:
             fired = self._level(fired)
-        if fired is not None and self._fed >= self._min_samples and self._since >= self._cooldown:
+        if fired is not None and self._fed >= self._min_samples:
             self._pending = self.window
             self._firing = fired
         if self._pending > 0:
             self._pending -= n
-            dist, category = self.distance()
+            dist, category = self._gate()
             if dist >= self.threshold:
                 return self._alarm(dist, category)
         return None
+
+    def _gate(self) -> tuple[float, Hashable | None]:
+        """The distance an alarm needs: to the reference, or to the episode's level."""
+        if self._fixed and self._active and self._episode:
+            return linf_distance(self.window_shares(), self._episode)
+        return self.distance()
+
+    def _learned(self) -> None:
+        """The events after the start or an alarm are in: arm against them."""
+        learned, n = shares(self._warm), self._warm_n
+        if self._fixed:
+            self._episode = learned
+            for watch in self._watches:
+                watch.reset()
+            self._fed = 0
+        else:
+            self._set_reference(learned, n=n)
+            self._collect = max(0, self._warmup - n)
+        if self._last[0] and not self._fixed:
+            # Re-armed after an alarm: the detectors start from the reference's
+            # level, as if the stream had stayed there for a while.
+            for watch in self._watches:
+                watch.seed(SEED_BLOCKS)
+        if self._collect:
+            self._first = self._warm.copy()
+        else:
+            self._warm, self._warm_n = Counter(), 0
+
+    def _refresh(self) -> None:
+        """Replace a provisional reference by the full warm-up, keeping the detectors.
+
+        Not when the events since arming stand off the provisional reference by
+        half the threshold: a change is under way, and folding it into the
+        reference would hide it. The provisional reference then stays.
+        """
+        later = self._warm.copy()
+        later.subtract(self._first)
+        later = +later
+        ref, n = shares(self._warm), self._warm_n
+        self._warm, self._warm_n, self._first = Counter(), 0, Counter()
+        if linf_distance(pool(shares(later), self._ref), self._ref)[0] >= self.threshold / 2.0:
+            return
+        tracked = self._tracked(ref)
+        if set(tracked) != set(self._bucket):
+            self._set_reference(ref, n=n)
+            return
+        self._ref, self._ref_n = ref, n
+        order = sorted(self._bucket, key=self._bucket.__getitem__)
+        p = [ref.get(k, 0.0) for k in order]
+        p.append(max(0.0, 1.0 - sum(p)))
+        self._p, self._sd = p, self._sds(p, n)
 
     def _level(self, fired: Firing | None) -> Firing | None:
         """Against a fixed reference, also alarm on a standing difference.
@@ -208,7 +255,8 @@ class CategoricalDrift:
         if self._active:
             if dist < self.threshold / 2.0:
                 self._active = False
-            return None
+                self._episode = {}
+            return fired if self._episode else None
         p = min(max(self._ref.get(category, 0.0), 1e-3), 1.0 - 1e-3)
         if fired is None and dist >= self.threshold:
             if dist >= 5.0 * math.sqrt(p * (1.0 - p) / self._n):
@@ -243,22 +291,32 @@ class CategoricalDrift:
                 fired = firing
         return fired
 
-    def _set_reference(self, ref: dict[Hashable, float], n: float) -> None:
-        self._ref = ref
-        self._ref_n = n
+    def _tracked(self, ref: Mapping[Hashable, float]) -> list[Hashable]:
         # A category gets its own detector only if a block holds enough of it
         # for its share to be near-normal; the rest share the OTHER bucket.
         ranked = top({k: v for k, v in ref.items() if k != OTHER}, self._max_categories)
-        tracked = [k for k, s in ranked if s * self._block >= self._min_expected]
+        return [k for k, s in ranked if s * self._block >= self._min_expected]
+
+    @staticmethod
+    def _sds(p: Sequence[float], n: float) -> list[float]:
+        # A share of 0 (or 1) would make every block infinitely surprising.
+        floor = 0.5 / n if math.isfinite(n) and n > 0 else 1e-3
+        clamped = [min(max(s, floor), 1.0 - floor) for s in p]
+        return [math.sqrt(s * (1.0 - s)) for s in clamped]
+
+    def _set_reference(self, ref: dict[Hashable, float], n: float) -> None:
+        self._ref = ref
+        self._ref_n = n
+        tracked = self._tracked(ref)
         self._bucket = {k: i for i, k in enumerate(tracked)}
         p = [ref[k] for k in tracked]
         p.append(max(0.0, 1.0 - sum(p)))
-        # A share of 0 (or 1) would make every block infinitely surprising.
-        floor = 0.5 / n if math.isfinite(n) and n > 0 else 1e-3
         self._p = p
-        clamped = [min(max(s, floor), 1.0 - floor) for s in p]
-        self._sd = [math.sqrt(s * (1.0 - s)) for s in clamped]
-        self._watches = [Watch(self.specs) for _ in p]
+        self._sd = self._sds(p, n)
+        # A CUSUM's allowance grows by the reference's own uncertainty (in
+        # block z-units, about sqrt(block / n)).
+        extra = math.sqrt(self._block / n) if math.isfinite(n) and n > 0 else 0.0
+        self._watches = [Watch(allow(self.specs, extra)) for _ in p]
         self._fed = 0
         self._pending = 0
 
@@ -277,6 +335,10 @@ class CategoricalDrift:
             "watches": [w.state() for w in self._watches],
             "firing": None if f is None else [f.detector, f.statistic_name, f.statistic,
                                                f.threshold, f.n, f.recent, f.direction],
+            "warm_n": self._warm_n, "collect": self._collect, "first": dict(self._first),
+            "episode": dict(self._episode),
+            "last": list(self._last), "trail": [list(t) for t in self._trail],
+            "suppressed": self.suppressed,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -297,25 +359,58 @@ class CategoricalDrift:
         f = state["firing"]
         self._firing = None if f is None else Firing(
             str(f[0]), str(f[1]), float(f[2]), float(f[3]), int(f[4]), int(f[5]), int(f[6]))
+        # States saved before these fields existed continue as if just armed.
+        self._warm_n = int(state.get("warm_n", sum(self._warm.values())))
+        self._collect = int(state.get("collect", 0))
+        self._first = Counter(state.get("first", {}))
+        self._episode = dict(state.get("episode", {}))
+        last = state.get("last", ["", 0])
+        self._last = (str(last[0]), int(last[1]))
+        self._trail = [(float(c), int(n)) for c, n in state.get("trail", [])]
+        self.suppressed = int(state.get("suppressed", 0))
 
-    def _alarm(self, dist: float, category: Hashable | None) -> CategoricalAlarm:
+    def _alarm(self, dist: float, category: Hashable | None) -> CategoricalAlarm | None:
         assert self._firing is not None  # noqa: S101 - pending implies a firing
+        base = self._episode if self._fixed and self._active and self._episode else self._ref
+        now = self.window_shares()
+        direction = 1 if now.get(category, 0.0) >= base.get(category, 0.0) else -1
         alarm = CategoricalAlarm(
             firing=self._firing,
             category=str(category),
             distance=dist,
             threshold=self.threshold,
             reference=top_summary(top(self._ref, self._top_k), self._ref_n),
-            current=top_summary(top(self.window_shares(), self._top_k), self._n),
+            current=top_summary(top(now, self._top_k), self._n),
         )
-        self._since = 0.0
+        same = (self._since < self._cooldown and self._last == (str(category), direction)
+                and self._ramp() == direction)
         self._pending = 0
+        self._firing = None
+        for watch in self._watches:
+            watch.reset()
+        self._fed = 0
+        self._warm, self._warm_n, self._collect = Counter(), 0, 0
+        self._first = Counter()
+        self._learn = self._provisional
         if self._fixed:
-            for watch in self._watches:
-                watch.reset()
-            self._fed = 0
             self._active = True
+            self._episode = {}
         else:
-            self._learn = self._warmup
             self._ref, self._watches = {}, []
+            self._blocks.clear()
+            self._counts = Counter()
+            self._n = 0
+        if same:
+            self.suppressed += 1
+            return None
+        self._since = 0.0
+        self._last = (str(category), direction)
+        self._trail = []
         return alarm
+
+    def _ramp(self) -> int:
+        """+1 or -1 if the last reported category's block shares since that report are a ramp."""
+        if len(self._trail) < 8 or self._last[0] == OTHER:
+            return 0
+        x = np.array([c / n for c, n in self._trail])
+        return trend(x, RAMP_REF, "mean")

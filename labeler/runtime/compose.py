@@ -191,6 +191,8 @@ def build_worker(config: Config, counters: Counter[str] | None = None) -> Worker
         repartition=config.ingest.repartition)
     schema = None if config.ingest.repartition == "always" else schema_enforcer(config)
     counters = counters if counters is not None else Counter()
-    hub = build_hub(config.drift, topics.drift, counters, config.labels)
+    # The hub's schema watch dates schema changes by the record, in both stage layouts.
+    hub = build_hub(config.drift, topics.drift, counters, config.labels,
+                    schema=schema_enforcer(config))
     return Worker(config, drift=hub, counters=counters, schema=schema,
                   raw_partitions={t: raw[t] for t in (topics.predictions, topics.outcomes)})

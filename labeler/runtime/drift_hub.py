@@ -11,6 +11,7 @@ through fluent-logger when ``drift.fluentd.enabled``, and the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter, deque
@@ -19,18 +20,25 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from drift.events import DriftEvent
+from drift.events import DriftEvent, Episodes
 from drift.monitor import DriftMonitor
+from drift.schema_watch import SAMPLE, SchemaWatch
 from drift.settings import DriftSettings
 from drift.sinks import DriftCounters, FanoutSink, build_sinks
 from ingest.records import Prediction, SourceRef
-from ingest.wire.schema import parse_skew_key
+from ingest.wire.schema import SchemaEnforcer, parse_skew_key
 from labeler.join.labels import LabelSpec
 from labeler.join.records import LabeledExample
 from labeler.logs import log
 
 SCHEMA_KINDS = {"new_feature": "new_feature", "missing_feature": "missing_feature",
                 "numeric_string": "type_mismatch"}
+
+MASK = SAMPLE - 1
+"""``offset & MASK == 0`` on one offset in :data:`drift.schema_watch.SAMPLE` (a power of two)."""
+
+WATCHED = frozenset(("new_feature", "missing_feature"))
+"""Schema skew the watch finds on the records (not read from the counters then)."""
 
 
 class DriftHub:
@@ -41,17 +49,19 @@ class DriftHub:
     partition's whole day before the next one's), and a worker in a scaled-out
     group only sees its own partitions anyway.
 
-    One event per change per model (within this worker): an event for
-    (model, kind, stream, feature) from partition *p* is the change last
-    published for that key, and is counted as ``drift.same_episode`` instead
-    of published, when *p* has not reported that key since the publication
-    and either (a) it came within ``drift.episode_s`` of event time, or (b)
-    its ``current`` level is nearer the published event's ``current`` than the
-    published event's ``reference`` (numeric ``mean``, label ``rate``, or
-    categorical ``top`` shares, in L-infinity): the partition moved to the
-    same new level. A partition's second event for a key is always a new
-    change. Across workers the same rule applies to the ``topics.drift``
-    records, keyed by model (for a consumer that dedupes).
+    One event per change per model: the hub publishes an event only when
+    :class:`drift.events.Episodes` (``drift.episode_s``) says it is a new
+    change across this worker's partitions, and counts the others as
+    ``drift.same_episode``. Each published event names its ``partition``, so
+    a consumer of ``topics.drift`` can apply the same rule across workers
+    (:func:`drift.events.dedupe`).
+
+    Schema changes (features missing from or new to a model's schema) are
+    found on the records themselves by a :class:`drift.schema_watch.SchemaWatch`
+    when the hub is given a schema enforcer (``schema``), in either stage
+    layout, and carry the record's event time and source. Other schema skew
+    that ingest counts (numeric strings) is read from the counters by
+    :meth:`check_schema`, dated by the last prediction seen.
 
     Called from the worker's poll thread only.
 
@@ -60,14 +70,13 @@ class DriftHub:
     """
 
     def __init__(self, settings: DriftSettings, topic: str, counters: Counter[str],
-                 label_name: str | None) -> None:
+                 label_name: str | None, schema: SchemaEnforcer | None = None) -> None:
         self.settings = settings
         self.monitors: dict[int, DriftMonitor] = {}
         self.schema_monitor = DriftMonitor(settings)
-        # Per (model, kind, stream, feature): the last published event and the
-        # partitions that have reported it.
-        self._episodes: dict[tuple[str, str, str, str | None],
-                             tuple[DriftEvent, set[int]]] = {}
+        self._episodes = Episodes(settings.episode_s)
+        self._watch = None if schema is None else SchemaWatch(schema, self._schema_finding)
+        self._width = {} if self._watch is None else self._watch.width
         self.topic = topic
         self.counters = counters
         self.label_name = label_name
@@ -94,21 +103,6 @@ class DriftHub:
             monitor = self.monitors[partition] = DriftMonitor(self.settings)
         return monitor
 
-    def _new_episode(self, event: DriftEvent, partition: int) -> bool:
-        """Whether ``event`` from ``partition`` is a new change for its model (see the class)."""
-        key = (event.model, event.kind, event.stream, event.feature)
-        last = self._episodes.get(key)
-        if last is not None:
-            published, seen = last
-            if partition not in seen and (
-                abs(event.event_time - published.event_time) <= self.settings.episode_s
-                or same_level(event, published)
-            ):
-                seen.add(partition)
-                return False
-        self._episodes[key] = (event, {partition})
-        return True
-
     def _failed(self, where: str, exc: Exception) -> None:
         self.counters["drift.internal_error"] += 1
         if self.counters["drift.internal_error"] <= 5:
@@ -126,17 +120,23 @@ class DriftHub:
 
     def _publish(self, events: Sequence[DriftEvent], partition: int) -> None:
         for event in events:
-            if not self._new_episode(event, partition):
+            if partition >= 0:
+                event = dataclasses.replace(event, partition=partition)
+            if not self._episodes.new(event):
                 self.counters["drift.same_episode"] += 1
                 continue
             self.events.append(event)
             self._sinks.emit(event)
 
     def observe_prediction(self, prediction: Prediction, source: SourceRef) -> None:
-        # the hot path: no closure, one dict lookup
+        # the hot path: no closure, few dict lookups; the feature names are
+        # compared when the count changes and on one offset in SAMPLE
         self._last_time = prediction.event_time
         monitor = self.monitors.get(source.partition) or self.monitor(source.partition)
         try:
+            if (len(prediction.features) != self._width.get(prediction.model)
+                    or not source.offset & MASK) and self._watch is not None:
+                self._watch.check(prediction, source)
             events = monitor.observe_prediction(prediction, source)
         except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
             self._failed("observe_prediction", exc)
@@ -157,14 +157,22 @@ class DriftHub:
             p.model, p.event_time, score, bool(example.labels[0]), source,
             label_name=self.label_name or "label"), source.partition)
 
+    def _schema_finding(self, model: str, event_time: float, kind: str, feature: str,
+                        detail: str, source: SourceRef | None) -> None:
+        self._publish(self.schema_monitor.observe_schema_skew(
+            model, event_time, kind, feature, detail, source), -1)
+
     def check_schema(self, counters: Counter[str]) -> None:
-        """Report the schema skew that ingest counted since the last call."""
+        """Report the schema skew that ingest counted since the last call (what the
+        watch does not find on the records itself)."""
         for key, count in list(counters.items()):
             parsed = parse_skew_key(key)
             if parsed is None or self._skew_seen.get(key) == count:
                 continue
             self._skew_seen[key] = count
             what, model, feature = parsed
+            if self._watch is not None and what in WATCHED:
+                continue
             self._guard("observe_schema_skew", lambda: self.schema_monitor.observe_schema_skew(
                 model, self._last_time, SCHEMA_KINDS.get(what, what), feature,  # noqa: B023
                 f"{count} predictions so far"))  # noqa: B023
@@ -201,34 +209,14 @@ class DriftHub:
         self._sinks.close()
 
 
-def _level(summary: Mapping[str, Any]) -> dict[str, float]:
-    """A summary's level as comparable numbers: mean, rate, or category shares."""
-    if "top" in summary:
-        return {str(k): float(v) for k, v in summary["top"]}
-    for name in ("mean", "rate"):
-        v = summary.get(name)
-        if isinstance(v, int | float) and math.isfinite(v):
-            return {name: float(v)}
-    return {}
-
-
-def _linf(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    return max((abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys()), default=0.0)
-
-
-def same_level(event: DriftEvent, published: DriftEvent) -> bool:
-    """Whether ``event``'s current level is nearer ``published``'s current than its reference."""
-    now, new, old = _level(event.current), _level(published.current), _level(published.reference)
-    if not now or not new or not old or now.keys() & new.keys() == set():
-        return False
-    return _linf(now, new) < _linf(now, old)
-
-
 def build_hub(settings: DriftSettings, topic: str, counters: Counter[str],
-              labels: Sequence[Any]) -> DriftHub | None:
-    """The drift hub for a worker, or ``None`` when drift monitoring is off."""
+              labels: Sequence[Any], schema: SchemaEnforcer | None = None) -> DriftHub | None:
+    """The drift hub for a worker, or ``None`` when drift monitoring is off.
+
+    ``schema``: an enforcer of its own for the hub's schema watch (the
+    configured schemas; it infers the others from the records it is shown)."""
     if not settings.enabled:
         return None
     first: LabelSpec | Any = labels[0] if labels else None
     label_name = first.name if first is not None and first.agg == "any" else None
-    return DriftHub(settings, topic, counters, label_name)
+    return DriftHub(settings, topic, counters, label_name, schema)

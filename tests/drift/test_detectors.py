@@ -202,3 +202,19 @@ def test_watch_state_round_trip_continues_exactly() -> None:
     again = Watch.from_state(msgpack.unpackb(msgpack.packb(first.state())))
     got += [(i + 2500, f) for i, z in enumerate(zs[2500:]) if (f := again.update(z)) is not None]
     assert got == expected and len(expected) >= 3
+
+
+def test_a_seeded_page_hinkley_sees_a_step_soon_after_its_start() -> None:
+    from drift.detectors import Watch
+    params = {"delta": 1.0, "threshold": 8.0, "min_instances": 10, "alpha": 1.0}
+    stream = [0.0] * 5 + [2.5] * 40  # a step 5 inputs after the start
+
+    def first_firing(seeded: bool) -> int | None:
+        watch = Watch([("PageHinkley", params, 1.0)])
+        if seeded:
+            watch.seed(32)
+        return next((i for i, z in enumerate(stream) if watch.update(z)), None)
+
+    assert first_firing(False) is None  # its own mean follows the step
+    fired = first_firing(True)
+    assert fired is not None and 5 <= fired < 20

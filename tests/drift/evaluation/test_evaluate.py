@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import drift.baseline.skew
 import drift.detectors
-import drift.monitors.categorical
+import drift.monitors.shares
 from drift.evaluation.evaluate import Row, format_table, run_evaluation, scenarios, score
 from drift.evaluation.streams import Scenario, categorical, numeric, sea_concept
 from labeler.ops.cli import cli
@@ -90,7 +90,7 @@ def test_concept_stream_survives_a_tiny_width() -> None:
     assert errors[0] < 0.15 and errors[-1] > 0.15  # variant 0 fits, variant 3 does not
 
 
-@pytest.mark.parametrize("module", [drift.detectors, drift.monitors.categorical,
+@pytest.mark.parametrize("module", [drift.detectors, drift.monitors.shares,
                                     drift.baseline.skew])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module)

@@ -128,3 +128,33 @@ def test_new_categories_land_in_other() -> None:
     alarms = run(drift, lambda i: A if i < 4000 else new, 8000)
     assert len(alarms) == 1
     assert "zz" in dict(drift.window_shares())
+
+
+def make_armed(provisional: int = 256, reference: dict | None = None) -> CategoricalDrift:
+    s = SETTINGS
+    return CategoricalDrift(
+        specs=specs(), window=s.window, threshold=0.05, z_clip=s.z_clip,
+        max_categories=s.max_categories, min_expected=s.min_expected, block=s.block_size,
+        top_k=5, warmup=1000, min_samples=64, cooldown=2000, reference=reference,
+        provisional=provisional)
+
+
+C = ("a", "b", "c", "d"), (0.05, 0.3, 0.2, 0.45)  # 'a' falls by 0.25 more from B
+
+
+def test_a_second_change_soon_after_an_alarm_is_detected() -> None:
+    for seed in range(5):
+        drift = make_armed()
+        first = run(drift, lambda i: A if i < 3000 else B, 3000 + 1200, seed=seed)
+        assert len(first) == 1
+        # the second change 300 events after the first alarm
+        later = run(drift, lambda i: B if i < 300 else C, 1500, seed=seed + 100)
+        assert later and later[0] < 1000, (seed, first, later)
+
+
+def test_a_second_step_during_a_baseline_episode_is_detected() -> None:
+    drift = make_armed(reference={"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.1})
+    first = run(drift, lambda i: A if i < 3000 else B, 5000, seed=7)
+    assert len(first) == 1
+    later = run(drift, lambda i: B if i < 300 else C, 3000, seed=8)
+    assert len(later) == 1 and later[0] < 1000
