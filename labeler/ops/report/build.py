@@ -192,6 +192,7 @@ def make_report(dataset: str | os.PathLike[str], output: str | os.PathLike[str],
     source that cannot be read.
     """
     from drift.baseline.profile import load_profile
+    from drift.events import dedupe
     from labeler.ops.report.sources import (
         dead_letter_from_headers,
         drift_events_from_values,
@@ -209,8 +210,9 @@ def make_report(dataset: str | os.PathLike[str], output: str | os.PathLike[str],
         inputs.status_lines = run_log.status
         sources.append(f"the log {drift_log}")
     if drift_topic is not None:
-        events += drift_events_from_values(
-            m.value for m in read_topic(kafka_options or {}, drift_topic))
+        # several workers report one change once each: the topic's readers' rule
+        events += dedupe(drift_events_from_values(
+            m.value for m in read_topic(kafka_options or {}, drift_topic)))
         sources.append(f"the topic {drift_topic}")
     if sources:
         inputs.drift_events = _unique(events)
