@@ -57,6 +57,7 @@ class InputProgress:
         self.started = time.monotonic()
         self.last_input = self.started
         self.ever_assigned = False
+        self.joined = False  # a rebalance completed for this consumer (maybe giving nothing)
         self.unassigned_since: float | None = self.started
         self._last_confirm = -math.inf
         self._group_unread: int | None = None  # the group's unread input, last asked
@@ -68,6 +69,7 @@ class InputProgress:
         """Use a rebuilt consumer (after a stuck group membership)."""
         self.consumer = consumer
         self.broker.consumer = consumer
+        self.joined = False
 
     def assigned(self, indexes: Iterable[int], now: float) -> None:
         tps = [TopicPartition(t, i) for i in indexes for t in self.topics]
@@ -122,6 +124,12 @@ class InputProgress:
         if assigned:
             lag = self.broker.lag({tp: self.position(tp) for tp in assigned})
             return lag is not None and not any(lag.values())
+        if not self.joined:  # not a standby yet: its first rebalance has not completed
+            if now - self.started >= UNASSIGNED_GRACE_S:
+                raise IncompleteRun(f"--until-idle: this worker did not complete a join of "
+                                    f"its group in {now - self.started:.0f} s; the run is "
+                                    "incomplete")
+            return False
         unread = self.group_unread()
         if unread == 0:
             log("worker.standby_done", assigned=0)

@@ -23,6 +23,7 @@ def standby(unread: list[int | None]) -> InputProgress:
     watch.group_unread = lambda: next(answers)  # type: ignore[method-assign]
     watch.last_input = watch.broker.reachable_since = 0.0
     watch.unassigned_since = 0.0
+    watch.joined = True
     return watch
 
 
@@ -52,3 +53,16 @@ def test_an_unknown_answer_is_never_progress() -> None:
     assert not watch.finished(1.0, 10.0)
     with pytest.raises(IncompleteRun, match="could not be asked"):
         watch.finished(1.0, grace + 1)
+
+
+def test_a_worker_still_joining_its_group_is_not_a_standby() -> None:
+    grace = progress.UNASSIGNED_GRACE_S
+    watch = standby([0, 0])
+    watch.joined = False
+    watch.started = 0.0
+    # the group has nothing unread, but this worker's first rebalance is still going on
+    assert not watch.finished(1.0, 10.0)
+    with pytest.raises(IncompleteRun, match="did not complete a join"):
+        watch.finished(1.0, grace)
+    watch.joined = True
+    assert watch.finished(1.0, grace + 1)
