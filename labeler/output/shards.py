@@ -2,15 +2,17 @@
 
 Layout under the output root (``output.partition_by``, default ``"date"``)::
 
-    model=<model>/date=<YYYY-MM-DD>/part-<stream>-<partition>-<offset>-<epoch>.parquet
+    model=<model>/date=<YYYY-MM-DD>/part-<stream>-<partition>-<offset>-<epoch>-<owner>.parquet
     model=<model>/date=<YYYY-MM-DD>/hour=<HH>/part-...parquet     (partition_by = "hour")
 
 ``model`` and ``date`` (and ``hour`` in the second layout) are partition keys,
 in the path only; with the default layout ``hour`` (0-23, int32) is a column
 in the file. The date and hour are the prediction's event time in UTC. Names
-are deterministic: a tag of the input stream, the input partition, the first
-input offset the shard covers and the checkpoint epoch, so a replay writes
-the same name again instead of a duplicate. Columns are described in the
+(``labeler.output.checkpoint.shard_name``) carry a tag of the input stream,
+the input partition, the first input offset the shard covers, the checkpoint
+epoch and the owner that wrote it, so no two owners, epochs or restarts
+without a checkpoint ever give two files one name (a publish never replaces a
+file). Columns are described in the
 README ("Output schema"); their types are the dataset schema's
 (``labeler.output.dataset_schema``), persisted before any file that needs a
 change is returned.
@@ -23,7 +25,7 @@ from the bytes per row of the files written so far). So a backfill that
 replays three weeks in a few epochs writes a few files per model and day, not
 one per hour. Rows are sorted by prediction time (then id) and cut in that
 order; the second file of an epoch and directory is named
-``...-<epoch>-001``, and so on.
+``...-<owner>-001``, and so on.
 """
 
 from __future__ import annotations
