@@ -92,6 +92,7 @@ def setup(level: str = "INFO", fmt: str = "json") -> logging.Logger:
         handler._loglabel = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
+    handler.setLevel(logging.NOTSET)  # ``level`` decides (``log_to_file`` may have raised it)
     handler.setFormatter(formatter_for(fmt, getattr(handler, "stream", None)))
     return logger
 
