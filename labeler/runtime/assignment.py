@@ -98,6 +98,14 @@ class Assignment:
             self._drop(index, "partition.revoked")
         resumed = sorted(self.suspended & indexes)
         self.suspended = set()
+        if self._consumer is not None:
+            # a resumed partition goes on exactly where its join stands, never at Kafka's
+            # (advisory, older) committed offsets: kafka-python 3.0.12 keeps the position
+            # of a partition assigned again (``assign_from_subscribed``); this says so
+            # rather than relying on it
+            for index in resumed:
+                for topic, offset in self.partitions[index].offsets.items():
+                    self._consumer.seek(TopicPartition(topic, index), offset)
         new = sorted(indexes - set(self.partitions) - set(self.restoring))
         for index in new:
             self.restoring[index] = Restoring(index, now)
