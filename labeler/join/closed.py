@@ -48,7 +48,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from labeler.join.pending import _OPEN, _default_spill_dir, sweep_spill_dir
+from labeler.join.pending import close_scratch, default_spill_dir, open_scratch
 
 YOUNG_MAX = 8192  # newest ids kept as objects: a freeze moves them to disk in one transaction
 YOUNG_MIN = 1024  # however tight the budget: smaller generations only cost more of them
@@ -149,7 +149,7 @@ class ClosedIds:
                  name: str = "closed", hash_fn: Hash = default_hash) -> None:
         self._budget = memory_budget
         self._spill_dir, self._name = spill_dir, name
-        self._spill_path = (Path(spill_dir or _default_spill_dir())
+        self._spill_path = (Path(spill_dir or default_spill_dir())
                             / f"{name}.{os.getpid()}.{id(self):x}.sqlite")
         self._hash = hash_fn
         self._db: sqlite3.Connection | None = None
@@ -353,10 +353,8 @@ class ClosedIds:
     def close(self) -> None:
         """Delete the scratch file. The set is empty and reusable afterwards."""
         if self._db is not None:
-            self._db.close()
+            close_scratch(self._db, self._spill_path)
             self._db = None
-            self._spill_path.unlink(missing_ok=True)
-            _OPEN.discard(self._spill_path)
         self._young.clear()
         self._heap.clear()
         self._gens.clear()
@@ -584,20 +582,9 @@ class ClosedIds:
 
     def _disk(self) -> sqlite3.Connection:
         if self._db is None:
-            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-            sweep_spill_dir(self._spill_path.parent)
-            self._spill_path.unlink(missing_ok=True)
-            _OPEN.add(self._spill_path)
-            db = sqlite3.connect(self._spill_path, isolation_level=None,
-                                 check_same_thread=False)
-            # Scratch space, rebuilt from the checkpoint after a crash: no journal, no fsync;
-            # and ours alone: an exclusive lock keeps the page cache between transactions
-            # and saves two lock calls each (a freeze inserts twice as fast).
-            db.execute("PRAGMA locking_mode = EXCLUSIVE")
-            db.execute("PRAGMA journal_mode = OFF")
-            db.execute("PRAGMA synchronous = OFF")
-            db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            db.execute("PRAGMA temp_store = FILE")
+            # ours alone: an exclusive lock keeps the page cache between transactions and
+            # saves two lock calls each (a freeze inserts twice as fast)
+            db = open_scratch(self._spill_path, exclusive=True, cache_kib=CACHE_KIB)
             db.execute("CREATE TABLE closed (gen INTEGER NOT NULL, join_id TEXT NOT NULL, "
                        "t REAL NOT NULL, forget_at REAL NOT NULL, epoch INTEGER NOT NULL, "
                        "keys BLOB, slot INTEGER NOT NULL, alive INTEGER NOT NULL, "

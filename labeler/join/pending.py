@@ -92,7 +92,7 @@ class PendingStore:
     def __init__(self, memory_budget: int | None = None, spill_dir: str | Path | None = None,
                  name: str = "pending") -> None:
         self.memory_budget = memory_budget
-        self._spill_path = (Path(spill_dir or _default_spill_dir())
+        self._spill_path = (Path(spill_dir or default_spill_dir())
                             / f"{name}.{os.getpid()}.{id(self):x}.sqlite")
         self._memory: dict[str, tuple[float, Pending]] = {}
         self._heap: list[tuple[float, str]] = []
@@ -128,15 +128,9 @@ class PendingStore:
         entry = self._memory.get(join_id)
         if entry is not None:
             return entry[1]
-        if not self._on_disk:
-            return None
-        db = self._disk()
-        row = db.execute("SELECT close_at, epoch, body FROM pending WHERE join_id = ?",
-                         (join_id,)).fetchone()
+        row = self.take_row(join_id)
         if row is None:
             return None
-        db.execute("DELETE FROM pending WHERE join_id = ?", (join_id,))
-        self._on_disk -= 1
         self.promoted_total += 1
         pending = _decode(row[2], row[1])
         self._keep(join_id, row[0], pending)
@@ -200,10 +194,8 @@ class PendingStore:
     def close(self) -> None:
         """Drop the spill file. The store is empty and reusable afterwards."""
         if self._db is not None:
-            self._db.close()
+            close_scratch(self._db, self._spill_path)
             self._db = None
-            self._spill_path.unlink(missing_ok=True)
-            _OPEN.discard(self._spill_path)
         self._memory.clear()
         self._heap.clear()
         self._on_disk = 0
@@ -293,17 +285,7 @@ class PendingStore:
 
     def _disk(self) -> sqlite3.Connection:
         if self._db is None:
-            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-            sweep_spill_dir(self._spill_path.parent)
-            self._spill_path.unlink(missing_ok=True)
-            _OPEN.add(self._spill_path)
-            db = sqlite3.connect(self._spill_path, isolation_level=None,
-                                 check_same_thread=False)
-            # Scratch space, rebuilt from the checkpoint after a crash: no journal, no fsync.
-            db.execute("PRAGMA journal_mode = OFF")
-            db.execute("PRAGMA synchronous = OFF")
-            db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            db.execute("PRAGMA temp_store = FILE")
+            db = open_scratch(self._spill_path)
             db.execute("CREATE TABLE pending (join_id TEXT PRIMARY KEY, close_at REAL NOT NULL, "
                        "epoch INTEGER NOT NULL, body BLOB NOT NULL)")
             db.execute("CREATE INDEX pending_by_close ON pending (close_at, join_id)")
@@ -325,6 +307,40 @@ def _decode(body: bytes, epoch: int) -> Pending:
 
 
 _OPEN: set[Path] = set()  # spill files of this process's open stores
+
+
+def open_scratch(path: Path, exclusive: bool = False,
+                 cache_kib: int = CACHE_KIB) -> sqlite3.Connection:
+    """A fresh SQLite scratch file at ``path`` (the spill stores', here and in
+    ``labeler.join.closed``): rebuilt from the checkpoint after a crash, so no journal
+    and no fsync; its page cache bounded to ``cache_kib``. ``exclusive`` keeps the
+    lock (and the cache) between transactions: a file no other connection opens.
+    Files of processes that are gone are swept first; ``close_scratch`` deletes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_spill_dir(path.parent)
+    path.unlink(missing_ok=True)
+    _OPEN.add(path)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if exclusive:
+        db.execute("PRAGMA locking_mode = EXCLUSIVE")
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute(f"PRAGMA cache_size = -{cache_kib}")
+    db.execute("PRAGMA temp_store = FILE")
+    return db
+
+
+def close_scratch(db: sqlite3.Connection, path: Path) -> None:
+    """Close and delete a file ``open_scratch`` opened."""
+    db.close()
+    path.unlink(missing_ok=True)
+    _OPEN.discard(path)
+
+
+def default_spill_dir() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "loglabel-spill"
 
 
 def sweep_spill_dir(directory: Path) -> list[Path]:
@@ -354,7 +370,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _default_spill_dir() -> Path:
-    import tempfile
 
-    return Path(tempfile.gettempdir()) / "loglabel-spill"
