@@ -254,12 +254,14 @@ class ClosedIds:
         return t, _unpack_keys(packed)
 
     def add(self, join_id: str, t: float, keys: Keys | None, forget_at: float,
-            epoch: int) -> None:
+            epoch: int, known_open: bool = False) -> None:
         """Close ``join_id`` (prediction time ``t``, the set ``keys`` is taken over) until
         the watermark passes ``forget_at``; ``epoch`` is the checkpoint epoch that logs the
         close. A closed id closed again is replaced (the old close is still counted by
-        ``forget`` at its own time)."""
-        if join_id not in self._young and self._runs:
+        ``forget`` at its own time). ``known_open``: the caller knows ``join_id`` is not
+        closed (the join closes a pending prediction, and a pending id is never closed),
+        which spares looking for a frozen close to replace."""
+        if not known_open and join_id not in self._young and self._runs:
             self._kill(join_id)
         seq = next(self._seq)
         self._young[join_id] = _Young(t, keys or None, forget_at, epoch, seq)

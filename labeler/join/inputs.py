@@ -23,6 +23,8 @@ False
 
 from __future__ import annotations
 
+from typing import Any
+
 from ingest.records import Outcome, Prediction
 from labeler.join.partition import PartitionJoin
 from labeler.join.watermark import SourceKey
@@ -43,8 +45,9 @@ class DirectInputs:
         self._predictions = frontiers.setdefault(prediction_source[0], rules.frontier())
         self._outcomes = frontiers.setdefault(outcome_source[0], rules.frontier())
 
-    def prediction(self, prediction: Prediction) -> bool:
-        """Join an on-time prediction; return ``False`` (and join nothing) if it is late."""
+    def prediction(self, prediction: Prediction, packed: list[Any] | None = None) -> bool:
+        """Join an on-time prediction; return ``False`` (and join nothing) if it is late.
+        ``packed``: its ``ingest.wire.codec.pack`` form, if the caller has it."""
         frontier = self._predictions
         ahead = frontier.ahead
         late = frontier.observe(prediction.event_time)
@@ -53,7 +56,7 @@ class DirectInputs:
         if late:
             self.join.counters["late_predictions"] += 1
             return False
-        self.join.add_prediction(prediction)
+        self.join.add_prediction(prediction, packed)
         self.join.watermark.update(self._prediction_source, frontier.mark)
         return True
 

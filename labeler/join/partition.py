@@ -100,8 +100,9 @@ class PartitionJoin:
 
     # -- input -------------------------------------------------------------------------
 
-    def add_prediction(self, prediction: Prediction) -> None:
-        """An on-time prediction (late ones are dead letters before they get here)."""
+    def add_prediction(self, prediction: Prediction, packed: list[Any] | None = None) -> None:
+        """An on-time prediction (late ones are dead letters before they get here);
+        ``packed``: its ``ingest.wire.codec.pack`` form, if the caller has it."""
         join_id = prediction.join_id
         if join_id in self.closed or join_id in self.pending:
             self.counters["duplicate_predictions"] += 1
@@ -111,7 +112,7 @@ class PartitionJoin:
         if close_at < self.watermark.last_value:
             self.counters["predictions_after_close"] += 1
         pending = Pending(prediction, self.epoch)
-        self.log.append(_arrival(prediction))
+        self.log.append(_arrival(prediction, packed))
         self._arrivals[self.epoch] += 1
         early = self.early.pop(join_id, None)
         if early:
@@ -199,7 +200,7 @@ class PartitionJoin:
             emitted.append(self._label(pending))
             join_id = pending.prediction.join_id
             t = pending.prediction.event_time
-            self._close(join_id, t, pending.keys, self.epoch, horizon)
+            self._close(join_id, t, pending.keys, self.epoch, horizon, known_open=True)
             self.log.append(change([CLOSE, join_id, t, list(pending.keys or ())]))
             self._closed_arrival(pending.epoch)
         if emitted:
@@ -221,8 +222,8 @@ class PartitionJoin:
                 closes.pop(epoch, None)
 
     def _close(self, join_id: str, t: float, keys: set[Any] | None, epoch: int,
-               horizon: float) -> None:
-        self.closed.add(join_id, t, keys, t + horizon, epoch)
+               horizon: float, known_open: bool = False) -> None:
+        self.closed.add(join_id, t, keys, t + horizon, epoch, known_open)
         self._closes[epoch] += 1
 
     def _closed_arrival(self, epoch: int) -> None:
@@ -414,10 +415,11 @@ class PartitionJoin:
         heapq.heapify(self._early_heap)
 
 
-def _arrival(prediction: Prediction) -> bytes:
+def _arrival(prediction: Prediction, packed: list[Any] | None = None) -> bytes:
     """The ``ADD`` change: the id and time outside, so a restore can place the
-    prediction without decoding it, and the prediction as msgpack bytes."""
-    blob = msgpack.packb(pack(prediction), use_bin_type=True)
+    prediction without decoding it, and the prediction (``packed``, its ``pack`` form
+    if given) as msgpack bytes."""
+    blob = msgpack.packb(packed if packed is not None else pack(prediction), use_bin_type=True)
     return change([ADD, prediction.join_id, prediction.event_time, blob])
 
 

@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 from ingest.kafka.dead_letters import DeadLetterSink
 from ingest.records import DeadLetter, LateOutcome, Outcome, Prediction, SourceRef
 from ingest.repartition.frontier import late_letter
+from ingest.wire.batch import BatchDecoder
 from ingest.wire.pii import PiiPolicy
 from labeler.join.inputs import DirectInputs
 from labeler.join.rules import JoinRules
@@ -41,6 +42,8 @@ class Intake:
     counters: Counter[str]
     topics: tuple[str, str]
     decoders: dict[str, Any]
+    columnar: bool  # decode raw poll batches as a whole (False: a row at a time)
+    _batch_decoders: dict[str, BatchDecoder]
     repartitioned: bool
     partitions: dict[int, OwnedPartition]
     restoring: dict[int, Restoring]
@@ -108,12 +111,50 @@ class Intake:
         return data
 
     def _take_raw(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> bool:
-        """Raw messages (``repartition = "never"``): decode, judge lateness, join."""
-        decode = self.decoders[tp.topic].decode
+        """Raw messages (``repartition = "never"``): decode, judge lateness, join.
+
+        The poll batch is decoded as a whole (``ingest.wire.batch``: the row decoder
+        judges every row the fast path cannot vouch for); with ``columnar`` off each
+        message goes through the row decoder, the reference path."""
         inputs, drift = part.inputs, self.drift
         if inputs is None:
             inputs = part.inputs = DirectInputs(part.join, *self._sources(part.index))
         is_prediction = tp.topic == self.topics[0]
+        if not self.columnar:
+            return self._take_raw_rows(inputs, is_prediction, tp, messages)
+        batch = self._batch_decoder(tp.topic).decode([m.value for m in messages])
+        letters = batch.letters
+        waiting = 0  # the next dead letter to send, in its place among the records
+        topic, partition = tp.topic, tp.partition
+        take, outcome = inputs.prediction, inputs.outcome
+        for index, row in zip(batch.positions, batch.packed, strict=True):
+            while waiting < len(letters) and letters[waiting][0] < index:
+                self._raw_letter(tp, messages, *letters[waiting])
+                waiting += 1
+            if not is_prediction:
+                outcome(Outcome(row[1], row[2], row[3], row[4], row[5]))
+                continue
+            record = Prediction(row[1], row[2], row[3], row[4], row[5], row[6])
+            if not take(record, row):
+                self._late_prediction(record, inputs.prediction_mark, tp, messages[index])
+            elif drift is not None:
+                drift.observe_prediction(record,
+                                         SourceRef(topic, partition, messages[index].offset))
+        for letter in letters[waiting:]:
+            self._raw_letter(tp, messages, *letter)
+        return True
+
+    def _raw_letter(self, tp: TopicPartition, messages: list[Any], index: int,
+                    letter: DeadLetter) -> None:
+        message = messages[index]
+        self._dead_letter(letter, SourceRef(tp.topic, tp.partition, message.offset),
+                          message.key)
+
+    def _take_raw_rows(self, inputs: DirectInputs, is_prediction: bool, tp: TopicPartition,
+                       messages: list[Any]) -> bool:
+        """``_take_raw`` a row at a time, with the row decoder (the reference)."""
+        decode = self.decoders[tp.topic].decode
+        drift = self.drift
         for message in messages:
             record = decode(message.value)
             if type(record) is DeadLetter:
@@ -127,6 +168,12 @@ class Intake:
                 drift.observe_prediction(record,
                                          SourceRef(tp.topic, tp.partition, message.offset))
         return True
+
+    def _batch_decoder(self, topic: str) -> BatchDecoder:
+        decoder = self._batch_decoders.get(topic)
+        if decoder is None:
+            decoder = self._batch_decoders[topic] = BatchDecoder(self.decoders[topic])
+        return decoder
 
     def _late_prediction(self, prediction: Prediction, mark: float, tp: TopicPartition,
                          message: Any) -> None:

@@ -33,6 +33,7 @@ from ingest.kafka.clients import new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink
 from ingest.kafka.progress import MembershipWatch
 from ingest.records import SourceRef
+from ingest.wire.batch import BatchDecoder
 from ingest.wire.codec import CanonicalDecoder
 from ingest.wire.decode import Decoder
 from labeler.config import Config
@@ -128,6 +129,8 @@ class Worker(Intake, Assignment):
         self.last_poll_at: float | None = None
         self._progress: InputProgress | None = None
         self._dead_letter_logs: Counter[str] = Counter()
+        self.columnar = True  # False: raw input a row at a time (the reference path)
+        self._batch_decoders: dict[str, BatchDecoder] = {}
         self._audit_warned = 0
         self._published: WorkerStatus | None = None
         self._published_at = -math.inf
