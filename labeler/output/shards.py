@@ -34,9 +34,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -154,34 +156,41 @@ def _value_kind(value: Any) -> str:
 
 
 def _columns(records: list[Any], widen_to_string: bool) -> list[tuple[str, _Column]]:
-    """Columns of a list of flat dicts (missing keys become nulls), built by Arrow in C++.
+    """Columns of a list of flat dicts (missing keys become nulls), in the order the
+    names first appear, each typed by Arrow from its values.
 
     A column whose values clash within the batch (a schema violation ingest
     let through) takes its majority kind, the first seen on a tie (or
     ``string`` with ``widen_to_string``); ``ColumnTypes.conform`` then nulls
     and counts the minority.
     """
-    try:
-        struct = pa.array(records)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        names: dict[str, None] = {}
+    names: dict[str, None] = {}
+    for r in records[:1]:
+        names.update(dict.fromkeys(r))
+    width = len(names)
+    columns: list[list[Any]] | None = None
+    if width and all(len(r) == width for r in records):
+        # the usual batch: every record has the same names (one itemgetter per row)
+        try:
+            rows = map(itemgetter(*names), records)
+            columns = ([list(c) for c in zip(*rows, strict=True)] if width > 1
+                       else [list(rows)])
+        except KeyError:
+            columns = None
+    if columns is None:
         for r in records:
             names.update(dict.fromkeys(r))
-        out = []
-        for name in names:
-            values = [r.get(name) for r in records]
-            try:
-                arr = pa.array(values)
-                out.append((name, _Column(arr, values, _kind(arr.type))))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                kinds = Counter(_value_kind(v) for v in values if v is not None)
-                kind = "string" if widen_to_string else kinds.most_common(1)[0][0]
-                out.append((name, _Column(None, values, kind)))
-        return out
-    if not pa.types.is_struct(struct.type):
-        return []  # every record empty
-    return [(struct.type.field(i).name, _Column(struct.field(i), [], _kind(struct.type[i].type)))
-            for i in range(struct.type.num_fields)]
+        columns = [[r.get(name) for r in records] for name in names]
+    out = []
+    for name, values in zip(names, columns, strict=True):
+        try:
+            arr = pa.array(values)
+            out.append((name, _Column(arr, [], _kind(arr.type))))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            kinds = Counter(_value_kind(v) for v in values if v is not None)
+            kind = "string" if widen_to_string else kinds.most_common(1)[0][0]
+            out.append((name, _Column(None, values, kind)))
+    return out
 
 
 CORRECTIONS_DIR = "_corrections"
@@ -348,13 +357,19 @@ def _ordered(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
 
 
 def _runs(rows: Sequence[LabeledExample], hourly: bool) -> list[tuple[tuple[str, int], int]]:
-    """(day, hour) and length of each run of rows (sorted by time) in one directory."""
+    """(day, hour) and length of each run of rows (sorted by time) in one directory:
+    runs of equal UTC day (or hour) number, ``floor(t / 86400)`` (``/ 3600``), as
+    ``time.gmtime`` floors a time; each run named by its first row."""
+    if not rows:
+        return []
+    times = np.fromiter((r.prediction.event_time for r in rows), dtype=np.float64,
+                        count=len(rows))
+    bucket = np.floor_divide(times, 3600.0 if hourly else 86400.0)
+    starts = [0, *(np.flatnonzero(bucket[1:] != bucket[:-1]) + 1).tolist()]
+    ends = [*starts[1:], len(rows)]
     runs: list[tuple[tuple[str, int], int]] = []
-    for row in rows:
-        t = time.gmtime(row.prediction.event_time)
+    for start, end in zip(starts, ends, strict=True):
+        t = time.gmtime(float(times[start]))
         key = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", t.tm_hour if hourly else 0)
-        if runs and runs[-1][0] == key:
-            runs[-1] = (key, runs[-1][1] + 1)
-        else:
-            runs.append((key, 1))
+        runs.append((key, end - start))
     return runs
