@@ -21,6 +21,7 @@ replay in a fast backfill: the replayed ids may be past the dedupe horizon.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from typing import Any
 
@@ -37,6 +38,21 @@ Internal = Prediction | Outcome | SourceMark | LateOutcome
 """What an internal topic's batch holds."""
 
 SOURCED = "sourced"  # the first element of a sourced batch (a record starts with an int)
+
+_packers = threading.local()
+
+
+def packb(value: Any) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)`` with a packer kept per thread: the
+    module function builds a packer on every call, which is most of the cost of the
+    small arrays the state log writes (a packer resets itself when packing fails)."""
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    data: bytes = packer.pack(value)
+    return data
+
 
 _NUMBER = (int, float)
 _TEXT = (str, type(None))
@@ -105,7 +121,7 @@ def unpack_outcome(v: Any) -> Outcome:
 
 
 def encode(record: Internal) -> bytes:
-    return msgpack.packb(pack(record), use_bin_type=True)
+    return packb(pack(record))
 
 
 def decode(raw: bytes) -> Internal:
@@ -115,13 +131,13 @@ def decode(raw: bytes) -> Internal:
 
 def encode_batch(packed: list[list[Any]]) -> bytes:
     """One internal message holding already ``pack``-ed records."""
-    return msgpack.packb(packed, use_bin_type=True)
+    return packb(packed)
 
 
 def encode_sourced(topic: str, partition: int, offsets: list[int],
                    packed: list[list[Any]]) -> bytes:
     """One internal message of records read from raw ``topic[partition]`` at ``offsets``."""
-    return msgpack.packb([SOURCED, topic, partition, offsets, packed], use_bin_type=True)
+    return packb([SOURCED, topic, partition, offsets, packed])
 
 
 class Source:

@@ -23,12 +23,14 @@ from typing import Any
 
 import msgpack
 
+from ingest.wire.codec import packb
+
 ADD, ATTACH, CLOSE, LATE = 0, 1, 2, 3
 
 
 def change(entry: list[Any]) -> bytes:
     """One change, encoded for the log."""
-    return msgpack.packb(entry, use_bin_type=True)
+    return packb(entry)
 
 
 def read_log(data: bytes | memoryview) -> Iterator[list[Any]]:

@@ -50,7 +50,7 @@ import msgpack
 
 from ingest.records import Outcome, Prediction
 from ingest.repartition.frontier import Frontier
-from ingest.wire.codec import Source, pack, unpack_outcome, unpack_prediction
+from ingest.wire.codec import Source, pack, packb, unpack_outcome, unpack_prediction
 from labeler.join.bulk import BulkLoad
 from labeler.join.changelog import ADD, ATTACH, CLOSE, LATE, change
 from labeler.join.closed import ClosedIds
@@ -419,7 +419,7 @@ def _arrival(prediction: Prediction, packed: list[Any] | None = None) -> bytes:
     """The ``ADD`` change: the id and time outside, so a restore can place the
     prediction without decoding it, and the prediction (``packed``, its ``pack`` form
     if given) as msgpack bytes."""
-    blob = msgpack.packb(packed if packed is not None else pack(prediction), use_bin_type=True)
+    blob = packb(packed if packed is not None else pack(prediction))
     return change([ADD, prediction.join_id, prediction.event_time, blob])
 
 

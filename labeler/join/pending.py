@@ -33,7 +33,7 @@ from typing import Any
 import msgpack
 
 from ingest.records import Outcome, Prediction
-from ingest.wire.codec import pack, unpack_outcome, unpack_prediction
+from ingest.wire.codec import pack, packb, unpack_outcome, unpack_prediction
 
 SPILL_FRACTION = 0.1  # of the budget's predictions moved to disk at once, in one transaction
 SIZE_SAMPLE_EVERY = 997  # predictions between two size samples
@@ -295,7 +295,7 @@ class PendingStore:
 
 def _encode(pending: Pending) -> bytes:
     body = [pack(pending.prediction), [pack(o) for o in pending.outcomes]]
-    return msgpack.packb(body, use_bin_type=True)
+    return packb(body)
 
 
 def _decode(body: bytes, epoch: int) -> Pending:

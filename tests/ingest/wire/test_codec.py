@@ -95,3 +95,37 @@ def test_a_sourced_batch_without_its_source_is_a_dead_letter(broken: list[object
         broken[4] = [pack(PRED)]
     result = CanonicalDecoder("prediction").decode(msgpack.packb(broken))
     assert isinstance(result, DeadLetter) and result.reason == "bad_internal_record"
+
+
+def test_packb_is_msgpack_packb_on_every_thread_and_after_a_failure() -> None:
+    import random
+    import threading
+
+    import msgpack
+
+    from ingest.wire.codec import packb
+
+    def values(seed: int) -> list[object]:
+        rng = random.Random(seed)
+        return [[rng.randrange(4), f"id-{rng.random()}", rng.random(),
+                 {f"f{i}": rng.choice([rng.random(), None, "x", True, 7]) for i in range(9)},
+                 b"\x00" * rng.randrange(3000)] for _ in range(2000)]
+
+    mismatches: list[int] = []
+
+    def check(seed: int) -> None:
+        for i, value in enumerate(values(seed)):
+            if i % 500 == 0:
+                try:
+                    packb([1, object()])  # a failure resets the thread's packer
+                except TypeError:
+                    pass
+            if packb(value) != msgpack.packb(value, use_bin_type=True):
+                mismatches.append(seed)
+
+    threads = [threading.Thread(target=check, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mismatches == []
