@@ -22,6 +22,7 @@ from ingest.wire.schema import Schema, SchemaEnforcer
 from labeler.config import Config
 from labeler.errors import ConfigError
 from labeler.logs import log
+from labeler.runtime import collector
 from labeler.runtime.drift_hub import build_hub
 from labeler.runtime.worker import Worker
 
@@ -55,6 +56,7 @@ def run_pipeline(config: Config, until_idle: float | None = None, drain: bool = 
 
             signal.signal(signal.SIGTERM, ingest.stop)
             signal.signal(signal.SIGINT, ingest.stop)
+        collector.tune()  # once per process: see labeler.runtime.collector
         return ingest.run(until_idle=until_idle)
     worker = build_worker(config, counters)
     if install_signals:

@@ -56,6 +56,7 @@ from labeler.output.shards import (
     encode_corrections,
 )
 from labeler.output.storage import Storage
+from labeler.runtime import collector
 from labeler.runtime.assignment import Assignment, Rebalance, Restoring
 from labeler.runtime.intake import DEAD_LETTER_LOGS, Intake
 from labeler.runtime.partitions import DriftObserver, OwnedPartition, Upstream
@@ -157,6 +158,7 @@ class Worker(Intake, Assignment):
         before the final commit. Returns the counters; raises ``IncompleteRun`` when a
         bounded run cannot finish, and re-raises the failure of ``upstream``.
         """
+        collector.tune()  # once per process: see labeler.runtime.collector
         kafka = self.config.kafka
         options = kafka.client_options()
         self._producer = new_producer(options, linger_ms=20, acks="all")
