@@ -110,6 +110,20 @@ def _bad(rng: random.Random, kind: str, rid: str, t: float) -> bytes | None:
     return text
 
 
+def prediction_record(rng: random.Random, rid: str, models: list[str]) -> dict[str, Any]:
+    """A valid prediction of one of ``models``: odd but allowed values, nulls, features
+    in either order."""
+    record: dict[str, Any] = {
+        "request_id": rid, "model": rng.choice(models), "model_version": "1.0",
+        "score": rng.choice([0.25, 0.5, 1, None, True, "hi"]),
+        "features": {"price": None if rng.random() < 0.05 else round(rng.gauss(10, 3), 3),
+                     "country": rng.choice(["DE", "US", None]),
+                     "age": rng.choice([3, 40, None]), "flag": rng.random() < 0.5}}
+    if rng.random() < 0.3:
+        record["features"] = dict(reversed(list(record["features"].items())))
+    return record
+
+
 def _traffic(rng: random.Random, kind: str) -> dict[int, list[_Raw]]:
     out: dict[int, list[_Raw]] = {p: [] for p in range(PARTITIONS)}
     base = NOW - 3600 + rng.uniform(-600, 600)
@@ -124,15 +138,7 @@ def _traffic(rng: random.Random, kind: str) -> dict[int, list[_Raw]]:
             value = _bad(rng, kind, rid, t)
         else:
             if kind == "prediction":
-                record: dict[str, Any] = {
-                    "request_id": rid, "model": rng.choice(models), "model_version": "1.0",
-                    "score": rng.choice([0.25, 0.5, 1, None, True, "hi"]),
-                    "features": {"price": (None if rng.random() < 0.05
-                                           else round(rng.gauss(10, 3), 3)),
-                                 "country": rng.choice(["DE", "US", None]),
-                                 "age": rng.choice([3, 40, None]), "flag": rng.random() < 0.5}}
-                if rng.random() < 0.3:
-                    record["features"] = dict(reversed(list(record["features"].items())))
+                record = prediction_record(rng, rid, models)
             else:
                 record = {"request_id": rid, "type": rng.choice(["click", "buy"]),
                           "value": rng.choice([1.0, 2, None]),

@@ -22,7 +22,14 @@ from labeler.runtime.compose import schema_enforcer
 from labeler.runtime.drift_hub import build_hub
 from labeler.runtime.partitions import OwnedPartition
 from labeler.runtime.worker import Worker
-from tests.ingest.repartition.test_columnar import NOW, PARTITIONS, _bad, _envelope, _Raw
+from tests.ingest.repartition.test_columnar import (
+    NOW,
+    PARTITIONS,
+    _bad,
+    _envelope,
+    _Raw,
+    prediction_record,
+)
 from tests.ingest.repartition.test_stage import _Producer
 
 
@@ -65,14 +72,8 @@ def _traffic(rng: random.Random) -> tuple[dict[int, list[_Raw]], dict[int, list[
         if rng.random() < 0.12:
             put(predictions, partition, _bad(rng, "prediction", rid, t), rid)
         else:
-            record: dict[str, Any] = {
-                "request_id": rid, "model": rng.choice(models), "model_version": "1.0",
-                "score": rng.choice([0.25, 0.5, 1, None, True, "hi"]),
-                "features": {"price": (None if rng.random() < 0.05
-                                       else round(rng.gauss(10, 3), 3)),
-                             "country": rng.choice(["DE", "US", None]),
-                             "age": rng.choice([3, 40, None]), "flag": rng.random() < 0.5}}
-            put(predictions, partition, _envelope(rng, record, t), rid)
+            put(predictions, partition, _envelope(rng, prediction_record(rng, rid, models), t),
+                rid)
         for _ in range(rng.choice([0, 0, 1, 1, 2])):
             u = round(t + rng.choice([-8, -2, 0.5, 5, 20, 29.5, 31, 60]) + rng.uniform(0, 1), 6)
             if rng.random() < 0.1:
@@ -82,9 +83,10 @@ def _traffic(rng: random.Random) -> tuple[dict[int, list[_Raw]], dict[int, list[
                        "value": rng.choice([1.0, 2, None]),
                        "outcome_id": rng.choice([None, f"c{rid}{rng.randrange(3)}"])}
             put(outcomes, partition, _envelope(rng, outcome, u), rid)
-    for out in (predictions, outcomes):  # outcomes in time order, more or less
+    for out in (predictions, outcomes):  # some partitions in no time order at all
         for p, messages in out.items():
-            rng.shuffle(messages) if rng.random() < 0.1 else None
+            if rng.random() < 0.1:
+                rng.shuffle(messages)
             out[p] = [_Raw(i, m.value, m.key) for i, m in enumerate(messages)]
     return predictions, outcomes
 
