@@ -144,18 +144,29 @@ class DriftHub:
         if events:
             self._publish(events, source.partition)
 
-    def observe_labeled(self, example: LabeledExample, source: SourceRef) -> None:
-        """``source``: the prediction input's position when the row was labeled."""
-        if self.label_name is None or not isinstance(example.labels[0], bool):
+    def observe_labeled(self, examples: Sequence[LabeledExample], source: SourceRef) -> None:
+        """Watch the rows one partition just labeled; ``source``: the prediction input's
+        position when they were labeled (it dates their drift events)."""
+        if self.label_name is None or not examples:
             return
-        p = example.prediction
-        score = p.prediction.get(self.score_field) if self.score_field else None
-        if isinstance(score, bool) or not isinstance(score, int | float):
-            score = None
         monitor = self.monitor(source.partition)
-        self._guard("observe_label", lambda: monitor.observe_label(
-            p.model, p.event_time, score, bool(example.labels[0]), source,
-            label_name=self.label_name or "label"), source.partition)
+        field, name = self.score_field, self.label_name
+        for example in examples:
+            label = example.labels[0]
+            if not isinstance(label, bool):
+                continue
+            p = example.prediction
+            score = p.prediction.get(field) if field else None
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                score = None
+            try:  # one row's failure is counted and the next rows are still watched
+                events = monitor.observe_label(p.model, p.event_time, score, label, source,
+                                               label_name=name)
+            except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+                self._failed("observe_label", exc)
+                continue
+            if events:
+                self._publish(events, source.partition)
 
     def _schema_finding(self, model: str, event_time: float, kind: str, feature: str,
                         detail: str, source: SourceRef | None) -> None:

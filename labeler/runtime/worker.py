@@ -287,8 +287,7 @@ class Worker(Intake, Assignment):
         if self.drift is not None:
             topic = self.topics[0]
             where = SourceRef(topic, part.index, part.offsets.get(topic, 0) - 1)
-            for row in rows:
-                self.drift.observe_labeled(row, where)
+            self.drift.observe_labeled(rows, where)
         if self.on_rows is not None:
             self.on_rows(rows)
 

@@ -1,0 +1,81 @@
+"""The hub's concept-drift feed (labeler.runtime.drift_hub.DriftHub.observe_labeled): the
+rows a partition labeled, given at once, are watched exactly as a monitor fed one label at a
+time would watch them, and one row that breaks monitoring costs only that row."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from drift.monitor import DriftMonitor
+from drift.settings import DriftSettings
+from ingest.records import Prediction, SourceRef
+from labeler.join.records import LabeledExample
+from labeler.runtime.drift_hub import DriftHub
+
+
+def rows(n: int, seed: int) -> list[LabeledExample]:
+    """Labeled rows whose positive rate moves from 0.1 to 0.5 half-way; some without a
+    usable score (missing, a bool, text) and some with a non-boolean label."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        rate = 0.1 if i < n // 2 else 0.5
+        score = rng.choice([rng.random(), rng.random(), True, "x", None])
+        prediction = {} if score is None else {"score": score}
+        label: bool | int | None = rng.random() < rate
+        if rng.random() < 0.02:
+            label = None
+        out.append(LabeledExample(Prediction(f"r{i}", 1000.0 + i, "m", None, {}, prediction),
+                                  (label,), 0, None))
+    return out
+
+
+def oracle(examples: list[LabeledExample], source: SourceRef) -> list[tuple[str, str, float]]:
+    """The same rows fed to a monitor one label at a time, by the hub's stated rules."""
+    monitor = DriftMonitor(DriftSettings())
+    found = []
+    for e in examples:
+        if not isinstance(e.labels[0], bool):
+            continue
+        score = e.prediction.prediction.get("score")
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            score = None
+        for event in monitor.observe_label("m", e.prediction.event_time, score, e.labels[0],
+                                           source, label_name="clicked"):
+            found.append((event.stream, event.source, event.statistic))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_given_at_once_are_watched_like_one_at_a_time(seed: int) -> None:
+    examples = rows(20_000, seed)
+    hub = DriftHub(DriftSettings(episode_s=0.0), "unused", Counter(), "clicked")
+    source = SourceRef("predictions", 2, 77)
+    for start in range(0, len(examples), 700):  # the worker's emits, a batch at a time
+        hub.observe_labeled(examples[start:start + 700], source)
+    expected = oracle(examples, source)
+    assert expected, "the rate change must be detected for this test to mean anything"
+    assert [(e.stream, e.source, e.statistic) for e in hub.events] == expected
+    assert all(e.partition == 2 for e in hub.events)
+
+
+def test_a_row_that_breaks_monitoring_is_counted_and_the_rest_are_watched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = DriftHub(DriftSettings(), "unused", Counter(), "clicked")
+    source = SourceRef("predictions", 0, 5)
+    monitor = hub.monitor(0)
+    seen: list[float] = []
+    real = monitor.observe_label
+
+    def flaky(model: str, event_time: float, *args: object, **kwargs: object) -> list:
+        if event_time == 1003.0:
+            raise RuntimeError("boom")
+        seen.append(event_time)
+        return real(model, event_time, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(monitor, "observe_label", flaky)
+    examples = [e for e in rows(10, 0) if isinstance(e.labels[0], bool)]
+    hub.observe_labeled(examples, source)
+    assert hub.counters["drift.internal_error"] == 1
+    assert seen == [e.prediction.event_time for e in examples if e.prediction.event_time != 1003.0]
