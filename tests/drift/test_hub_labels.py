@@ -31,7 +31,7 @@ def rows(n: int, seed: int) -> list[LabeledExample]:
     return out
 
 
-def oracle(examples: list[LabeledExample], source: SourceRef) -> list[tuple[str, str, float]]:
+def oracle(examples: list[LabeledExample], source: SourceRef) -> list[tuple[str, str | None, float | None]]:
     """The same rows fed to a monitor one label at a time, by the hub's stated rules."""
     monitor = DriftMonitor(DriftSettings())
     found = []
