@@ -10,6 +10,7 @@ Runs on the worker thread (a part of ``Worker``).
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -54,11 +55,20 @@ class Intake:
     _progress: InputProgress | None
     _dead_letter_logs: Counter[str]
     _sources: Callable[[int], list[tuple[str, int]]]  # Assignment's
+    _last_commit: float  # monotonic time of the last commit (Worker's)
+    commit: Callable[[], None]  # Worker's
 
-    def _process(self, batch: dict[TopicPartition, list[Any]], now: float) -> None:
+    def _process(self, batch: dict[TopicPartition, list[Any]], now: float,
+                 flush_every: float | None = None) -> None:
+        """Take a poll batch, a partition's messages at a time. With ``flush_every``, a
+        commit that falls due while the batch is taken is made between two partitions'
+        messages (each partition's state and offsets stand where its last message was
+        taken), so rows labeled before the batch are not held for the rest of it."""
         progress = self._progress
         skipped = 0
         for tp, messages in batch.items():
+            if flush_every is not None and time.monotonic() - self._last_commit >= flush_every:
+                self.commit()
             part = self.partitions.get(tp.partition)
             if part is None:
                 restoring = self.restoring.get(tp.partition)

@@ -198,7 +198,7 @@ class Worker(Intake, Assignment):
                 if batch:
                     if self.first_input_at is None:
                         self.first_input_at = mono
-                    self._process(batch, mono)
+                    self._process(batch, mono, flush_every)
                     self.last_input_at = time.monotonic()
                 # after the batch: what it holds of a partition restored now was read
                 # before the restore's seek, and was skipped
