@@ -28,6 +28,7 @@ the skew checker's current window (it restarts; skew is reported per window),
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,7 @@ class DriftMonitor:
         self._skew_window = s.skew.window
         self.history: deque[DriftEvent] = deque(maxlen=s.history)
         self.counts: Counter[str] = Counter()
+        self.block_cpu_s = 0.0  # thread CPU spent on blocks (what monitoring costs, mostly)
 
     # -- predictions -----------------------------------------------------
 
@@ -123,6 +125,15 @@ class DriftMonitor:
 
     def _flush(
         self, st: ModelState, last: Prediction, source: SourceRef | None, force: bool = False
+    ) -> list[DriftEvent]:
+        began = time.thread_time()
+        try:
+            return self._block(st, last, source, force)
+        finally:
+            self.block_cpu_s += time.thread_time() - began
+
+    def _block(
+        self, st: ModelState, last: Prediction, source: SourceRef | None, force: bool
     ) -> list[DriftEvent]:
         buf, srcs = st.buf, st.srcs
         st.buf, st.srcs = [], []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -86,6 +87,8 @@ class DriftHub:
         self._sinks: FanoutSink = build_sinks(settings, counters=self._kinds)
         self._skew_seen: dict[str, int] = {}
         self._last_time = -math.inf
+        self._cpu_s = 0.0  # thread CPU of label watching and state (blocks: the monitors')
+        self._released_cpu_s = 0.0  # blocks of monitors since released
 
     def _count(self, kind: str, _model: str) -> None:
         self.counters[f"drift.{kind}"] += 1
@@ -149,8 +152,15 @@ class DriftHub:
         position when they were labeled (it dates their drift events)."""
         if self.label_name is None or not examples:
             return
+        began = time.thread_time()
+        try:
+            self._watch_labels(examples, source)
+        finally:
+            self._cpu_s += time.thread_time() - began
+
+    def _watch_labels(self, examples: Sequence[LabeledExample], source: SourceRef) -> None:
         monitor = self.monitor(source.partition)
-        field, name = self.score_field, self.label_name
+        field, name = self.score_field, self.label_name or "label"
         for example in examples:
             label = example.labels[0]
             if not isinstance(label, bool):
@@ -200,10 +210,24 @@ class DriftHub:
         every input the monitor was fed, as the checkpoint's offsets do.
         """
         monitor = self.monitors.get(partition)
-        return None if monitor is None else monitor.state()
+        if monitor is None:
+            return None
+        began = time.thread_time()
+        try:
+            return monitor.state()
+        finally:
+            self._cpu_s += time.thread_time() - began
+
+    def cpu_s(self) -> float:
+        """Thread CPU seconds spent in monitoring: the monitors' blocks (where nearly all
+        of the cost is), label watching and checkpointed state; the per-prediction
+        buffering between blocks is not timed (timing it would cost more than it does)."""
+        blocks = sum(m.block_cpu_s for m in (*self.monitors.values(), self.schema_monitor))
+        return self._cpu_s + blocks + self._released_cpu_s
 
     def restore(self, partition: int, state: Mapping[str, Any] | None) -> None:
         """Load ``partition``'s monitor from a :meth:`state` (None: start fresh)."""
+        self.release(partition)
         monitor = self.monitors[partition] = DriftMonitor(self.settings)
         if state is not None:
             try:
@@ -214,7 +238,9 @@ class DriftHub:
 
     def release(self, partition: int) -> None:
         """Forget ``partition``'s monitor (the partition was revoked)."""
-        self.monitors.pop(partition, None)
+        monitor = self.monitors.pop(partition, None)
+        if monitor is not None:
+            self._released_cpu_s += monitor.block_cpu_s
 
     def close(self) -> None:
         self._sinks.close()

@@ -79,6 +79,7 @@ def _bare(bootstrap: str, topics: list[str], expected: int, parse: bool = True
 def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
     from labeler.logs import setup
     from labeler.runtime.compose import build_worker
+    from labeler.runtime.drift_hub import DriftHub
 
     config = validate(json.loads(config_json))
     setup("WARNING")
@@ -91,7 +92,9 @@ def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
     def pct(q: float) -> float | None:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None
 
-    return {"events": counters["messages"], "cpu_s": cpu,
+    hub = worker.drift
+    drift_cpu = hub.cpu_s() if isinstance(hub, DriftHub) else None
+    return {"events": counters["messages"], "cpu_s": cpu, "drift_cpu_s": drift_cpu,
             "first_at": worker.first_input_at, "last_at": worker.last_input_at,
             "seconds": (worker.last_input_at or 0) - (worker.first_input_at or 0),
             "labeled": counters["labeled"], "rows_written": counters["rows_written"],

@@ -31,7 +31,10 @@ def rows(n: int, seed: int) -> list[LabeledExample]:
     return out
 
 
-def oracle(examples: list[LabeledExample], source: SourceRef) -> list[tuple[str, str | None, float | None]]:
+Found = list[tuple[str, str | None, float | None]]
+
+
+def oracle(examples: list[LabeledExample], source: SourceRef) -> Found:
     """The same rows fed to a monitor one label at a time, by the hub's stated rules."""
     monitor = DriftMonitor(DriftSettings())
     found = []
@@ -79,3 +82,22 @@ def test_a_row_that_breaks_monitoring_is_counted_and_the_rest_are_watched(
     hub.observe_labeled(examples, source)
     assert hub.counters["drift.internal_error"] == 1
     assert seen == [e.prediction.event_time for e in examples if e.prediction.event_time != 1003.0]
+
+
+def test_monitoring_cpu_is_counted_within_the_callers_own_cpu() -> None:
+    import time
+
+    hub = DriftHub(DriftSettings(), "unused", Counter(), "clicked")
+    rng = random.Random(9)
+    began = time.thread_time()
+    for i in range(4000):
+        p = Prediction(f"r{i}", 1000.0 + i, "m", None, {"x": rng.gauss(0, 1), "c": "a"},
+                       {"score": rng.random()})
+        hub.observe_prediction(p, SourceRef("predictions", i % 2, i))
+    hub.observe_labeled(rows(2000, 1), SourceRef("predictions", 0, 1))
+    hub.state(0)
+    spent = time.thread_time() - began
+    measured = hub.cpu_s()
+    assert 0.0 < measured <= spent
+    hub.release(1)  # a revoked partition's monitoring stays counted
+    assert hub.cpu_s() == measured
