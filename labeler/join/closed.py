@@ -107,8 +107,8 @@ class ClosedIds:
         self._keys_bytes = 0.0  # bytes of a young id's keys, a running estimate
         self._adds = 0
         self._clear_young()
-        self._limit = self._young_limit()
         self._stuck = 0  # young ids a freeze could not move (see add)
+        self._set_limit()
         self.frozen_total = 0  # ids ever moved to disk
 
     def _clear_young(self) -> None:
@@ -144,7 +144,7 @@ class ClosedIds:
     @memory_budget.setter
     def memory_budget(self, budget: int | None) -> None:
         self._budget = budget
-        self._limit = self._young_limit()
+        self._set_limit()
 
     def __contains__(self, join_id: str) -> bool:
         if join_id in self._young:
@@ -222,7 +222,7 @@ class ClosedIds:
         else:
             heapq.heappush(self._late, (forget_at, pos))
             self._late_set.add(pos)
-        if self._limit is not None and len(young) >= max(self._limit, self._stuck):
+        if len(young) >= self._trigger:
             self._full()
 
     def _append(self, join_id: str, t: float, keys: Keys | None, forget_at: float,
@@ -249,6 +249,7 @@ class ClosedIds:
         self.freeze()
         # what stays young is behind the last forget: wait for the next before retrying
         self._stuck = len(self._young) + YOUNG_MIN if len(self._young) >= self._limit else 0
+        self._set_limit()
 
     def add_key(self, join_id: str, key: Any) -> None:
         """Add an outcome's dedupe key to a closed id (an outcome after its close).
@@ -269,7 +270,7 @@ class ClosedIds:
         keys.add(key)
         self._kill_row(gen, row.slot)  # it still counts the close: the young one is a shadow
         self._shadows.add(self._append(join_id, row.t, keys, row.forget_at, row.epoch))
-        if self._limit is not None and len(self._young) >= max(self._limit, self._stuck):
+        if len(self._young) >= self._trigger:
             self._full()
 
     def discard(self, join_id: str) -> None:
@@ -312,8 +313,8 @@ class ClosedIds:
         for gen in list(self._inside.values()):
             self._count_forgotten(gen, watermark, counts)
         if counts:
-            self._limit = self._young_limit()
             self._stuck = 0
+            self._set_limit()
         self._index.step()
         return counts
 
@@ -365,7 +366,7 @@ class ClosedIds:
         self._inside.clear()
         self._index.clear()
         self._frozen_live = 0
-        self._limit = self._young_limit()
+        self._set_limit()
 
     # -- freezing ------------------------------------------------------------------------
 
@@ -414,7 +415,7 @@ class ClosedIds:
             for j in ids:
                 del young[j]
         self._compact_log(pos)
-        self._limit = self._young_limit()
+        self._set_limit()
 
     def _add_generation(self, forget: npt.NDArray[np.float64], t: npt.NDArray[np.float64],
                         epoch: npt.NDArray[np.int64], flags: npt.NDArray[np.uint8],
@@ -521,6 +522,12 @@ class ClosedIds:
 
     def _frozen_bytes(self) -> int:
         return self._index.nbytes() + sum(g.nbytes() for g in self._gens.values())
+
+    def _set_limit(self) -> None:
+        self._limit = self._young_limit()
+        # the young ids that make add freeze
+        self._trigger: float = (float("inf") if self._limit is None
+                                else max(self._limit, self._stuck))
 
     def _young_limit(self) -> int | None:
         if self._budget is None:
