@@ -4,6 +4,7 @@ collide on; and they take a few bytes each in memory."""
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -274,3 +275,26 @@ def test_a_new_budget_resizes_the_young_part(tmp_path: Path) -> None:
     closed.add("one-more", 0.0, None, 10.0, 1)
     assert closed.on_disk == 2001 and len(closed) == 2001
     closed.close()
+
+
+def test_the_disk_of_forgotten_generations_is_given_back(tmp_path: Path) -> None:
+    """Steady closing and forgetting: the file holds the live generations, not every one
+    ever written (dropped extents are punched out, reused, or cut off the end)."""
+    closed = ClosedIds(0, tmp_path)
+    rows = closed._rows
+    for i in range(20_000):
+        closed.add(f"{i:08x}-4a1b-9c2d-{i:012x}", float(i), None, float(i) + 5_000.0, 1, True)
+    full = rows.disk_bytes()
+    assert full > 20_000 * 60
+    for second in range(20_000, 120_000, 1000):  # 5,000 live at a time, 100,000 in all
+        for i in range(second, second + 1000):
+            closed.add(f"{i:08x}-4a1b-9c2d-{i:012x}", float(i), None, float(i) + 5_000.0, 1,
+                       True)
+        closed.forget(float(second))
+        assert rows.disk_bytes() <= full
+    assert len(closed) < 7_000
+    assert os.fstat(rows._fd).st_size <= 2 * full  # extents reused, not appended forever
+    closed.forget(1e9)
+    assert closed.on_disk == 0 and rows.disk_bytes() == 0
+    closed.close()
+    assert not list(tmp_path.iterdir())
