@@ -91,7 +91,9 @@ class HashIndex:
         return bool(self.runs)
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self.runs = []
+        self.bits, self.shift, self.bits_set, self.bits_stale = bytearray(8), 64, 0, 0
+        self.next = None
 
     def nbytes(self) -> int:
         runs = sum(r.hashes.nbytes + r.refs.nbytes + 16 * len(r.members) + RUN_BYTES
