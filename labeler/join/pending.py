@@ -337,6 +337,34 @@ def close_scratch(db: sqlite3.Connection, path: Path) -> None:
     _OPEN.discard(path)
 
 
+def open_scratch_file(path: Path) -> int:
+    """A fresh plain scratch file at ``path``, named like the SQLite ones
+    (``<name>.<pid>.<hex>.<suffix>``; the closed ids' generations): a descriptor open
+    for reading and writing, never synced. The spill files of processes that are gone,
+    SQLite ones and plain ones with ``path``'s suffix, are swept first; pass the
+    descriptor back to ``close_scratch_file`` to delete it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_spill_dir(path.parent)
+    me = os.getpid()
+    for left in path.parent.glob(f"*.*.*{path.suffix}"):
+        try:
+            pid = int(left.name.rsplit(".", 3)[1])
+        except ValueError:
+            continue
+        if (pid == me and left not in _OPEN) or (pid != me and not _alive(pid)):
+            left.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+    _OPEN.add(path)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
+def close_scratch_file(fd: int, path: Path) -> None:
+    """Close and delete a file ``open_scratch_file`` opened."""
+    os.close(fd)
+    path.unlink(missing_ok=True)
+    _OPEN.discard(path)
+
+
 def default_spill_dir() -> Path:
     import tempfile
 
