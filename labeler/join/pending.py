@@ -311,10 +311,11 @@ _OPEN: set[Path] = set()  # spill files of this process's open stores
 
 def open_scratch(path: Path, exclusive: bool = False,
                  cache_kib: int = CACHE_KIB) -> sqlite3.Connection:
-    """A fresh SQLite scratch file at ``path`` (the spill stores', here and in
-    ``labeler.join.closed``): rebuilt from the checkpoint after a crash, so no journal
-    and no fsync; its page cache bounded to ``cache_kib``. ``exclusive`` keeps the
-    lock (and the cache) between transactions: a file no other connection opens.
+    """A fresh SQLite scratch file at ``path`` (the pending predictions' spill store;
+    the closed ids' rows use ``open_scratch_file``): rebuilt from the checkpoint after
+    a crash, so no journal and no fsync; its page cache bounded to ``cache_kib``.
+    ``exclusive`` keeps the lock (and the cache) between transactions: a file no other
+    connection opens.
     Files of processes that are gone are swept first; ``close_scratch`` deletes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_spill_dir(path.parent)
