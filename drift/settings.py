@@ -34,8 +34,9 @@ from pydantic import ConfigDict
 ParamValue = float | int | str | bool
 """A detector parameter as it appears in the config."""
 
-BinaryName = Literal["ADWIN", "DDM", "EDDM", "HDDM_A", "HDDM_W", "FHDDM"]
-"""Detectors for 0/1 streams (ADWIN takes them too)."""
+BinaryName = Literal["GLR", "ADWIN", "DDM", "EDDM", "HDDM_A", "HDDM_W", "FHDDM"]
+"""Detectors for 0/1 streams: loglabel's share test (``GLR``,
+:class:`drift.monitors.rates.ShareTest`) and River's (ADWIN takes them too)."""
 
 _FORBID = ConfigDict(extra="forbid")
 
@@ -206,9 +207,9 @@ class LabelSettings:
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID
 
     enabled: bool = True
-    rate_detector: BinaryName = "ADWIN"
+    rate_detector: BinaryName = "GLR"
     rate_params: Mapping[str, ParamValue] = field(default_factory=dict)
-    error_detector: BinaryName = "ADWIN"
+    error_detector: BinaryName = "GLR"
     error_params: Mapping[str, ParamValue] = field(default_factory=dict)
     error: Literal["threshold", "log_loss"] = "threshold"
     score_threshold: float = 0.5
