@@ -20,10 +20,12 @@ River detector) is a two-cell test of that stream.
 
 The first ``warmup`` observations of a test are its first history, tested
 from then on (none is thrown away; with ``log_loss`` errors the loss cut is
-learned from them first). After an alarm the test restarts at the split it
-found, the labels after the split being the new history, and keeps watching
-at once: a second change right after the first is detected. The alarm's
-``reference`` and ``current`` are the rates before and after that split.
+learned from them first). The alarm's ``reference`` and ``current`` are the
+rates before and after the split the test found (``n``, the reported
+stream's ``rate``, and each stream's rate by name). After an alarm the test
+starts a new history with the next label and keeps watching: a second change
+a few hundred labels after the first is detected (why not from the split:
+:mod:`drift.monitors.rates`).
 
 River's detectors (``ADWIN``, ``DDM``, ...) remain selectable per stream; they
 compare the stream with its own recent past, restart after an alarm, and the
