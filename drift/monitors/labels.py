@@ -265,13 +265,18 @@ class LabelDrift:
             s = self._s
             assert score is not None  # noqa: S101
             if s.error == "threshold":
-                err = 1.0 if (score >= s.score_threshold) != bool(label) else 0.0
-                raw = err
+                err = 1 if (score >= s.score_threshold) != bool(label) else 0
+                raw = float(err)
             else:
                 raw = log_loss(score, bool(label))
-                err = 1.0 if raw > self._loss_cut else 0.0
+                err = 1 if raw > self._loss_cut else 0
             if self._error is not None:
-                alarm = self._step(self._error, err, raw)
+                alarm = self._step(self._error, float(err), raw)
+            elif self._joint is not None and not self._joint.learn:
+                # The common case, without the warm-up's detour.
+                joint = self._joint
+                alarm = self._report(joint, joint.test.last) if joint.test.update(2 * y + err) \
+                    else None
             else:
                 shares = self._joint if self._joint is not None else self._errors
                 assert shares is not None  # noqa: S101
@@ -321,7 +326,8 @@ class LabelDrift:
             return {POSITIVE: (counts[2] + counts[3], n), ERROR: (counts[1] + counts[3], n)}
         return {shares.streams[0]: (counts[1], n)}
 
-    def _report(self, shares: _Shares, split: Split) -> LabelAlarm | None:
+    def _report(self, shares: _Shares, split: Split | None) -> LabelAlarm | None:
+        assert split is not None  # noqa: S101
         before, after = self._marginals(shares, split.before), self._marginals(shares, split.after)
 
         def evidence(stream: str) -> float:

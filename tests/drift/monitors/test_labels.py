@@ -114,11 +114,9 @@ def test_one_joint_test_reports_the_stream_that_moved() -> None:
         # The error rate's own evidence at the split beats the positive rate's.
         ref, cur = alarm.reference, alarm.current
         na, nb = int(ref["n"]), int(cur["n"])
-
-        def llr(stream: str) -> float:
-            return binary_llr(round(ref[stream] * na), na, round(cur[stream] * nb), nb)
-
-        assert llr("error_rate") > llr("positive_rate")
+        llr = {s: binary_llr(round(ref[s] * na), na, round(cur[s] * nb), nb)
+               for s in ("error_rate", "positive_rate")}
+        assert llr["error_rate"] > llr["positive_rate"]
         assert f.recent == nb and f.n >= na + nb
 
 
