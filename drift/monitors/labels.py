@@ -232,12 +232,15 @@ class LabelDrift:
                 "suppressed": self.suppressed}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        """Continue from a :meth:`state` of a ``LabelDrift`` with the same settings."""
+        """Continue from a :meth:`state` of a ``LabelDrift`` with the same settings.
+
+        A part the state lacks (saved under other detector settings, e.g.
+        River's ADWIN before ``GLR`` became the default) starts afresh with
+        its warm-up; the other parts continue.
+        """
         for name in ("rate", "error", "joint", "plain", "errors"):
             mine, saved = getattr(self, f"_{name}"), state.get(name)
-            if (mine is None) != (saved is None):
-                raise ValueError(f"label drift state of other settings (part {name!r})")
-            if mine is not None:
+            if mine is not None and saved is not None:
                 mine.restore(saved)
         self._loss_cut = float(state["loss_cut"])
         self._labels = int(state.get("labels", 0))

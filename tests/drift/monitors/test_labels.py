@@ -147,3 +147,17 @@ def test_state_round_trip_continues_exactly(rate: BinaryName, error: BinaryName,
         got_a = [(i, x) for i, (s, y) in enumerate(data[cut:]) for x in a.update(s, y)]
         got_b = [(i, x) for i, (s, y) in enumerate(data[cut:]) for x in b.update(s, y)]
         assert got_a and got_a == got_b
+
+
+def test_a_state_saved_with_adwin_restores_into_the_glr_default() -> None:
+    rng = random.Random(8)
+    example = calibrated_until(4000)
+    old = LabelDrift(LabelSettings(rate_detector="ADWIN", error_detector="ADWIN"),
+                     warmup=1000, min_samples=64, cooldown=2000)
+    for i in range(3000):
+        old.update(*example(rng, i))
+    new = LabelDrift(LabelSettings(), warmup=1000, min_samples=64, cooldown=2000)
+    new.restore(msgpack.unpackb(msgpack.packb(old.state())))
+    # The joint test starts afresh (warm-up from here) and still finds the change.
+    alarms = [(i, a) for i in range(3000, 10_000) for a in new.update(*example(rng, i))]
+    assert alarms and alarms[0][1].stream == "error_rate" and 4000 < alarms[0][0] < 5500
