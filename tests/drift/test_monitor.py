@@ -158,9 +158,9 @@ def test_error_stream_finds_a_model_that_stopped_working(
     for i in range(20_000):
         score = rng.random()
         # The label follows the score until 8000, then the concept flips for
-        # the upper third: the error rate rises, the positive rate does not.
+        # both outer thirds: the error rate rises, the positive rate does not.
         label = rng.random() < score
-        if i >= 8000 and score > 0.66:
+        if i >= 8000 and (score > 0.66 or score < 0.34):
             label = rng.random() < 1.0 - score
         events += m.observe_label("ctr", float(i), score, label)
     streams = [e.stream for e in events]
