@@ -41,8 +41,8 @@ RECORD = np.dtype([("forget", "<f8"), ("t", "<f8"), ("epoch", "<i8"), ("id_end",
 UNCOUNTED = 1
 PAGE = 4096
 GENERATION_BYTES = 600  # the bookkeeping of one generation in memory
-_ONE = struct.Struct("<dddII")
-_TWO = struct.Struct("<dddIIdddII")
+_ONE = struct.Struct("<ddqII")  # one RECORD
+_TWO = struct.Struct("<ddqIIddqII")  # two in a row
 _U32 = (1 << 32) - 1
 
 

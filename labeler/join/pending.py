@@ -341,19 +341,11 @@ def close_scratch(db: sqlite3.Connection, path: Path) -> None:
 def open_scratch_file(path: Path) -> int:
     """A fresh plain scratch file at ``path``, named like the SQLite ones
     (``<name>.<pid>.<hex>.<suffix>``; the closed ids' generations): a descriptor open
-    for reading and writing, never synced. The spill files of processes that are gone,
-    SQLite ones and plain ones with ``path``'s suffix, are swept first; pass the
-    descriptor back to ``close_scratch_file`` to delete it."""
+    for reading and writing, never synced. The scratch files of processes that are
+    gone are swept first (``sweep_spill_dir``); pass the descriptor back to
+    ``close_scratch_file`` to delete it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_spill_dir(path.parent)
-    me = os.getpid()
-    for left in path.parent.glob(f"*.*.*{path.suffix}"):
-        try:
-            pid = int(left.name.rsplit(".", 3)[1])
-        except ValueError:
-            continue
-        if (pid == me and left not in _OPEN) or (pid != me and not _alive(pid)):
-            left.unlink(missing_ok=True)
     path.unlink(missing_ok=True)
     _OPEN.add(path)
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -372,13 +364,17 @@ def default_spill_dir() -> Path:
     return Path(tempfile.gettempdir()) / "loglabel-spill"
 
 
+SCRATCH_SUFFIXES = (".sqlite", ".rows")  # the pending predictions', the closed ids'
+
+
 def sweep_spill_dir(directory: Path) -> list[Path]:
-    """Delete the spill files that no running store owns: those of processes that are
-    gone, and this process's own that no open store uses (left by an earlier
-    process with the same pid, as in a restarted container). Returns them."""
+    """Delete the scratch files (of either kind) that no running store owns: those of
+    processes that are gone, and this process's own that no open store uses (left by
+    an earlier process with the same pid, as in a restarted container). Returns them."""
     swept = []
     me = os.getpid()
-    for path in directory.glob("*.*.*.sqlite"):
+    found = [p for suffix in SCRATCH_SUFFIXES for p in directory.glob(f"*.*.*{suffix}")]
+    for path in found:
         try:
             pid = int(path.name.rsplit(".", 3)[1])
         except ValueError:

@@ -246,14 +246,15 @@ def test_spill_files_of_dead_processes_are_swept(tmp_path: Path) -> None:
     dead = spill / f"s-p0000.{int(gone.stdout)}.7f00.sqlite"
     mine_stale = spill / f"s-p0001.{os.getpid()}.1.sqlite"
     other_alive = spill / f"s-p0002.{os.getppid()}.2.sqlite"
-    for path in (dead, mine_stale, other_alive):
+    dead_rows = spill / f"closed-p0000.{int(gone.stdout)}.7f01.rows"  # the closed ids' kind
+    for path in (dead, mine_stale, other_alive, dead_rows):
         path.write_bytes(b"x")
     store = tiny_store(tmp_path, 10)
     for i in range(100):  # spills, so it opens its file and sweeps the directory
         store.add(Pending(pred(f"id-{i:03d}", float(i))), float(i))
     assert store.on_disk > 0
     left = sorted(p.name for p in spill.iterdir())
-    assert dead.name not in left and mine_stale.name not in left
+    assert dead.name not in left and mine_stale.name not in left and dead_rows.name not in left
     assert other_alive.name in left and len(left) == 2  # and the store's own file
     assert sweep_spill_dir(spill) == []  # the open store's file is kept
     store.close()
