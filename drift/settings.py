@@ -211,6 +211,15 @@ class LabelSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.loss_quantile < 1.0:
             raise ValueError("loss_quantile must be in (0, 1)")
+        # Build the label monitor's detectors once, so a bad detector parameter is a
+        # config error now, not a monitoring error at the first label.
+        from drift.errors import DriftConfigError
+        from drift.monitors.labels import LabelDrift
+
+        try:
+            LabelDrift(self, warmup=1, min_samples=0, cooldown=0)
+        except DriftConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID
 

@@ -168,7 +168,8 @@ class ShareTest:
 
     ``update(cell)`` adds one observation (an int in ``range(cells)``) and
     returns True when this update completed a check that fired; ``last``
-    then holds the :class:`Split` and the test has restarted at that split.
+    then holds the :class:`Split` and the history starts again with the next
+    observation (not at the split: see the module docstring).
     ``test=False`` adds the observation without checking (warm-up), and so
     does a check while the history holds fewer than ``min_history`` observations.
     """

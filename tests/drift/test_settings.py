@@ -67,6 +67,8 @@ def test_unknown_keys_are_errors_that_name_the_key(data: dict, where: str) -> No
         {"categorical": {"threshold": 1.5}},
         {"categorical": {"reference": "training"}},
         {"labels": {"loss_quantile": 1.0}},
+        {"labels": {"rate_params": {"bogus": 1}}},
+        {"labels": {"error_params": {"clock": 0}}},
         {"sampling": {"every": 0}},
     ],
 )
