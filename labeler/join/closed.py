@@ -404,11 +404,19 @@ class ClosedIds:
                 s = slot_of.get(p)
                 if s is not None and k:
                     packed[s] = msgpack.packb(list(k), use_bin_type=True)
-        for lo in range(0, len(ids), GENERATION_MAX):
-            hi = min(lo + GENERATION_MAX, len(ids))
-            chunk = {s - lo: b for s, b in packed.items() if lo <= s < hi} if packed else {}
-            self._add_generation(forget[lo:hi], t[lo:hi], epoch[lo:hi], flags[lo:hi],
-                                 ids[lo:hi], chunk)
+        # A shadow (an id whose outcome came after its freeze) keeps its first forget
+        # time, up to a horizon before the others': in a generation of its own, so it
+        # does not make ``forget`` load a whole generation a horizon early.
+        shadow = flags == UNCOUNTED
+        groups = [np.flatnonzero(~shadow), np.flatnonzero(shadow)] if shadow.any() else [None]
+        for rows in groups:
+            if rows is None:
+                self._write(forget, t, epoch, flags, ids, packed)
+            elif rows.size:
+                at = {int(s): i for i, s in enumerate(rows.tolist())}
+                self._write(forget[rows], t[rows], epoch[rows], flags[rows],
+                            [ids[i] for i in rows.tolist()],
+                            {at[s]: b for s, b in packed.items() if s in at})
         if len(ids) == len(young):
             young.clear()
         else:
@@ -416,6 +424,16 @@ class ClosedIds:
                 del young[j]
         self._compact_log(pos)
         self._set_limit()
+
+    def _write(self, forget: npt.NDArray[np.float64], t: npt.NDArray[np.float64],
+               epoch: npt.NDArray[np.int64], flags: npt.NDArray[np.uint8], ids: list[str],
+               packed: dict[int, bytes]) -> None:
+        """Rows sorted by forget time as generations of at most ``GENERATION_MAX``."""
+        for lo in range(0, len(ids), GENERATION_MAX):
+            hi = min(lo + GENERATION_MAX, len(ids))
+            chunk = {s - lo: b for s, b in packed.items() if lo <= s < hi} if packed else {}
+            self._add_generation(forget[lo:hi], t[lo:hi], epoch[lo:hi], flags[lo:hi],
+                                 ids[lo:hi], chunk)
 
     def _add_generation(self, forget: npt.NDArray[np.float64], t: npt.NDArray[np.float64],
                         epoch: npt.NDArray[np.int64], flags: npt.NDArray[np.uint8],

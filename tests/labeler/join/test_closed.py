@@ -5,6 +5,7 @@ collide on; and they take a few bytes each in memory."""
 from __future__ import annotations
 
 import os
+import random
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -298,3 +299,27 @@ def test_the_disk_of_forgotten_generations_is_given_back(tmp_path: Path) -> None
     assert closed.on_disk == 0 and rows.disk_bytes() == 0
     closed.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_outcomes_after_a_freeze_do_not_load_generations_early(tmp_path: Path) -> None:
+    """Late outcomes on frozen ids (their keys make the id young again, with its first
+    forget time) must not make ``forget`` load every later generation long before its
+    rows' forget times: the memory per id stays about that of the index."""
+    closed = ClosedIds(50_000_000, tmp_path)  # a budget: the young part is frozen as it fills
+    horizon, step, behind = 60.0, 0.001, 50_000  # outcomes for ids closed 50 s before
+    rng = random.Random(4)
+    n = 200_000
+    for i in range(n):
+        t = i * step
+        closed.add(f"id-{i}", t, None, t + horizon, 1 + i // 10_000, known_open=True)
+        if i >= behind and rng.random() < 0.005:
+            closed.add_key(f"id-{i - behind}", ("click", float(i)))
+        if i % 1000 == 999:
+            closed.forget(t - 1.0)  # the watermark just behind the newest closes
+    assert closed.on_disk > 40_000
+    loaded = sum(gen.size for gen in closed._inside.values())
+    assert loaded <= 2 * closed_module.YOUNG_MAX, "generations loaded long before their time"
+    # about 37 bytes an id here (the young part of so small a store included); 65 when
+    # every generation was loaded early
+    assert closed.memory_bytes() / len(closed) < 50
+    closed.close()
