@@ -29,11 +29,16 @@ def kafka_bootstrap() -> Iterator[str]:
         yield given
         return
     env = _kafka_env()
-    was_running = subprocess.run([str(KAFKA_SH), "status"], env=env,
-                                 capture_output=True).returncode == 0
-    subprocess.run([str(KAFKA_SH), "start"], env=env, check=True)
+    start = subprocess.run([str(KAFKA_SH), "start"], env=env, stderr=subprocess.PIPE,
+                           text=True)
+    sys.stderr.write(start.stderr)
+    if start.returncode:
+        raise RuntimeError(f"deploy/kafka/kafka.sh start failed: {start.stderr.strip()}")
+    # Stop it afterwards only if this session started it: another session (a second
+    # checkout, a run in parallel) may be using a broker that was already running.
+    started_here = "kafka: started (pid" in start.stderr
     yield f"127.0.0.1:{TEST_PORT}"
-    if not was_running:
+    if started_here:
         subprocess.run([str(KAFKA_SH), "stop"], env=env, check=False)
 
 
