@@ -11,7 +11,8 @@ Each phase runs in its own child process, so CPU time and peak RSS are each phas
 * **pipeline**: ``loglabel run`` until idle (decode, map, join, Parquet shards,
   checkpoints, drift monitoring), checked against the oracle; and again without drift;
 * **2 workers**: two pipeline processes in one group over the same events (on a
-  2-core machine: one core each), checked against the oracle;
+  2-core machine: one core each), checked against the oracle; both are built before
+  either starts reading, so they join the group together;
 * **ingest**: the repartition stage alone (consume raw, decode, validate, produce
   re-keyed records and wait for their acks), with its columnar path and with the row
   path it is checked against (``ingest.repartition.rekey``), and the row path as it
@@ -76,7 +77,7 @@ def _bare(bootstrap: str, topics: list[str], expected: int, parse: bool = True
     return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu}
 
 
-def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
+def _pipeline(config_json: str, expected: int, together: bool = False) -> dict[str, Any]:
     from labeler.logs import setup
     from labeler.runtime.compose import build_worker
     from labeler.runtime.drift_hub import DriftHub
@@ -84,6 +85,9 @@ def _pipeline(config_json: str, expected: int) -> dict[str, Any]:
     config = validate(json.loads(config_json))
     setup("WARNING")
     worker = build_worker(config)
+    if together:  # tell the parent this worker is built, and wait for its word to start
+        print("ready", flush=True)
+        sys.stdin.readline()
     cpu0 = time.process_time()
     counters = worker.run(until_idle=3.0, drain=True)
     cpu = time.process_time() - cpu0
@@ -146,9 +150,22 @@ def _child(phase: str, args: dict[str, Any]) -> dict[str, Any]:
 def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
     """``n`` children of one phase at once; their events and CPU summed, their wall time
     from the first message any of them got to the last any processed (one machine's
-    monotonic clock), peak RSS the largest."""
-    procs = [subprocess.Popen(_command(phase, args), stdout=subprocess.PIPE,
+    monotonic clock), peak RSS the largest. Each child says when its worker is built
+    and starts on the word of the parent, once all are built: the workers join their
+    group together, not a whole start-up apart."""
+    procs = [subprocess.Popen(_command(phase, {**args, "together": True}),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    for proc in procs:
+        assert proc.stdout is not None  # noqa: S101 - piped above
+        proc.stdout.readline()  # "ready" (or "" if it died: communicate() reports it)
+    for proc in procs:
+        assert proc.stdin is not None  # noqa: S101 - piped above
+        try:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died before it was ready: communicate() below reports why
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=900)
@@ -267,7 +284,7 @@ def _main(argv: list[str]) -> None:
         result = hand_join(args["bootstrap"], args["predictions"], args["outcomes"],
                            args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
     elif phase == "pipeline":
-        result = _pipeline(args["config"], args["expected"])
+        result = _pipeline(args["config"], args["expected"], args.get("together", False))
     elif phase == "ingest":
         result = _ingest(args["config"], args["expected"], args["columnar"], args["before"])
     else:
