@@ -87,9 +87,6 @@ class HashIndex:
         self.bits_stale = 0
         self.next: _Bitmap | None = None  # the bitmap being built
 
-    def __bool__(self) -> bool:
-        return bool(self.runs)
-
     def clear(self) -> None:
         self.runs = []
         self.bits, self.shift, self.bits_set, self.bits_stale = bytearray(8), 64, 0, 0

@@ -108,10 +108,6 @@ class RowFile:
         self._end = 0  # of the file
         self._free: list[tuple[int, int]] = []  # (offset, length) of free extents, sorted
 
-    @property
-    def is_open(self) -> bool:
-        return self._fd is not None
-
     def write(self, number: int, forget: npt.NDArray[np.float64], t: npt.NDArray[np.float64],
               epoch: npt.NDArray[np.int64], flags: npt.NDArray[np.uint8], join_ids: list[str],
               keys: dict[int, bytes]) -> Generation:
