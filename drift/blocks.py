@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,9 @@ from drift.model_state import (
 from drift.monitors.categorical import CategoricalDrift
 from drift.reports import Evidence, SchemaLog, categorical_event
 from drift.settings import DriftSettings
+
+FEATURES, PREDICTIONS = attrgetter("features"), attrgetter("prediction")
+"""A buffered prediction's feature and prediction mappings."""
 
 
 def discover(
@@ -55,16 +60,24 @@ def discover(
     # from the block's last event and every event with another feature count
     # (a feature that is added changes the count; one renamed is seen in the
     # last event of the block it reaches).
+    known = st.feature_names()
     if st.blocks <= 8:
-        names = set().union(*feats)
+        seen = all(map(known.issuperset, feats))
     else:
         last = feats[-1]
         width = len(last)
-        names = set(last)
-        for f in feats:
-            if len(f) != width:
-                names.update(f)
-    new = [(FEATURE, n) for n in names if (FEATURE, n) not in st.known]
+        seen = known.issuperset(last) and all(
+            known.issuperset(f) for f in feats if len(f) != width)
+    new: list[tuple[int, str]] = []
+    if not seen:  # some name is new: the names in their set's order, as always
+        if st.blocks <= 8:
+            names = set().union(*feats)
+        else:
+            names = set(last)
+            for f in feats:
+                if len(f) != width:
+                    names.update(f)
+        new = [(FEATURE, n) for n in names if (FEATURE, n) not in st.known]
     for field in settings.prediction.fields:
         if (PRED, field) not in st.known:
             new.append((PRED, field))
@@ -141,18 +154,25 @@ def matrix(
     # mistake: the block takes the slow path, the value becomes NaN and a
     # schema event (numeric strings that numpy reads as numbers get through).
     fn, pn = st.fnames, st.pnames
+    n, width = len(feats), len(fn) + len(pn)
     try:
         # itemgetter is the fastest row builder; a missing key sends the
         # block down the .get() path, which yields None (then NaN).
-        rows = [st.getf(f) + st.getp(r) for f, r in zip(feats, preds, strict=True)]
+        rows = list(map(tuple.__add__, map(st.getf, feats), map(st.getp, preds)))
     except KeyError:
         rows = [(*map(f.get, fn), *map(r.get, pn)) for f, r in zip(feats, preds, strict=True)]
+    else:
+        try:
+            # Numbers only (the usual block): a flat read, no shape discovery.
+            return np.fromiter(chain.from_iterable(rows), float, count=n * width).reshape(n, width)
+        except (TypeError, ValueError, OverflowError):
+            pass  # np.array below decides, as it always has
     try:
-        return np.array(rows, dtype=float).reshape(len(rows), len(fn) + len(pn))
+        return np.array(rows, dtype=float).reshape(n, width)
     except (TypeError, ValueError):
         pass
     # Slow path: some value is not a number. It is a schema problem, not a crash.
-    a = np.full((len(rows), len(fn) + len(pn)), math.nan)
+    a = np.full((n, width), math.nan)
     bad: dict[int, int] = {}
     for i, row in enumerate(rows):
         for j, v in enumerate(row):
@@ -167,22 +187,45 @@ def matrix(
     return a
 
 
-def categorical(st: ModelState, at: Evidence, events: list[DriftEvent]) -> None:
-    """Count the buffered predictions into the categorical monitors; alarms go to ``events``."""
+def categorical(st: ModelState, at: Callable[[], Evidence], events: list[DriftEvent]) -> None:
+    """Count the buffered predictions into the categorical monitors; alarms go to ``events``.
+
+    ``at`` gives the evidence an alarm is reported at (made only if one is).
+    """
     buf = st.cat_buf
     st.cat_buf = []
     counted: dict[str, Counter[Hashable]] = {}
-    feats = [p.features for p in buf]
+    feats = list(map(FEATURES, buf))
     preds: list[Mapping[str, Any]] = []
+    columns: dict[tuple[int, str], tuple[Any, ...]] = {}
     for (src, name), cat in st.cats.items():
         if src == PRED and not preds:
-            preds = [p.prediction for p in buf]
-        rows = feats if src == FEATURE else preds
-        counts = normalize(Counter([r.get(name) for r in rows]))
+            preds = list(map(PREDICTIONS, buf))
+        if (src, name) not in columns:
+            columns.update(_columns(st, src, feats if src == FEATURE else preds))
+        counts = normalize(Counter(columns[(src, name)]))
         if src == FEATURE:
             counted[name] = counts
         alarm = cat.update(counts)
         if alarm is not None:
-            events.append(categorical_event(alarm, cat.specs, cat.window, KIND[src], name, at))
+            events.append(categorical_event(alarm, cat.specs, cat.window, KIND[src], name, at()))
     if st.skew is not None:
         st.skew.add_categories(len(buf), counted)
+
+
+def _columns(
+    st: ModelState, src: int, rows: list[Mapping[str, Any]]
+) -> dict[tuple[int, str], tuple[Any, ...]]:
+    """The values of every categorical stream of ``src`` in ``rows``, a tuple per stream.
+
+    One itemgetter pass reads all of them (a missing key, None as ``.get``
+    gives it, sends the rows down the per-stream path).
+    """
+    names = [name for s, name in st.cats if s == src]
+    try:
+        values = list(zip(*map(getter(names), rows), strict=True))
+    except KeyError:
+        values = [tuple([r.get(name) for r in rows]) for name in names]
+    if not values:  # no rows: every stream counts nothing
+        values = [()] * len(names)
+    return {(src, name): column for name, column in zip(names, values, strict=True)}

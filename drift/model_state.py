@@ -30,6 +30,8 @@ FEATURE, PRED = 0, 1
 KIND = {FEATURE: "data", PRED: "prediction"}
 """The drift kind of a stream's events, by its source."""
 
+STR = frozenset((str,))
+
 
 class ModelState:
     """What the monitor keeps per model: buffers, discovered streams and their monitors."""
@@ -50,6 +52,7 @@ class ModelState:
         "getf",
         "getp",
         "blocks",
+        "_feature_names",
     )
 
     def __init__(self, num: NumericDrift, skew: SkewChecker | None) -> None:
@@ -68,6 +71,15 @@ class ModelState:
         self.getf: Callable[[Mapping[str, Any]], tuple[Any, ...]] = getter([])
         self.getp: Callable[[Mapping[str, Any]], tuple[Any, ...]] = getter([])
         self.blocks = 0
+        self._feature_names: tuple[int, frozenset[str]] = (-1, frozenset())
+
+    def feature_names(self) -> frozenset[str]:
+        """The names of the features in :attr:`known` (cached: ``known`` only grows)."""
+        size, names = self._feature_names
+        if size != len(self.known):
+            names = frozenset(n for src, n in self.known if src == FEATURE)
+            self._feature_names = (len(self.known), names)
+        return names
 
 
 def plain_prediction(p: Prediction) -> list[Any]:
@@ -101,7 +113,7 @@ def detector_specs(
 
 def normalize(counts: Counter[Hashable]) -> Counter[Hashable]:
     """Category keys as the profile spells them: str, "true"/"false", MISSING."""
-    if all(type(k) is str for k in counts):
+    if set(map(type, counts)) <= STR:  # the usual block: strings only, nothing to do
         return counts
     out: Counter[Hashable] = Counter()
     for k, v in counts.items():

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import numpy as np
 
 from drift.baseline.profile import load_profile
 from drift.baseline.skew import SkewChecker
-from drift.blocks import categorical, discover, matrix, register
+from drift.blocks import FEATURES, PREDICTIONS, categorical, discover, matrix, register
 from drift.events import DriftEvent
 from drift.model_state import (
     FEATURE,
@@ -118,7 +118,7 @@ class DriftMonitor:
             elif st.cat_buf:
                 last = st.cat_buf[-1]
                 found: list[DriftEvent] = []
-                categorical(st, Evidence(last.model, last.event_time), found)
+                categorical(st, lambda: Evidence(last.model, last.event_time), found)  # noqa: B023
                 self._record(found)
                 events.extend(found)
         return events
@@ -137,10 +137,17 @@ class DriftMonitor:
     ) -> list[DriftEvent]:
         buf, srcs = st.buf, st.srcs
         st.buf, st.srcs = [], []
-        feats = [p.features for p in buf]
-        preds = [p.prediction for p in buf]
+        feats = list(map(FEATURES, buf))
+        preds = list(map(PREDICTIONS, buf))
         events: list[DriftEvent] = []
-        at = Evidence(last.model, last.event_time, str(source) if source is not None else None)
+        block_at: list[Evidence] = []
+
+        def at() -> Evidence:
+            # The block's last event dates its events (made once, if one is needed).
+            if not block_at:
+                block_at.append(Evidence(last.model, last.event_time,
+                                         str(source) if source is not None else None))
+            return block_at[0]
 
         def record(i: int) -> Evidence:
             # The record that showed a schema change dates its event.
@@ -151,11 +158,11 @@ class DriftMonitor:
         if st.fnames or st.pnames:
             a = matrix(self._schema, st, feats, preds, record, events)
             if st.skew is not None and st.skew.add_block(st.fnames, a[:, : len(st.fnames)]):
-                events += self._schema.findings(st.skew.evaluate(), self._skew_window, at)
+                events += self._schema.findings(st.skew.evaluate(), self._skew_window, at())
             if st.perm is not None:
                 a = a[:, st.perm]
             for alarm in st.num.process(a):
-                events.append(numeric_event(alarm, at))
+                events.append(numeric_event(alarm, at()))
         if st.cats:
             st.cat_buf.extend(buf)
             if len(st.cat_buf) >= self._cat_k or force:
@@ -177,9 +184,49 @@ class DriftMonitor:
         label_name: str = "label",
     ) -> list[DriftEvent]:
         """Watch one labeled example (score may be unknown); returns concept drift events."""
+        ld = self._label_drift(model, label_name)
+        if ld is None:
+            return []
+        alarms = ld.update(score, label)
+        if not alarms:
+            return []
+        at = Evidence(model, event_time, str(source) if source is not None else None)
+        events = [label_event(a, label_name, at) for a in alarms]
+        self._record(events)
+        return events
+
+    def observe_labels(
+        self,
+        model: str,
+        event_times: Sequence[float],
+        scores: Sequence[float | None],
+        labels: Sequence[bool],
+        source: SourceRef | None = None,
+        *,
+        label_name: str = "label",
+    ) -> list[DriftEvent]:
+        """Watch labeled examples of one model in order: :meth:`observe_label` on each, at once.
+
+        An event is dated by the example that raised it (its ``event_times``
+        entry); every event carries ``source``.
+        """
+        ld = self._label_drift(model, label_name)
+        if ld is None or not labels:
+            return []
+        found = ld.update_many(scores, labels)
+        if not found:
+            return []
+        src = str(source) if source is not None else None
+        events = [label_event(a, label_name, Evidence(model, event_times[i], src))
+                  for i, a in found]
+        self._record(events)
+        return events
+
+    def _label_drift(self, model: str, label_name: str) -> LabelDrift | None:
+        """The concept drift monitor of ``model``'s ``label_name`` (None if labels are off)."""
         s = self.settings
         if not (s.enabled and s.labels.enabled):
-            return []
+            return None
         st = self._models.get(model)
         if st is None:
             st = self._models[model] = self._new_model(model)
@@ -188,13 +235,7 @@ class DriftMonitor:
             ld = st.labels[label_name] = LabelDrift(
                 s.labels, warmup=s.warmup, min_samples=s.min_samples, cooldown=s.cooldown
             )
-        alarms = ld.update(score, label)
-        if not alarms:
-            return []
-        at = Evidence(model, event_time, str(source) if source is not None else None)
-        events = [label_event(a, label_name, at) for a in alarms]
-        self._record(events)
-        return events
+        return ld
 
     def observe_schema_skew(
         self, model: str, event_time: float, kind: str, feature: str | None, detail: str,

@@ -264,16 +264,22 @@ class CategoricalDrift:
         return fired
 
     def _slide(self, block: Counter[Hashable], n: int) -> None:
+        # Counter.update and .subtract, written out (they cost more than the sums).
         self._blocks.append((block, n))
-        self._counts.update(block)
+        counts = self._counts
+        get = counts.get
+        for key, c in block.items():
+            counts[key] = c + get(key, 0)
         self._n += n
         while self._n - self._blocks[0][1] >= self.window:
             old, m = self._blocks.popleft()
-            self._counts.subtract(old)
+            for key, c in old.items():
+                left = get(key, 0) - c
+                if left <= 0:
+                    counts.pop(key, None)
+                else:
+                    counts[key] = left
             self._n -= m
-            for key in old:
-                if self._counts[key] <= 0:
-                    del self._counts[key]
 
     def _feed(self, block: Counter[Hashable], n: int) -> Firing | None:
         other = len(self._p) - 1
@@ -284,8 +290,9 @@ class CategoricalDrift:
         root = math.sqrt(n)
         clip = self._z_clip
         fired = None
-        for b, watch in enumerate(self._watches):
-            z = (bucket_counts[b] / n - self._p[b]) * root / self._sd[b]
+        for count, p, sd, watch in zip(bucket_counts, self._p, self._sd, self._watches,
+                                       strict=False):  # one bucket per watch
+            z = (count / n - p) * root / sd
             firing = watch.update(min(max(z, -clip), clip))
             if fired is None:
                 fired = firing

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +175,10 @@ def _direction(before: tuple[int, int], after: tuple[int, int]) -> int:
     return 1 if after[0] * before[1] > before[0] * after[1] else -1
 
 
+def _scored(score: float | None) -> bool:
+    return score is not None and not math.isnan(score)
+
+
 def _rate(k: int, n: int) -> float:
     return k / n if n else math.nan
 
@@ -287,6 +291,50 @@ class LabelDrift:
             if alarm is not None:
                 alarms.append(alarm)
         return alarms
+
+    def update_many(
+        self, scores: Sequence[float | None], labels: Sequence[bool]
+    ) -> list[tuple[int, LabelAlarm]]:
+        """Feed labeled examples in order; the alarms raised, each with its example's index.
+
+        The same as :meth:`update` on each example. A run of scored examples
+        once the joint test is armed goes to it a clock at a time (the usual
+        case); the others take :meth:`update`.
+        """
+        out: list[tuple[int, LabelAlarm]] = []
+        i, m = 0, len(labels)
+        while i < m:
+            joint = self._joint
+            if joint is None or joint.learn or not _scored(scores[i]):
+                out.extend((i, alarm) for alarm in self.update(scores[i], labels[i]))
+                i += 1
+                continue
+            j = i + 1
+            while j < m and _scored(scores[j]):
+                j += 1
+            cells = self._cells(scores[i:j], labels[i:j])
+            done = 0
+            while done < len(cells):
+                added, fired = joint.test.feed(cells[done:])
+                done += added
+                self._labels += added
+                if fired:
+                    alarm = self._report(joint, joint.test.last)
+                    if alarm is not None:
+                        out.append((i + done - 1, alarm))
+            i = j
+        return out
+
+    def _cells(self, scores: Sequence[Any], labels: Sequence[bool]) -> list[int]:
+        """The joint test's cell (``2 * label + error``) of each scored example, as ``update``."""
+        s = self._s
+        if s.error == "threshold":
+            t = s.score_threshold
+            return [(2 if y else 0) + ((score >= t) != bool(y)) for score, y in
+                    zip(scores, labels, strict=True)]
+        cut = self._loss_cut
+        return [(2 if y else 0) + (log_loss(score, bool(y)) > cut) for score, y in
+                zip(scores, labels, strict=True)]
 
     # -- GLR share tests -----------------------------------------------------
 

@@ -62,7 +62,7 @@ three false alarms on 10^7 stationary Bernoulli(0.2) labels (target 10 per
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -175,7 +175,7 @@ class ShareTest:
     """
 
     __slots__ = ("cells", "params", "alpha", "clock", "per_level", "window", "min_history",
-                 "_pos", "_cum", "_base", "_size", "_now", "_fill", "_blocks",
+                 "_pos", "_cum", "_tot", "_base", "_size", "_now", "_fill", "_blocks",
                  "fired", "last")
 
     def __init__(
@@ -206,9 +206,11 @@ class ShareTest:
         # Block boundaries kept as candidate splits, in rows 0.._size-1: block
         # number (since the test began) and the cumulative cell counts there;
         # row 0 is the start of the history. _base holds each split's part of
-        # the statistic that depends on the labels before it only.
+        # the statistic that depends on the labels before it only; _tot each
+        # row's total (its cumulative count of labels).
         self._pos = np.zeros(64, dtype=np.int64)
         self._cum = np.zeros((64, cells), dtype=np.int64)
+        self._tot = np.zeros(64, dtype=np.int64)
         self._base = np.zeros(64)
         self._size = 1
         self._now = [0] * cells
@@ -232,6 +234,33 @@ class ShareTest:
         self._fill += 1
         if self._fill < self.clock:
             return False
+        return self._tick(test)
+
+    def feed(self, cells: Sequence[int]) -> tuple[int, bool]:
+        """Add observations in order until a check fires: (how many were added, fired).
+
+        The same as ``update`` on each of ``cells`` up to the first that
+        returns True, a clock's worth of labels at a time.
+        """
+        now, clock, m, i = self._now, self.clock, len(cells), 0
+        while i < m:
+            take = max(min(clock - self._fill, m - i), 1)
+            chunk = cells[i:i + take]
+            added = 0
+            for c in range(self.cells):
+                k = chunk.count(c)
+                now[c] += k
+                added += k
+            if added != take:
+                raise DriftError(f"a {NAME} test's cells are 0..{self.cells - 1}")
+            self._fill += take
+            i += take
+            if self._fill >= clock and self._tick(True):
+                return i, True
+        return i, False
+
+    def _tick(self, test: bool) -> bool:
+        """A clock's worth of labels is in: check (if ``test``), keep the boundary, thin."""
         self._fill = 0
         self._blocks += 1
         fired = test and self._check()
@@ -249,10 +278,12 @@ class ShareTest:
         k = self._size
         now = np.asarray(self._now, dtype=np.int64)
         total = now - self._cum[0]
-        n = int(total.sum())
+        whole = sum(self._now)
+        n = whole - int(self._tot[0])
         table = _xlogx(n)
         after = now - self._cum[1:k]
-        stat = self._base[1:k] + table[after].sum(axis=1) - table[after.sum(axis=1)]
+        # (the labels after each split: integers, so the row totals give them exactly)
+        stat = self._base[1:k] + table[after].sum(axis=1) - table[whole - self._tot[1:k]]
         stat += table[n] - table[total].sum()
         return stat, self._pos[1:k]
 
@@ -274,7 +305,7 @@ class ShareTest:
             before=tuple(int(v) for v in before),
             after=tuple(int(v) for v in after),
             candidates=int(stat.size),
-            n=int((now - self._cum[0]).sum()),
+            n=sum(self._now) - int(self._tot[0]),
         )
         self.fired += 1
         # Restart: the labels after this check are the new history (see the
@@ -288,8 +319,10 @@ class ShareTest:
             self._pos = np.concatenate([self._pos, np.zeros_like(self._pos)])
             self._cum = np.concatenate([self._cum, np.zeros_like(self._cum)])
             self._base = np.concatenate([self._base, np.zeros_like(self._base)])
+            self._tot = np.concatenate([self._tot, np.zeros_like(self._tot)])
         self._pos[k] = self._blocks
         self._cum[k] = self._now
+        self._tot[k] = sum(self._now)
         before = self._cum[k] - self._cum[0]
         na = int(before.sum())
         table = _xlogx(na)
@@ -303,6 +336,7 @@ class ShareTest:
         self._pos[:k] = self._pos[rows]
         self._cum[:k] = self._cum[rows]
         self._base[:k] = self._base[rows]
+        self._tot[:k] = self._tot[rows]
         self._size = k
         if origin_moved and k > 1:
             before = self._cum[1:k] - self._cum[0]
@@ -347,6 +381,8 @@ class ShareTest:
         self._base = np.zeros(cap)
         self._pos[:k] = pos
         self._cum[:k] = np.asarray(state["cum"], dtype=np.int64).reshape(k, self.cells)
+        self._tot = np.zeros(cap, dtype=np.int64)
+        self._tot[:k] = self._cum[:k].sum(axis=1)
         self._size = k
         if k > 1:  # rebuild the per-split constants
             before = self._cum[1:k] - self._cum[0]

@@ -159,24 +159,45 @@ class DriftHub:
             self._cpu_s += time.thread_time() - began
 
     def _watch_labels(self, examples: Sequence[LabeledExample], source: SourceRef) -> None:
+        # Each run of one model's rows goes to its monitor at once (events keep
+        # the rows' order and are dated by the row that raised them).
         monitor = self.monitor(source.partition)
-        field, name = self.score_field, self.label_name or "label"
+        field = self.score_field
+        model: str | None = None
+        times: list[float] = []
+        scores: list[float | None] = []
+        labels: list[bool] = []
         for example in examples:
             label = example.labels[0]
             if not isinstance(label, bool):
                 continue
             p = example.prediction
+            if p.model != model:
+                if labels:
+                    self._label_run(monitor, model, times, scores, labels, source)
+                    times, scores, labels = [], [], []
+                model = p.model
             score = p.prediction.get(field) if field else None
             if isinstance(score, bool) or not isinstance(score, int | float):
                 score = None
-            try:  # one row's failure is counted and the next rows are still watched
-                events = monitor.observe_label(p.model, p.event_time, score, label, source,
-                                               label_name=name)
-            except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
-                self._failed("observe_label", exc)
-                continue
-            if events:
-                self._publish(events, source.partition)
+            times.append(p.event_time)
+            scores.append(score)
+            labels.append(label)
+        if labels:
+            self._label_run(monitor, model, times, scores, labels, source)
+
+    def _label_run(self, monitor: DriftMonitor, model: str | None, times: list[float],
+                   scores: list[float | None], labels: list[bool], source: SourceRef) -> None:
+        """One model's consecutive labeled rows; a failure is counted, and the rows
+        of that run after it are not watched (the next run is)."""
+        try:
+            events = monitor.observe_labels(str(model), times, scores, labels, source,
+                                            label_name=self.label_name or "label")
+        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+            self._failed("observe_label", exc)
+            return
+        if events:
+            self._publish(events, source.partition)
 
     def _schema_finding(self, model: str, event_time: float, kind: str, feature: str,
                         detail: str, source: SourceRef | None) -> None:

@@ -1,7 +1,9 @@
 """The hub's concept-drift feed (labeler.runtime.drift_hub.DriftHub.observe_labeled): the
 rows a partition labeled, given at once, are watched exactly as a monitor fed one label at a
-time would watch them, and one row that breaks monitoring costs only that row."""
+time would watch them (each model's run of rows at once), and a run that breaks monitoring
+costs only that run."""
 
+import dataclasses
 import random
 from collections import Counter
 
@@ -29,6 +31,10 @@ def rows(n: int, seed: int) -> list[LabeledExample]:
         out.append(LabeledExample(Prediction(f"r{i}", 1000.0 + i, "m", None, {}, prediction),
                                   (label,), 0, None))
     return out
+
+
+def with_model(e: LabeledExample, model: str) -> LabeledExample:
+    return dataclasses.replace(e, prediction=dataclasses.replace(e.prediction, model=model))
 
 
 Found = list[tuple[str, str | None, float | None]]
@@ -63,25 +69,56 @@ def test_rows_given_at_once_are_watched_like_one_at_a_time(seed: int) -> None:
     assert all(e.partition == 2 for e in hub.events)
 
 
-def test_a_row_that_breaks_monitoring_is_counted_and_the_rest_are_watched(
+def test_a_run_that_breaks_monitoring_is_counted_and_the_other_runs_are_watched(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rows of one model in a row go to its monitor at once: a failure costs that run.
     hub = DriftHub(DriftSettings(), "unused", Counter(), "clicked")
     source = SourceRef("predictions", 0, 5)
     monitor = hub.monitor(0)
     seen: list[float] = []
-    real = monitor.observe_label
+    real = monitor.observe_labels
 
-    def flaky(model: str, event_time: float, *args: object, **kwargs: object) -> list:
-        if event_time == 1003.0:
+    def flaky(model: str, times: list[float], *args: object, **kwargs: object) -> list:
+        if model == "bad":
             raise RuntimeError("boom")
-        seen.append(event_time)
-        return real(model, event_time, *args, **kwargs)  # type: ignore[arg-type]
+        seen.extend(times)
+        return real(model, times, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(monitor, "observe_label", flaky)
-    examples = [e for e in rows(10, 0) if isinstance(e.labels[0], bool)]
+    monkeypatch.setattr(monitor, "observe_labels", flaky)
+    examples = [e for e in rows(30, 0) if isinstance(e.labels[0], bool)]
+    examples[10:20] = [with_model(e, "bad") for e in examples[10:20]]
     hub.observe_labeled(examples, source)
     assert hub.counters["drift.internal_error"] == 1
-    assert seen == [e.prediction.event_time for e in examples if e.prediction.event_time != 1003.0]
+    assert seen == [e.prediction.event_time for e in examples if e.prediction.model == "m"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_of_several_models_are_watched_per_model_in_order(seed: int) -> None:
+    examples = rows(30_000, seed)
+    rng = random.Random(seed)
+    model, runs = "m", []
+    for e in examples:  # runs of one model, then another
+        if rng.random() < 0.01:
+            model = "m" if model == "n" else "n"
+        runs.append(with_model(e, model))
+    examples = runs
+    hub = DriftHub(DriftSettings(episode_s=0.0), "unused", Counter(), "clicked")
+    source = SourceRef("predictions", 2, 77)
+    for start in range(0, len(examples), 700):
+        hub.observe_labeled(examples[start:start + 700], source)
+    monitor = DriftMonitor(DriftSettings())
+    expected = []
+    for e in examples:
+        if not isinstance(e.labels[0], bool):
+            continue
+        score = e.prediction.prediction.get("score")
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            score = None
+        expected += monitor.observe_label(e.prediction.model, e.prediction.event_time, score,
+                                          e.labels[0], source, label_name="clicked")
+    assert len({e.model for e in expected}) == 2, "both models' changes must be found"
+    assert [(e.model, e.event_time, e.stream, e.statistic) for e in hub.events] == \
+        [(e.model, e.event_time, e.stream, e.statistic) for e in expected]
 
 
 def test_monitoring_cpu_is_counted_within_the_callers_own_cpu() -> None:
