@@ -1,8 +1,9 @@
 """The block and label steps as they were before they were made cheaper, kept as the
 reference the equivalence tests compare the current code with (same outputs, same state).
 
-Copied from drift/blocks.py, drift/model_state.py, drift/monitors/categorical.py and
-drift/monitors/rates.py; :func:`patched` swaps them in for a reference run.
+Copied from drift/monitor.py, drift/blocks.py, drift/model_state.py,
+drift/monitors/categorical.py and drift/monitors/rates.py; :func:`patched` swaps them in
+for a reference run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from drift.events import DriftEvent
 from drift.model_state import FEATURE, KIND, PRED, ModelState
 from drift.monitors.categorical import MISSING, CategoricalDrift
 from drift.monitors.rates import ShareTest, _xlogx
-from drift.reports import Evidence, SchemaLog, categorical_event
+from drift.reports import Evidence, SchemaLog, categorical_event, numeric_event
 
 
 def normalize(counts: Counter[Hashable]) -> Counter[Hashable]:
@@ -167,13 +168,44 @@ def statistics(self: ShareTest) -> tuple[np.ndarray, np.ndarray]:
     return stat, self._pos[1:k]
 
 
+def block(self: monitor.DriftMonitor, st: ModelState, last: Any, source: Any,
+          force: bool) -> list[DriftEvent]:
+    """The old ``DriftMonitor._block``: the block's Evidence made up front."""
+    buf, srcs = st.buf, st.srcs
+    st.buf, st.srcs = [], []
+    feats = [p.features for p in buf]
+    preds = [p.prediction for p in buf]
+    events: list[DriftEvent] = []
+    at = Evidence(last.model, last.event_time, str(source) if source is not None else None)
+
+    def record(i: int) -> Evidence:
+        src = srcs[i] if i < len(srcs) else None
+        return Evidence(last.model, buf[i].event_time, str(src) if src is not None else None)
+
+    discover(self.settings, self._schema, self._skew_window, st, feats, preds, record, events)
+    if st.fnames or st.pnames:
+        a = matrix(self._schema, st, feats, preds, record, events)
+        if st.skew is not None and st.skew.add_block(st.fnames, a[:, : len(st.fnames)]):
+            events += self._schema.findings(st.skew.evaluate(), self._skew_window, at)
+        if st.perm is not None:
+            a = a[:, st.perm]
+        for alarm in st.num.process(a):
+            events.append(numeric_event(alarm, at))
+    if st.cats:
+        st.cat_buf.extend(buf)
+        if len(st.cat_buf) >= self._cat_k or force:
+            categorical(st, at, events)
+    if events:
+        self._record(events)
+    return events
+
+
 @contextlib.contextmanager
 def patched() -> Iterator[None]:
     """The old steps in place of the current ones (the monitor, blocks, categorical, GLR)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(monitor, "discover", discover)
-        mp.setattr(monitor, "matrix", matrix)
-        mp.setattr(monitor, "categorical", categorical)
+        mp.setattr(monitor.DriftMonitor, "_block", block)
+        mp.setattr(monitor, "categorical", categorical)  # flush's pending categorical block
         mp.setattr(CategoricalDrift, "_slide", slide)
         mp.setattr(CategoricalDrift, "_feed", feed)
         mp.setattr(ShareTest, "statistics", statistics)
