@@ -184,9 +184,14 @@ class DriftMonitor:
         label_name: str = "label",
     ) -> list[DriftEvent]:
         """Watch one labeled example (score may be unknown); returns concept drift events."""
-        ld = self._label_drift(model, label_name)
-        if ld is None:
+        s = self.settings
+        if not (s.enabled and s.labels.enabled):
             return []
+        st = self._models.get(model)
+        ld = st.labels.get(label_name) if st is not None else None
+        if ld is None:
+            ld = self._label_drift(model, label_name)
+            assert ld is not None  # noqa: S101 - labels are on
         alarms = ld.update(score, label)
         if not alarms:
             return []
