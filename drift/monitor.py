@@ -109,6 +109,44 @@ class DriftMonitor:
             return []
         return self._flush(st, p, source)
 
+    def observe_predictions(
+        self,
+        predictions: Sequence[Prediction],
+        sources: Sequence[SourceRef | None],
+        found: list[DriftEvent] | None = None,
+    ) -> list[DriftEvent]:
+        """:meth:`observe_prediction` on each prediction in order, at once: a model's
+        consecutive predictions are added to its block a slice at a time.
+
+        Returns the events they complete; with ``found``, each is appended to it as
+        it is found (so a caller that catches a failure keeps the events before it).
+        """
+        out: list[DriftEvent] = [] if found is None else found
+        if not self.settings.enabled:
+            return out
+        if self._every > 1:  # sampling counts every prediction: one at a time
+            for p, source in zip(predictions, sources, strict=True):
+                out += self.observe_prediction(p, source)
+            return out
+        k, models, n = self._k, self._models, len(predictions)
+        i = 0
+        while i < n:
+            model = predictions[i].model
+            end = i + 1
+            while end < n and predictions[end].model == model:
+                end += 1
+            st = models.get(model)
+            if st is None:
+                st = models[model] = self._new_model(model)
+            while i < end:  # the run [i, end) of one model, a block at a time
+                take = min(max(k - len(st.buf), 1), end - i)
+                st.buf += predictions[i:i + take]
+                st.srcs += sources[i:i + take]
+                i += take
+                if len(st.buf) >= k:
+                    out += self._flush(st, predictions[i - 1], sources[i - 1])
+        return out
+
     def flush(self) -> list[DriftEvent]:
         """Process every partial block now (at shutdown or the end of a backfill)."""
         events: list[DriftEvent] = []

@@ -24,9 +24,11 @@ such a rename is dated by the first sampled record that shows it.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 
+from ingest.errors import RejectedMessage
 from ingest.records import Prediction, SourceRef
 from ingest.wire.schema import MAX_MODELS, MAX_NEW_FEATURES, OTHER_FEATURES, SchemaEnforcer
 
@@ -70,7 +72,10 @@ class SchemaWatch:
             schema = self._enforcer.schema(model)
             if schema is None:
                 if self._enforcer.infer_from and len(self._shapes) < MAX_MODELS:
-                    self._enforcer.check(prediction, self._scratch)  # inference only
+                    # inference only; a record ingest let through that this watch's own
+                    # inference (of the records it is shown) rejects is not a finding
+                    with contextlib.suppress(RejectedMessage):
+                        self._enforcer.check(prediction, self._scratch)
                 return
             shape = self._shapes[model] = _Shape(frozenset(schema.features))
             self.width[model] = len(shape.current)

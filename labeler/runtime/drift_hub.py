@@ -147,6 +147,48 @@ class DriftHub:
         if events:
             self._publish(events, source.partition)
 
+    def observe_predictions(self, predictions: Sequence[Prediction],
+                            sources: Sequence[SourceRef]) -> None:
+        """:meth:`observe_prediction` on each of one partition's predictions, in order, at
+        once: the monitor takes the runs between two schema-watch checks whole, and the
+        events come out in the same order. A failure is counted and costs the rest of
+        these predictions (their rows are still labeled)."""
+        if not predictions:
+            return
+        self._last_time = predictions[-1].event_time
+        partition = sources[0].partition
+        monitor = self.monitors.get(partition) or self.monitor(partition)
+        watch, width = self._watch, self._width
+        start = 0
+        if watch is not None:
+            for i, (p, source) in enumerate(zip(predictions, sources, strict=True)):
+                if len(p.features) != width.get(p.model) or not source.offset & MASK:
+                    if not self._observe_run(monitor, predictions[start:i], sources[start:i],
+                                             partition):
+                        return
+                    start = i
+                    try:
+                        watch.check(p, source)
+                    except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+                        self._failed("observe_prediction", exc)
+                        return
+        self._observe_run(monitor, predictions[start:], sources[start:], partition)
+
+    def _observe_run(self, monitor: DriftMonitor, predictions: Sequence[Prediction],
+                     sources: Sequence[SourceRef], partition: int) -> bool:
+        """Feed ``monitor`` a run of predictions and publish what it found; False if it failed
+        (what it had found before the failure is published)."""
+        found: list[DriftEvent] = []
+        ok = True
+        try:
+            monitor.observe_predictions(predictions, sources, found)
+        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+            self._failed("observe_prediction", exc)
+            ok = False
+        if found:
+            self._publish(found, partition)
+        return ok
+
     def observe_labeled(self, examples: Sequence[LabeledExample], source: SourceRef) -> None:
         """Watch the rows one partition just labeled; ``source``: the prediction input's
         position when they were labeled (it dates their drift events)."""

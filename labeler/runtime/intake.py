@@ -92,6 +92,8 @@ class Intake:
         data = False
         decode = self.decoders[tp.topic].decode_sourced
         join, drift = part.join, self.drift
+        watched: list[Prediction] = []  # for drift, with their sources
+        sources: list[SourceRef] = []
         for message in messages:
             decoded = decode(message.value)
             if type(decoded) is DeadLetter:
@@ -107,8 +109,8 @@ class Intake:
                 if kind is Prediction:
                     join.add_prediction(record)
                     if drift is not None:
-                        drift.observe_prediction(
-                            record, SourceRef(tp.topic, tp.partition, message.offset))
+                        watched.append(record)
+                        sources.append(SourceRef(tp.topic, tp.partition, message.offset))
                 elif kind is Outcome:
                     join.add_outcome(record)
                 elif kind is LateOutcome:
@@ -118,6 +120,8 @@ class Intake:
                                           record.idle)
                     continue
                 data = True
+        if watched:
+            drift.observe_predictions(watched, sources)  # type: ignore[union-attr]
         return data
 
     def _take_raw(self, part: OwnedPartition, tp: TopicPartition, messages: list[Any]) -> bool:
@@ -137,6 +141,8 @@ class Intake:
         waiting = 0  # the next dead letter to send, in its place among the records
         topic, partition = tp.topic, tp.partition
         take, outcome = inputs.prediction, inputs.outcome
+        watched: list[Prediction] = []  # for drift, with their sources
+        sources: list[SourceRef] = []
         for index, row in zip(batch.positions, batch.packed, strict=True):
             while waiting < len(letters) and letters[waiting][0] < index:
                 self._raw_letter(tp, messages, *letters[waiting])
@@ -148,10 +154,12 @@ class Intake:
             if not take(record, row):
                 self._late_prediction(record, inputs.prediction_mark, tp, messages[index])
             elif drift is not None:
-                drift.observe_prediction(record,
-                                         SourceRef(topic, partition, messages[index].offset))
+                watched.append(record)
+                sources.append(SourceRef(topic, partition, messages[index].offset))
         for letter in letters[waiting:]:
             self._raw_letter(tp, messages, *letter)
+        if watched:
+            drift.observe_predictions(watched, sources)  # type: ignore[union-attr]
         return True
 
     def _raw_letter(self, tp: TopicPartition, messages: list[Any], index: int,

@@ -67,3 +67,13 @@ def test_counted_skew_the_watch_finds_is_not_reported_twice() -> None:
     plain = DriftHub(DriftSettings(), "unused", Counter(), None)  # no watch: counters only
     plain.check_schema(counters)
     assert sorted(e.stream for e in plain.events) == ["missing_feature", "type_mismatch"]
+
+
+def test_a_record_the_watchs_own_inference_rejects_is_no_finding_and_no_error() -> None:
+    # ingest judged these records with what it had seen; the watch's enforcer infers from
+    # the records it is shown and may disagree, which is neither a finding nor a failure
+    hub = DriftHub(DriftSettings(), "unused", Counter(), None, SchemaEnforcer(infer_from=6))
+    for i in range(12):
+        hub.observe_prediction(pred(i, a="x" if i < 4 else 1.5), SourceRef("t", 0, i))
+    assert hub.counters["drift.internal_error"] == 0
+    assert [e for e in hub.events if e.kind == "schema"] == []
