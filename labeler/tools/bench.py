@@ -268,6 +268,13 @@ def bench_command(bootstrap: str, count: int, envelope: str, phases: str,
     """Measure the pipeline and the ingest stage against bare consumers and a hand-written
     join of the same events."""
     chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in PHASES]
+    if unknown:
+        raise click.BadParameter(f"unknown phase {unknown[0]!r}; choose from {', '.join(PHASES)}",
+                                 param_hint="--phases")
+    if len(set(chosen)) != len(chosen):  # a phase's group has read every event already
+        raise click.BadParameter("each phase runs once per bench (run the bench again to "
+                                 "repeat one)", param_hint="--phases")
     result = run_bench(bootstrap, count, envelope=envelope, phases=chosen)
     click.echo(format_report(result))
     if decoders:

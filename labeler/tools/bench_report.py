@@ -36,7 +36,7 @@ def _ratio(result: dict[str, Any], a: str, b: str) -> str:
 
 def _cpu_ratio(result: dict[str, Any], a: str, b: str) -> str:
     """``b``'s CPU per event over ``a``'s: the rate ratio on a machine with a free core."""
-    if a not in result or b not in result:
+    if a not in result or b not in result or not _cpu(result[a]):
         return "n/a"
     return f"{_cpu(result[b]) / _cpu(result[a]):.2f}"
 

@@ -47,3 +47,22 @@ def test_the_report_prints_each_phase_and_the_same_run_ratios() -> None:
     assert "no (3 rows differ)" in text and "yes" in text
     assert "ingest rows on the fast path: 90%" in text
     assert "2 workers / 1 worker: n/a" in text
+
+
+def test_a_phase_that_read_nothing_gives_no_ratio_and_no_crash() -> None:
+    phase = {"events": 1000, "seconds": 1.0, "cpu_s": 0.01, "peak_rss_mb": 100.0}
+    result = {"events": 1000, "bare": dict(phase),
+              "ingest": dict(phase, events=0, seconds=0.0, cpu_s=0.0, fast_rows=0)}
+    text = report(result)
+    assert "ingest stage / bare consumer: nan columns" in text
+    assert "by CPU per event: n/a columns" in text
+
+
+def test_a_repeated_or_unknown_phase_is_refused_before_any_traffic() -> None:
+    from click.testing import CliRunner
+
+    from labeler.tools.bench import bench_command
+
+    for phases, says in (("bare,bare", "each phase runs once"), ("bare,nope", "unknown phase")):
+        out = CliRunner().invoke(bench_command, ["--bootstrap", "127.0.0.1:1", "--phases", phases])
+        assert out.exit_code == 2 and says in out.output
