@@ -75,9 +75,10 @@ class Row:
 
 
 def _insert(v: np.ndarray, width: int, fill: float | int | bool) -> np.ndarray:
-    """``v`` (location rows, then spread rows) with one more row in each half."""
-    x = np.array([fill], dtype=v.dtype)
-    return np.concatenate([v[:width], x, v[width:], x])
+    """``v`` (location rows, then spread rows, along its last axis) with one more row in each
+    half."""
+    x = np.full((*v.shape[:-1], 1), fill, dtype=v.dtype)
+    return np.concatenate([v[..., :width], x, v[..., width:], x], axis=-1)
 
 
 class ZBank:
@@ -93,13 +94,14 @@ class ZBank:
     def __init__(self) -> None:
         self.width = 0
         # Per row (2 * width): the CUSUM's state and parameters.
-        self._up = np.zeros(0)
-        self._down = np.zeros(0)
+        # Pairs are stacked, the rise side [0] over the fall side [1], so one
+        # numpy call updates both: sums (Cusum's up and down), run counters
+        # (up_n, down_n), allowance and threshold (each the same for both).
+        self._sums = np.zeros((2, 0))
+        self._runs = np.zeros((2, 0), dtype=np.int64)
+        self._delta = np.zeros((2, 0))
+        self._h = np.ones((2, 0))
         self._n = np.zeros(0, dtype=np.int64)  # updates since the watch's restart
-        self._up_n = np.zeros(0, dtype=np.int64)
-        self._down_n = np.zeros(0, dtype=np.int64)
-        self._delta = np.zeros(0)
-        self._h = np.ones(0)
         self._min = np.zeros(0, dtype=np.int64)
         self._scale = np.ones(0)
         self.live = np.zeros(0, dtype=bool)
@@ -117,10 +119,12 @@ class ZBank:
         self._prefix: list[Prefix] = []
         self._pstep = np.zeros(0, dtype=np.int64)  # the prefixes' steps
         # Constants as arrays, and what the live rows need (see _refresh).
-        self._zero = np.zeros(0)
-        self._one = np.zeros(0, dtype=np.int64)
+        self._zero = np.zeros((2, 0))
+        self._one = np.zeros((2, 0), dtype=np.int64)
+        self._x = np.zeros((2, 0))  # the inputs, and their negatives
         self._zero_n = np.zeros(0, dtype=np.int64)
         self._scaled = self._signed = self._gated = False
+        self.active = False  # any row live
         self._dirty = True
         self._order: list[int] = []  # columns with a backstop
         self._calls: list[Callable[[float], bool]] = []  # their backstops' updates
@@ -129,9 +133,9 @@ class ZBank:
     def grow(self) -> None:
         """Add a column (a location row and a spread row), not live."""
         w = self.width
-        for attr, fill in (("_up", 0.0), ("_down", 0.0), ("_n", 0), ("_up_n", 0), ("_down_n", 0),
-                           ("_delta", 0.0), ("_h", 1.0), ("_min", 0), ("_scale", 1.0),
-                           ("live", False), ("_zero", 0.0), ("_one", 1)):
+        for attr, fill in (("_sums", 0.0), ("_runs", 0), ("_delta", 0.0), ("_h", 1.0), ("_n", 0),
+                           ("_min", 0), ("_scale", 1.0), ("live", False), ("_zero", 0.0),
+                           ("_one", 1), ("_x", 0.0)):
             setattr(self, attr, _insert(getattr(self, attr), w, fill))
         self.specs.insert(w, [])
         self.specs.append([])
@@ -163,11 +167,12 @@ class ZBank:
         dets = state["detectors"]
         name, params, scale = specs[0]
         cusum = Cusum(**params)  # the parameters as the detector takes them
-        self._up[row], self._down[row], _, self._up_n[row], self._down_n[row] = dets[0]["cusum"]
+        up, down, _, up_n, down_n = dets[0]["cusum"]
+        self._sums[:, row], self._runs[:, row] = (up, down), (up_n, down_n)
         # A watch's count and its CUSUM's are the same: both count the updates
         # since the watch's restart.
         self._n[row] = int(state["n"])
-        self._delta[row], self._h[row] = cusum.delta, cusum.threshold
+        self._delta[:, row], self._h[:, row] = cusum.delta, cusum.threshold
         self._min[row], self._scale[row] = cusum.min_instances, scale
         self.specs[row], self._cusum[row] = specs, dict(params)
         self._fired[row] = int(dets[0]["fired"])
@@ -200,8 +205,9 @@ class ZBank:
     def _refresh(self) -> None:
         """Note what the live rows need of :meth:`step` (after rows were loaded or dropped)."""
         live = self.live
+        self.active = bool(live.any())
         self._scaled = bool((self._scale[live] != 1.0).any())
-        self._signed = bool((self._delta[live] == 0.0).any())
+        self._signed = bool((self._delta[0, live] == 0.0).any())
         self._gated = bool((self._min[live] > 1).any())
         self._dirty = True
 
@@ -210,8 +216,8 @@ class ZBank:
         n = int(self._n[row])
         cusum = {"name": "CUSUM", "params": dict(self._cusum[row]), "n": 0, "sum": 0.0,
                  "sumsq": 0.0, "recent": [], "fired": self._fired[row], "prefix": [8, []],
-                 "cusum": [float(self._up[row]), float(self._down[row]), n,
-                           int(self._up_n[row]), int(self._down_n[row])]}
+                 "cusum": [float(self._sums[0, row]), float(self._sums[1, row]), n,
+                           int(self._runs[0, row]), int(self._runs[1, row])]}
         out: dict[str, Any] = {
             "specs": [[name, dict(params), scale] for name, params, scale in self.specs[row]],
             "n": n, "sum": 0.0, "sumsq": 0.0, "recent": [], "prefix": [8, []],
@@ -227,7 +233,8 @@ class ZBank:
 
     def pressure(self, row: int) -> float:
         """How close the row's CUSUM is to firing (its larger sum over ``h``)."""
-        return float(max(float(self._up[row]), float(self._down[row])) / float(self._h[row]))
+        up, down = self._sums[:, row].tolist()
+        return float(max(up, down) / float(self._h[0, row]))
 
     # -- updates ---------------------------------------------------------------
 
@@ -239,38 +246,37 @@ class ZBank:
         Every firing must be collected (:meth:`cusum_firing`,
         :meth:`backstop_firing`) before the next step.
         """
-        # Cusum.update, row-wise, in its order of operations. Constants are
+        # Cusum.update, row-wise, in its order of operations: up + x - k and
+        # down - x - k (as down + (-x), which IEEE rounds alike). Constants are
         # arrays: numpy costs more per call with a Python scalar operand.
-        zero, one = self._zero, self._one
-        x = z * self._scale if self._scaled else z
-        up = self._up + x
-        up -= self._delta
-        down = self._down - x
-        down -= self._delta
-        rise = up > zero
-        fall = down > zero
-        up_n = self._up_n + one
-        up_n *= rise
-        down_n = self._down_n + one
-        down_n *= fall
+        zero = self._zero
+        x = self._x
+        if self._scaled:
+            np.multiply(z, self._scale, out=x[0])
+        else:
+            x[0] = z
+        np.negative(x[0], out=x[1])
+        sums = self._sums + x
+        sums -= self._delta
+        positive = sums > zero
+        runs = self._runs + self._one
+        runs *= positive
         # max(0, .) where the sum is not positive, NaN included (fmax drops it).
-        np.fmax(up, zero, out=up)
-        np.fmax(down, zero, out=down)
+        np.fmax(sums, zero, out=sums)
         if self._signed:  # a zero allowance can leave -0.0, which Cusum keeps as 0.0
-            up += zero
-            down += zero
-        n = self._n + one
-        hit = up >= self._h
-        hit |= down >= self._h
+            sums += zero
+        n = self._n + self._one[0]
+        over = sums >= self._h
+        hit = over[0] | over[1]
         if self._gated:
             hit &= n >= self._min
         hit &= self.live if feed is None else feed
         if feed is not None:  # live rows not fed this block keep their state
             hold = self.live & ~feed
-            for new, old in ((up, self._up), (down, self._down), (n, self._n),
-                             (up_n, self._up_n), (down_n, self._down_n)):
-                np.copyto(new, old, where=hold)
-        self._up, self._down, self._n, self._up_n, self._down_n = up, down, n, up_n, down_n
+            np.copyto(sums, self._sums, where=hold)
+            np.copyto(runs, self._runs, where=hold)
+            np.copyto(n, self._n, where=hold)
+        self._sums, self._runs, self._n = sums, runs, n
         fired = hit.nonzero()[0].tolist()
         return fired, self._backstops(z[: self.width], n[: self.width], feed)
 
@@ -314,11 +320,11 @@ class ZBank:
 
     def cusum_firing(self, row: int) -> Firing:
         """The firing of ``row``'s CUSUM on the last step; restarts the row's watch."""
-        up, down = float(self._up[row]), float(self._down[row])
+        up, down = self._sums[:, row].tolist()
+        up_n, down_n = self._runs[:, row].tolist()
         rise = up >= down
-        firing = Firing("CUSUM", "cumulative_deviation", max(up, down), float(self._h[row]),
-                        int(self._n[row]), int(self._up_n[row] if rise else self._down_n[row]),
-                        1 if rise else -1)
+        firing = Firing("CUSUM", "cumulative_deviation", max(up, down), float(self._h[0, row]),
+                        int(self._n[row]), up_n if rise else down_n, 1 if rise else -1)
         self._fired[row] += 1
         self._restart(row)
         return firing
@@ -334,8 +340,9 @@ class ZBank:
 
     def _restart(self, row: int) -> None:
         """Restart every detector of ``row``'s watch (Watch.reset)."""
-        self._up[row] = self._down[row] = 0.0
-        self._n[row] = self._up_n[row] = self._down_n[row] = 0
+        self._sums[:, row] = 0.0
+        self._runs[:, row] = 0
+        self._n[row] = 0
         if row >= self.width:
             return
         self._sum[row] = self._sumsq[row] = 0.0

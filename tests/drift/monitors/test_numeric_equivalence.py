@@ -21,7 +21,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from drift.monitors.numeric import NumericDrift
+from drift.monitors.numeric import BANK_FROM, NumericDrift
 from drift.settings import NumericSettings
 from tests.drift.monitors import numeric_reference as reference
 
@@ -117,7 +117,7 @@ def scenario(seed: int) -> dict[str, Any]:
               cooldown=int(rng.choice([0, 500, 3000])),
               summary_blocks=int(rng.integers(1, 20)),
               provisional=int(rng.integers(32, 400)), block_size=16)
-    width = int(rng.integers(1, 7))
+    width = int(rng.integers(1, 7)) if rng.random() < 0.8 else int(rng.integers(7, 11))
     cols = [column(rng, n) for _ in range(width)]
     starts = [0 if j == 0 or rng.random() < 0.6 else int(rng.integers(0, n)) for j in range(width)]
     key = "delta" if specs[0][0] == "ADWIN" else "threshold"
@@ -128,12 +128,11 @@ def scenario(seed: int) -> dict[str, Any]:
     while sum(sizes) < n:
         sizes.append(16 if rng.random() < 0.95 else int(rng.integers(1, 40)))
     cuts = sorted(int(c) for c in rng.integers(0, len(sizes), size=int(rng.integers(0, 4))))
-    return dict(kw=kw, cols=cols, starts=starts, params=params, sizes=sizes, cuts=cuts,
-                old_format=bool(rng.random() < 0.5))
-
-
-def monitor(cls: type, kw: dict[str, Any]) -> Any:
-    return cls(**kw)
+    # Columns from which the new monitor banks its detectors: always, from a
+    # column added mid-stream on, or the default.
+    bank_from = int(rng.choice([0, 0, 2, 3, BANK_FROM]))
+    return dict(kw=kw, bank_from=bank_from, cols=cols, starts=starts, params=params, sizes=sizes,
+                cuts=cuts, old_format=bool(rng.random() < 0.5))
 
 
 def restart(cls: type, kw: dict[str, Any], state: dict[str, Any]) -> Any:
@@ -144,8 +143,8 @@ def restart(cls: type, kw: dict[str, Any], state: dict[str, Any]) -> Any:
 
 def run_both(seed: int, tally: Counter[str]) -> None:
     sc = scenario(seed)
-    kw = sc["kw"]
-    old, new = monitor(reference.NumericDrift, kw), monitor(NumericDrift, kw)
+    kw, kw_new = sc["kw"], {**sc["kw"], "bank_from": sc["bank_from"]}
+    old, new = reference.NumericDrift(**kw), NumericDrift(**kw_new)
     cols, starts = sc["cols"], sc["starts"]
     added: list[int] = []
     at = 0
@@ -170,7 +169,7 @@ def run_both(seed: int, tally: Counter[str]) -> None:
             s_old, s_new = old.state(), new.state()
             assert canonical(s_new) == canonical(s_old), (seed, b)
             # Continue from either checkpoint: the old format is the reference's.
-            new = restart(NumericDrift, kw, s_old if sc["old_format"] else s_new)
+            new = restart(NumericDrift, kw_new, s_old if sc["old_format"] else s_new)
             old = restart(reference.NumericDrift, kw, s_old)
             tally["restart"] += 1
         at += size
@@ -178,6 +177,8 @@ def run_both(seed: int, tally: Counter[str]) -> None:
     tally["suppressed"] += new.suppressed
     tally["pooled"] += sum(int(c["m"]) > 1 for c in new.state()["columns"])
     tally["rate columns"] += sum(c.mode == 2 for c in new._cols)
+    tally["banked"] += int(new._banked.sum())
+    tally["watched"] += int((new._zlive & ~new._banked).sum())
 
 
 def test_the_vectorised_monitor_detects_exactly_like_the_per_column_one() -> None:
@@ -186,7 +187,8 @@ def test_the_vectorised_monitor_detects_exactly_like_the_per_column_one() -> Non
         run_both(seed, tally)
     # The streams exercised every path that matters.
     for path in ("mean:CUSUM", "dispersion:CUSUM", "mean:ADWIN", "rate:ADWIN",
-                 "mean:PageHinkley", "restart", "suppressed", "pooled", "rate columns"):
+                 "mean:PageHinkley", "restart", "suppressed", "pooled", "rate columns", "banked",
+                 "watched"):
         assert tally[path] > 0, (path, tally)
 
 
@@ -195,14 +197,14 @@ def test_a_checkpoint_of_the_new_monitor_loads_into_the_old_one(seed: int) -> No
     """The checkpoint format did not change: the per-column monitor reads the new one's."""
     sc = scenario(seed)
     kw = sc["kw"]
-    new = NumericDrift(**kw)
-    for j, (x, base) in enumerate(sc["cols"]):
+    new = NumericDrift(**kw, bank_from=0)
+    for j, (_, base) in enumerate(sc["cols"]):
         new.add(f"c{j}", "data", baseline=base)
     x = np.column_stack([c[0] for c in sc["cols"]])
     for b in range(0, x.shape[0] // 2 - 15, 16):
         new.process(x[b : b + 16])
     old = restart(reference.NumericDrift, kw, new.state())
-    new = restart(NumericDrift, kw, new.state())
+    new = restart(NumericDrift, {**kw, "bank_from": 0}, new.state())
     for b in range(x.shape[0] // 2, x.shape[0] - 15, 16):
         assert [alarm_key(a) for a in new.process(x[b : b + 16])] == [
             alarm_key(a) for a in old.process(x[b : b + 16])]
