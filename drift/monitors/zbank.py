@@ -123,7 +123,7 @@ class ZBank:
         self._one = np.zeros((2, 0), dtype=np.int64)
         self._x = np.zeros((2, 0))  # the inputs, and their negatives
         self._zero_n = np.zeros(0, dtype=np.int64)
-        self._scaled = self._signed = self._gated = False
+        self._scaled = self._gated = False
         self.active = False  # any row live
         self._dirty = True
         self._order: list[int] = []  # columns with a backstop
@@ -207,7 +207,6 @@ class ZBank:
         live = self.live
         self.active = bool(live.any())
         self._scaled = bool((self._scale[live] != 1.0).any())
-        self._signed = bool((self._delta[0, live] == 0.0).any())
         self._gated = bool((self._min[live] > 1).any())
         self._dirty = True
 
@@ -261,10 +260,10 @@ class ZBank:
         positive = sums > zero
         runs = self._runs + self._one
         runs *= positive
-        # max(0, .) where the sum is not positive, NaN included (fmax drops it).
+        # 0 where the sum is not positive, NaN included (fmax drops it). A sum
+        # is never -0.0 (that needs -0.0 + -0.0, and the sums start at 0.0),
+        # so fmax's choice between 0.0 and -0.0 does not arise.
         np.fmax(sums, zero, out=sums)
-        if self._signed:  # a zero allowance can leave -0.0, which Cusum keeps as 0.0
-            sums += zero
         n = self._n + self._one[0]
         over = sums >= self._h
         hit = over[0] | over[1]

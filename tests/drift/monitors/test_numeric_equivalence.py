@@ -40,12 +40,14 @@ SPECS: list[list[tuple[str, dict[str, Any], float]]] = [
     # A high CUSUM threshold, so that the backstop fires first.
     [("CUSUM", {"delta": 1.0, "threshold": 40.0}, 1.0), ("ADWIN", {**ADWIN, "delta": 0.01}, 4.0)],
     [("CUSUM", {"delta": 0.5, "threshold": 5.0, "min_instances": 30}, 0.7), ("ADWIN", ADWIN, 2.0)],
+    # No allowance (with a baseline there is no reference uncertainty to add).
+    [("CUSUM", {"delta": 0.0, "threshold": 30.0}, 1.0), ("ADWIN", ADWIN, 4.0)],
     [("PageHinkley", {"delta": 1.0, "threshold": 8.0, "min_instances": 10, "alpha": 1.0}, 1.0),
      ("ADWIN", ADWIN, 4.0)],
     [("ADWIN", ADWIN, 4.0)],
     [("CUSUM", {"delta": 1.0, "threshold": 8.0}, 1.0), ("CUSUM", {"threshold": 20.0}, 1.0)],
 ]
-"""The default three times as often as any other; the first six are banked (run by a ZBank)."""
+"""The default three times as often as any other; the first seven are banked (run by a ZBank)."""
 
 
 def canonical(x: Any) -> str:
