@@ -183,7 +183,7 @@ def test_autocorrelated_streams_are_quiet_and_still_watched(phi: float) -> None:
         x[i] = phi * x[i - 1] + e[i]
     nd = make("ar")
     assert run(nd, x[:, None]) == []
-    assert nd._cols[0].m > 1 if phi == 0.9 else nd._cols[0].m >= 1
+    assert nd._m[0] > 1 if phi == 0.9 else nd._m[0] >= 1
     x[200_000:] += 3.0
     alarms = run(make("ar"), x[:, None])
     assert [a[0] >= 200_000 for a in alarms] == [True]
