@@ -48,7 +48,7 @@ from drift.model_state import (
     plain_prediction,
     prediction_from_plain,
 )
-from drift.monitors.labels import LabelDrift
+from drift.monitors.labels import LabelAlarm, LabelDrift
 from drift.monitors.numeric import NumericDrift
 from drift.reports import Evidence, SchemaLog, label_event, numeric_event
 from drift.settings import DriftSettings
@@ -87,6 +87,7 @@ class DriftMonitor:
         self.history: deque[DriftEvent] = deque(maxlen=s.history)
         self.counts: Counter[str] = Counter()
         self.block_cpu_s = 0.0  # thread CPU spent on blocks (what monitoring costs, mostly)
+        self.consumed = 0  # inputs the last observe_predictions/observe_labels call took
 
     # -- predictions -----------------------------------------------------
 
@@ -119,13 +120,18 @@ class DriftMonitor:
         consecutive predictions are added to its block a slice at a time.
 
         Returns the events they complete; with ``found``, each is appended to it as
-        it is found (so a caller that catches a failure keeps the events before it).
+        it is found. If it raises, :attr:`consumed` says how many predictions were
+        taken (the one that failed included, as :meth:`observe_prediction` would have
+        lost it), so a caller can count the failure and go on with the rest.
         """
         out: list[DriftEvent] = [] if found is None else found
+        self.consumed = 0
         if not self.settings.enabled:
+            self.consumed = len(predictions)
             return out
         if self._every > 1:  # sampling counts every prediction: one at a time
-            for p, source in zip(predictions, sources, strict=True):
+            for i, (p, source) in enumerate(zip(predictions, sources, strict=True)):
+                self.consumed = i + 1
                 out += self.observe_prediction(p, source)
             return out
         k, models, n = self._k, self._models, len(predictions)
@@ -137,12 +143,14 @@ class DriftMonitor:
                 end += 1
             st = models.get(model)
             if st is None:
+                self.consumed = i + 1
                 st = models[model] = self._new_model(model)
             while i < end:  # the run [i, end) of one model, a block at a time
                 take = min(max(k - len(st.buf), 1), end - i)
                 st.buf += predictions[i:i + take]
                 st.srcs += sources[i:i + take]
                 i += take
+                self.consumed = i
                 if len(st.buf) >= k:
                     out += self._flush(st, predictions[i - 1], sources[i - 1])
         return out
@@ -247,23 +255,32 @@ class DriftMonitor:
         source: SourceRef | None = None,
         *,
         label_name: str = "label",
+        found: list[DriftEvent] | None = None,
     ) -> list[DriftEvent]:
         """Watch labeled examples of one model in order: :meth:`observe_label` on each, at once.
 
         An event is dated by the example that raised it (its ``event_times``
-        entry); every event carries ``source``.
+        entry); every event carries ``source``. ``found`` and :attr:`consumed` as
+        for :meth:`observe_predictions`.
         """
+        out: list[DriftEvent] = [] if found is None else found
+        self.consumed = 0
         ld = self._label_drift(model, label_name)
         if ld is None or not labels:
-            return []
-        found = ld.update_many(scores, labels)
-        if not found:
-            return []
-        src = str(source) if source is not None else None
-        events = [label_event(a, label_name, Evidence(model, event_times[i], src))
-                  for i, a in found]
-        self._record(events)
-        return events
+            self.consumed = len(labels)
+            return out
+        pairs: list[tuple[int, LabelAlarm]] = []
+        try:
+            ld.update_many(scores, labels, pairs)
+        finally:  # what was found before a failure is kept (see observe_predictions)
+            self.consumed = ld.consumed
+            if pairs:
+                src = str(source) if source is not None else None
+                events = [label_event(a, label_name, Evidence(model, event_times[i], src))
+                          for i, a in pairs]
+                self._record(events)
+                out += events
+        return out
 
     def _label_drift(self, model: str, label_name: str) -> LabelDrift | None:
         """The concept drift monitor of ``model``'s ``label_name`` (None if labels are off)."""

@@ -217,6 +217,7 @@ class LabelDrift:
             )
         self._loss_cut = math.inf
         self._labels = 0
+        self.consumed = 0  # examples the last update_many took
         # Per stream: the label count and direction of its last reported GLR alarm.
         self._reported: dict[str, tuple[int, int]] = {}
         self.suppressed = 0
@@ -293,36 +294,50 @@ class LabelDrift:
         return alarms
 
     def update_many(
-        self, scores: Sequence[float | None], labels: Sequence[bool]
+        self, scores: Sequence[float | None], labels: Sequence[bool],
+        out: list[tuple[int, LabelAlarm]] | None = None,
     ) -> list[tuple[int, LabelAlarm]]:
         """Feed labeled examples in order; the alarms raised, each with its example's index.
 
         The same as :meth:`update` on each example. A run of scored examples
         once the joint test is armed goes to it a clock at a time (the usual
-        case); the others take :meth:`update`.
+        case); the others take :meth:`update`. With ``out``, alarms are appended
+        to it as they are raised. If it raises, :attr:`consumed` says how many
+        examples were taken (the one that failed included), as one at a time.
         """
-        out: list[tuple[int, LabelAlarm]] = []
+        out = [] if out is None else out
+        self.consumed = 0
         i, m = 0, len(labels)
         while i < m:
             joint = self._joint
             if joint is None or joint.learn or not _scored(scores[i]):
+                self.consumed = i + 1
                 out.extend((i, alarm) for alarm in self.update(scores[i], labels[i]))
                 i += 1
                 continue
             j = i + 1
             while j < m and _scored(scores[j]):
                 j += 1
-            cells = self._cells(scores[i:j], labels[i:j])
+            try:
+                cells = self._cells(scores[i:j], labels[i:j])
+            except Exception:  # noqa: BLE001 - a score the cell rule cannot take: the run
+                for r in range(i, j):  # one at a time, so the failure is that example's
+                    self.consumed = r + 1
+                    out.extend((r, alarm) for alarm in self.update(scores[r], labels[r]))
+                i = j
+                continue
             done = 0
             while done < len(cells):
                 added, fired = joint.test.feed(cells[done:])
                 done += added
                 self._labels += added
+                self.consumed = i + done
                 if fired:
                     alarm = self._report(joint, joint.test.last)
                     if alarm is not None:
                         out.append((i + done - 1, alarm))
             i = j
+        self.consumed = m
         return out
 
     def _cells(self, scores: Sequence[Any], labels: Sequence[bool]) -> list[int]:

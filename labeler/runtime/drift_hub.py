@@ -12,11 +12,13 @@ through fluent-logger when ``drift.fluentd.enabled``, and the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from kafka import KafkaProducer
@@ -150,9 +152,9 @@ class DriftHub:
     def observe_predictions(self, predictions: Sequence[Prediction],
                             sources: Sequence[SourceRef]) -> None:
         """:meth:`observe_prediction` on each of one partition's predictions, in order, at
-        once: the monitor takes the runs between two schema-watch checks whole, and the
-        events come out in the same order. A failure is counted and costs the rest of
-        these predictions (their rows are still labeled)."""
+        once: the monitor takes the runs between two schema-watch checks whole. Events,
+        state and failures are those of one prediction at a time (a failure is counted
+        and costs the prediction it happened on)."""
         if not predictions:
             return
         self._last_time = predictions[-1].event_time
@@ -163,31 +165,30 @@ class DriftHub:
         if watch is not None:
             for i, (p, source) in enumerate(zip(predictions, sources, strict=True)):
                 if len(p.features) != width.get(p.model) or not source.offset & MASK:
-                    if not self._observe_run(monitor, predictions[start:i], sources[start:i],
-                                             partition):
-                        return
+                    self._observe_run(monitor, predictions[start:i], sources[start:i], partition)
                     start = i
                     try:
                         watch.check(p, source)
                     except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
                         self._failed("observe_prediction", exc)
-                        return
+                        start = i + 1  # as one at a time: this prediction is not watched
         self._observe_run(monitor, predictions[start:], sources[start:], partition)
 
     def _observe_run(self, monitor: DriftMonitor, predictions: Sequence[Prediction],
-                     sources: Sequence[SourceRef], partition: int) -> bool:
-        """Feed ``monitor`` a run of predictions and publish what it found; False if it failed
-        (what it had found before the failure is published)."""
+                     sources: Sequence[SourceRef], partition: int) -> None:
+        """Feed ``monitor`` a run of predictions and publish what it found. A failure is
+        counted and the monitor goes on after the prediction it happened on."""
         found: list[DriftEvent] = []
-        ok = True
-        try:
-            monitor.observe_predictions(predictions, sources, found)
-        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
-            self._failed("observe_prediction", exc)
-            ok = False
+        start = 0
+        while start < len(predictions):
+            try:
+                monitor.observe_predictions(predictions[start:], sources[start:], found)
+                break
+            except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+                self._failed("observe_prediction", exc)
+                start += max(monitor.consumed, 1)
         if found:
             self._publish(found, partition)
-        return ok
 
     def observe_labeled(self, examples: Sequence[LabeledExample], source: SourceRef) -> None:
         """Watch the rows one partition just labeled; ``source``: the prediction input's
@@ -205,41 +206,37 @@ class DriftHub:
         # the rows' order and are dated by the row that raised them).
         monitor = self.monitor(source.partition)
         field = self.score_field
-        model: str | None = None
-        times: list[float] = []
-        scores: list[float | None] = []
-        labels: list[bool] = []
+        rows: list[tuple[str, float, float | None, bool]] = []
         for example in examples:
             label = example.labels[0]
             if not isinstance(label, bool):
                 continue
             p = example.prediction
-            if p.model != model:
-                if labels:
-                    self._label_run(monitor, model, times, scores, labels, source)
-                    times, scores, labels = [], [], []
-                model = p.model
             score = p.prediction.get(field) if field else None
             if isinstance(score, bool) or not isinstance(score, int | float):
                 score = None
-            times.append(p.event_time)
-            scores.append(score)
-            labels.append(label)
-        if labels:
-            self._label_run(monitor, model, times, scores, labels, source)
+            rows.append((p.model, p.event_time, score, label))
+        for model, run in itertools.groupby(rows, key=itemgetter(0)):
+            _, times, scores, labels = zip(*run, strict=True)
+            self._label_run(monitor, model, list(times), list(scores), list(labels), source)
 
-    def _label_run(self, monitor: DriftMonitor, model: str | None, times: list[float],
+    def _label_run(self, monitor: DriftMonitor, model: str, times: list[float],
                    scores: list[float | None], labels: list[bool], source: SourceRef) -> None:
-        """One model's consecutive labeled rows; a failure is counted, and the rows
-        of that run after it are not watched (the next run is)."""
-        try:
-            events = monitor.observe_labels(str(model), times, scores, labels, source,
-                                            label_name=self.label_name or "label")
-        except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
-            self._failed("observe_label", exc)
-            return
-        if events:
-            self._publish(events, source.partition)
+        """One model's consecutive labeled rows. A failure is counted and costs the row it
+        happened on, as one row at a time (the monitor goes on after it)."""
+        found: list[DriftEvent] = []
+        name = self.label_name or "label"
+        start = 0
+        while start < len(labels):
+            try:
+                monitor.observe_labels(model, times[start:], scores[start:], labels[start:],
+                                       source, label_name=name, found=found)
+                break
+            except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
+                self._failed("observe_label", exc)
+                start += max(monitor.consumed, 1)
+        if found:
+            self._publish(found, source.partition)
 
     def _schema_finding(self, model: str, event_time: float, kind: str, feature: str,
                         detail: str, source: SourceRef | None) -> None:

@@ -29,7 +29,7 @@ def _cpu(r: dict[str, Any]) -> float:
 
 
 def _ratio(result: dict[str, Any], a: str, b: str) -> str:
-    if a not in result or b not in result:
+    if a not in result or b not in result or not _rate(result[b]) > 0:
         return "n/a"
     return f"{_rate(result[a]) / _rate(result[b]):.2f}"
 

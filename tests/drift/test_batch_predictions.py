@@ -34,6 +34,8 @@ def traffic(n: int, seed: int) -> list[tuple[Prediction, SourceRef]]:
                                  "c": rng.choice(COUNTRIES[: 2 if i < n // 3 else 3])}
         if n // 4 < i < n // 4 + 40:
             del feats["b"]  # missing_feature, then back
+        if 2 * n // 3 < i < 2 * n // 3 + 300:
+            feats["b2"] = feats.pop("b")  # a rename that keeps the count: sampled offsets
         if rng.random() < 0.001:
             feats["extra"] = 1.0  # new_feature
         offset += 1 + (rng.random() < 0.1)
@@ -92,27 +94,48 @@ def test_the_hub_watches_a_batch_as_one_prediction_at_a_time(seed: int) -> None:
     assert many.counters == one.counters
 
 
-def test_a_failure_is_counted_and_what_was_found_before_it_is_published(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("seed", range(3))
+def test_failures_cost_what_they_cost_one_prediction_at_a_time(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a monitoring bug on some blocks and in some schema checks: each failure is counted,
+    # costs the prediction it happened on, and the rest is watched as one at a time
     settings = DriftSettings(warmup=300, provisional=200, episode_s=0.0)
-    items = traffic(6000, 0)
-    reference = hub(settings)
-    for p, s in items:
-        reference.observe_prediction(p, s)
-    first = next(e for e in reference.events if e.kind != "schema")
-    at = next(i for i, (_, s) in enumerate(items) if str(s) == first.source)
-    broken = hub(settings)
-    monitor = broken.monitor(1)
-    real = monitor._flush
-    calls = []
+    items = traffic(6000, seed)
+    rng = random.Random(seed)
+    bad_blocks = {s.offset for _, s in items if rng.random() < 0.1}
+    bad_checks = {s.offset for _, s in items if rng.random() < 0.1}
+    hubs = []
+    for batched in (False, True):
+        h = hub(settings)
+        monitor = h.monitor(1)
+        real_flush, watch = monitor._flush, h._watch
+        assert watch is not None
+        real_check = watch.check
 
-    def flaky(st: Any, last: Prediction, source: SourceRef | None, force: bool = False) -> Any:
-        calls.append(source)
-        if source is not None and source.offset > items[at][1].offset:
-            raise RuntimeError("boom")
-        return real(st, last, source, force)
+        def flush(st: Any, last: Prediction, source: SourceRef | None, force: bool = False,
+                  real: Any = real_flush) -> Any:
+            if source is not None and source.offset in bad_blocks:
+                st.buf, st.srcs = [], []  # as a failing block: its buffer is taken
+                raise RuntimeError("block")
+            return real(st, last, source, force)
 
-    monkeypatch.setattr(monitor, "_flush", flaky)
-    broken.observe_predictions([p for p, _ in items], [s for _, s in items])
-    assert broken.counters["drift.internal_error"] == 1
-    assert first.source in [e.source for e in broken.events]  # found before the failure
+        def check(p: Prediction, source: SourceRef | None, real: Any = real_check) -> None:
+            if source is not None and source.offset in bad_checks:
+                raise RuntimeError("check")
+            real(p, source)
+
+        monkeypatch.setattr(monitor, "_flush", flush)
+        monkeypatch.setattr(watch, "check", check)
+        if batched:
+            for batch in batches(items, random.Random(seed + 7)):
+                h.observe_predictions([p for p, _ in batch], [s for _, s in batch])
+        else:
+            for p, s in items:
+                h.observe_prediction(p, s)
+        hubs.append(h)
+    one, many = hubs
+    assert one.counters["drift.internal_error"] >= 10, "the failures must happen"
+    assert many.counters == one.counters
+    assert [key(e) for e in many.events] == [key(e) for e in one.events]
+    assert any(e.kind != "schema" for e in one.events)
+    assert packb(many.state(1)) == packb(one.state(1))

@@ -1,7 +1,7 @@
 """The hub's concept-drift feed (labeler.runtime.drift_hub.DriftHub.observe_labeled): the
 rows a partition labeled, given at once, are watched exactly as a monitor fed one label at a
-time would watch them (each model's run of rows at once), and a run that breaks monitoring
-costs only that run."""
+time would watch them (each model's run of rows at once), and a row that breaks monitoring
+costs only that row."""
 
 import dataclasses
 import random
@@ -12,6 +12,7 @@ import pytest
 from drift.monitor import DriftMonitor
 from drift.settings import DriftSettings
 from ingest.records import Prediction, SourceRef
+from ingest.wire.codec import packb
 from labeler.join.records import LabeledExample
 from labeler.runtime.drift_hub import DriftHub
 
@@ -69,27 +70,46 @@ def test_rows_given_at_once_are_watched_like_one_at_a_time(seed: int) -> None:
     assert all(e.partition == 2 for e in hub.events)
 
 
-def test_a_run_that_breaks_monitoring_is_counted_and_the_other_runs_are_watched(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # The rows of one model in a row go to its monitor at once: a failure costs that run.
-    hub = DriftHub(DriftSettings(), "unused", Counter(), "clicked")
-    source = SourceRef("predictions", 0, 5)
-    monitor = hub.monitor(0)
-    seen: list[float] = []
-    real = monitor.observe_labels
+class Treacherous(float):
+    """A score whose comparison raises: a bug inside monitoring, on one row."""
 
-    def flaky(model: str, times: list[float], *args: object, **kwargs: object) -> list:
-        if model == "bad":
-            raise RuntimeError("boom")
-        seen.extend(times)
-        return real(model, times, *args, **kwargs)  # type: ignore[arg-type]
+    def __ge__(self, other: object) -> bool:
+        raise RuntimeError("boom")
 
-    monkeypatch.setattr(monitor, "observe_labels", flaky)
-    examples = [e for e in rows(30, 0) if isinstance(e.labels[0], bool)]
-    examples[10:20] = [with_model(e, "bad") for e in examples[10:20]]
-    hub.observe_labeled(examples, source)
-    assert hub.counters["drift.internal_error"] == 1
-    assert seen == [e.prediction.event_time for e in examples if e.prediction.model == "m"]
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_row_that_breaks_monitoring_costs_that_row_as_one_at_a_time(seed: int) -> None:
+    # the rows of a model go to its monitor at once; a failure is counted and costs the
+    # row it happened on, and alarms found before it are kept (as one row at a time)
+    rng = random.Random(seed)
+    examples = rows(20_000, seed)
+    for i in rng.sample(range(len(examples)), 40):
+        e = examples[i]
+        examples[i] = dataclasses.replace(e, prediction=dataclasses.replace(
+            e.prediction, prediction={"score": Treacherous(0.5)}))
+    hub = DriftHub(DriftSettings(episode_s=0.0), "unused", Counter(), "clicked")
+    source = SourceRef("predictions", 2, 77)
+    for start in range(0, len(examples), 700):
+        hub.observe_labeled(examples[start:start + 700], source)
+    monitor = DriftMonitor(DriftSettings())
+    expected, failures = [], 0
+    for e in examples:
+        if not isinstance(e.labels[0], bool):
+            continue
+        score = e.prediction.prediction.get("score")
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            score = None
+        try:
+            expected += monitor.observe_label(e.prediction.model, e.prediction.event_time,
+                                              score, e.labels[0], source, label_name="clicked")
+        except RuntimeError:
+            failures += 1
+    assert failures > 10, "the treacherous scores must be reached"
+    assert hub.counters["drift.internal_error"] == failures
+    assert expected, "the rate change must be detected for this test to mean anything"
+    assert [(e.stream, e.source, e.event_time, e.statistic) for e in hub.events] == \
+        [(e.stream, e.source, e.event_time, e.statistic) for e in expected]
+    assert packb(hub.state(2)) == packb(monitor.state())
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -56,6 +56,8 @@ def test_a_phase_that_read_nothing_gives_no_ratio_and_no_crash() -> None:
     text = report(result)
     assert "ingest stage / bare consumer: nan columns" in text
     assert "by CPU per event: n/a columns" in text
+    result["bare"] = dict(phase, events=0, cpu_s=0.0)  # the baseline read nothing
+    assert "ingest stage / bare consumer: n/a columns" in report(result)
 
 
 def test_a_repeated_or_unknown_phase_is_refused_before_any_traffic() -> None:
