@@ -87,7 +87,7 @@ class DriftMonitor:
         self.history: deque[DriftEvent] = deque(maxlen=s.history)
         self.counts: Counter[str] = Counter()
         self.block_cpu_s = 0.0  # thread CPU spent on blocks (what monitoring costs, mostly)
-        self.consumed = 0  # inputs the last observe_predictions/observe_labels call took
+        self.consumed = 0  # where the last observe_predictions/observe_labels call got to
 
     # -- predictions -----------------------------------------------------
 
@@ -115,36 +115,38 @@ class DriftMonitor:
         predictions: Sequence[Prediction],
         sources: Sequence[SourceRef | None],
         found: list[DriftEvent] | None = None,
+        start: int = 0,
     ) -> list[DriftEvent]:
-        """:meth:`observe_prediction` on each prediction in order, at once: a model's
-        consecutive predictions are added to its block a slice at a time.
+        """:meth:`observe_prediction` on each prediction from ``start`` on, in order, at
+        once: a model's consecutive predictions are added to its block a slice at a time.
 
         Returns the events they complete; with ``found``, each is appended to it as
-        it is found. If it raises, :attr:`consumed` says how many predictions were
-        taken (the one that failed included, as :meth:`observe_prediction` would have
-        lost it), so a caller can count the failure and go on with the rest.
+        it is found. If it raises, :attr:`consumed` is the index after the prediction
+        it failed on (that one is taken, as :meth:`observe_prediction` would have lost
+        it), so a caller can count the failure and go on from there.
         """
         out: list[DriftEvent] = [] if found is None else found
-        self.consumed = 0
+        n = len(predictions)
+        self.consumed = start
         if not self.settings.enabled:
-            self.consumed = len(predictions)
+            self.consumed = n
             return out
         if self._every > 1:  # sampling counts every prediction: one at a time
-            for i, (p, source) in enumerate(zip(predictions, sources, strict=True)):
+            for i in range(start, n):
                 self.consumed = i + 1
-                out += self.observe_prediction(p, source)
+                out += self.observe_prediction(predictions[i], sources[i])
             return out
-        k, models, n = self._k, self._models, len(predictions)
-        i = 0
+        k, models = self._k, self._models
+        i = start
         while i < n:
             model = predictions[i].model
-            end = i + 1
-            while end < n and predictions[end].model == model:
-                end += 1
             st = models.get(model)
             if st is None:
                 self.consumed = i + 1
                 st = models[model] = self._new_model(model)
+            end = i + 1
+            while end < n and predictions[end].model == model:
+                end += 1
             while i < end:  # the run [i, end) of one model, a block at a time
                 take = min(max(k - len(st.buf), 1), end - i)
                 st.buf += predictions[i:i + take]
@@ -256,30 +258,39 @@ class DriftMonitor:
         *,
         label_name: str = "label",
         found: list[DriftEvent] | None = None,
+        start: int = 0,
     ) -> list[DriftEvent]:
-        """Watch labeled examples of one model in order: :meth:`observe_label` on each, at once.
+        """Watch labeled examples of one model in order, from ``start`` on:
+        :meth:`observe_label` on each, at once.
 
         An event is dated by the example that raised it (its ``event_times``
-        entry); every event carries ``source``. ``found`` and :attr:`consumed` as
-        for :meth:`observe_predictions`.
+        entry); every event carries ``source``. ``found``, ``start`` and
+        :attr:`consumed` as for :meth:`observe_predictions`.
         """
         out: list[DriftEvent] = [] if found is None else found
-        self.consumed = 0
+        self.consumed = start
         ld = self._label_drift(model, label_name)
-        if ld is None or not labels:
+        if ld is None or start >= len(labels):
             self.consumed = len(labels)
             return out
         pairs: list[tuple[int, LabelAlarm]] = []
+        failure: Exception | None = None
         try:
-            ld.update_many(scores, labels, pairs)
-        finally:  # what was found before a failure is kept (see observe_predictions)
-            self.consumed = ld.consumed
-            if pairs:
-                src = str(source) if source is not None else None
-                events = [label_event(a, label_name, Evidence(model, event_times[i], src))
-                          for i, a in pairs]
-                self._record(events)
-                out += events
+            ld.update_many(scores, labels, pairs, start)
+        except Exception as exc:  # noqa: BLE001 - raised below, once what was found is kept
+            failure = exc
+        self.consumed = ld.consumed
+        src = str(source) if source is not None else None
+        for i, alarm in pairs:  # an event at a time: one that fails costs itself only
+            try:
+                event = label_event(alarm, label_name, Evidence(model, event_times[i], src))
+                self._record([event])
+            except Exception as exc:  # noqa: BLE001 - raised below
+                failure = failure or exc
+                continue
+            out.append(event)
+        if failure is not None:
+            raise failure
         return out
 
     def _label_drift(self, model: str, label_name: str) -> LabelDrift | None:

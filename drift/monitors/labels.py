@@ -295,19 +295,20 @@ class LabelDrift:
 
     def update_many(
         self, scores: Sequence[float | None], labels: Sequence[bool],
-        out: list[tuple[int, LabelAlarm]] | None = None,
+        out: list[tuple[int, LabelAlarm]] | None = None, start: int = 0,
     ) -> list[tuple[int, LabelAlarm]]:
-        """Feed labeled examples in order; the alarms raised, each with its example's index.
+        """Feed labeled examples in order, from ``start`` on; the alarms raised, each with
+        its example's index.
 
         The same as :meth:`update` on each example. A run of scored examples
         once the joint test is armed goes to it a clock at a time (the usual
         case); the others take :meth:`update`. With ``out``, alarms are appended
-        to it as they are raised. If it raises, :attr:`consumed` says how many
-        examples were taken (the one that failed included), as one at a time.
+        to it as they are raised. If it raises, :attr:`consumed` is the index after
+        the example it failed on (that one is taken, as one at a time).
         """
         out = [] if out is None else out
-        self.consumed = 0
-        i, m = 0, len(labels)
+        self.consumed = start
+        i, m = start, len(labels)
         while i < m:
             joint = self._joint
             if joint is None or joint.learn or not _scored(scores[i]):
@@ -327,13 +328,21 @@ class LabelDrift:
                 i = j
                 continue
             done = 0
+            test = joint.test
             while done < len(cells):
-                added, fired = joint.test.feed(cells[done:])
+                try:
+                    added, fired = test.feed(cells[done:])
+                except Exception:
+                    # the cells the test took before it failed are in, the last one
+                    # being the example it failed on (as one at a time)
+                    self._labels += test.taken
+                    self.consumed = i + done + test.taken
+                    raise
                 done += added
                 self._labels += added
                 self.consumed = i + done
                 if fired:
-                    alarm = self._report(joint, joint.test.last)
+                    alarm = self._report(joint, test.last)
                     if alarm is not None:
                         out.append((i + done - 1, alarm))
             i = j

@@ -176,7 +176,7 @@ class ShareTest:
 
     __slots__ = ("cells", "params", "alpha", "clock", "per_level", "window", "min_history",
                  "_pos", "_cum", "_tot", "_base", "_size", "_now", "_fill", "_blocks",
-                 "fired", "last")
+                 "fired", "last", "taken")
 
     def __init__(
         self, cells: int, params: Mapping[str, Any] | None = None, *, min_history: int = 0
@@ -218,6 +218,7 @@ class ShareTest:
         self._blocks = 0
         self.fired = 0
         self.last: Split | None = None
+        self.taken = 0  # cells the last feed added (also when it raised)
 
     @property
     def n(self) -> int:
@@ -243,6 +244,7 @@ class ShareTest:
         returns True, a clock's worth of labels at a time.
         """
         now, clock, m, i = self._now, self.clock, len(cells), 0
+        self.taken = 0
         while i < m:
             take = max(min(clock - self._fill, m - i), 1)
             chunk = cells[i:i + take]
@@ -253,6 +255,7 @@ class ShareTest:
                 now[c] += k
             self._fill += take
             i += take
+            self.taken = i  # what is in, should the check below fail
             if self._fill >= clock and self._tick(True):
                 return i, True
         return i, False

@@ -182,11 +182,11 @@ class DriftHub:
         start = 0
         while start < len(predictions):
             try:
-                monitor.observe_predictions(predictions[start:], sources[start:], found)
+                monitor.observe_predictions(predictions, sources, found, start)
                 break
             except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
                 self._failed("observe_prediction", exc)
-                start += max(monitor.consumed, 1)
+                start = max(monitor.consumed, start + 1)
         if found:
             self._publish(found, partition)
 
@@ -229,12 +229,12 @@ class DriftHub:
         start = 0
         while start < len(labels):
             try:
-                monitor.observe_labels(model, times[start:], scores[start:], labels[start:],
-                                       source, label_name=name, found=found)
+                monitor.observe_labels(model, times, scores, labels, source, label_name=name,
+                                       found=found, start=start)
                 break
             except Exception as exc:  # noqa: BLE001 - monitoring must not stop labeling
                 self._failed("observe_label", exc)
-                start += max(monitor.consumed, 1)
+                start = max(monitor.consumed, start + 1)
         if found:
             self._publish(found, source.partition)
 

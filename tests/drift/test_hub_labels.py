@@ -6,6 +6,7 @@ costs only that row."""
 import dataclasses
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,55 @@ def test_monitoring_cpu_is_counted_within_the_callers_own_cpu() -> None:
     assert 0.0 < measured <= spent
     hub.release(1)  # a revoked partition's monitoring stays counted
     assert hub.cpu_s() == measured
+
+
+@pytest.mark.parametrize("failing", [(1,), (2, 3), (5, 9, 30)])
+def test_a_check_that_fails_after_its_labels_went_in_takes_them_once(
+        failing: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    # the share test fails inside its check, after the clock's labels were added: as one
+    # at a time, those labels are in (once), the failure is counted, the rest goes on
+    from drift.monitors.rates import ShareTest
+
+    real = ShareTest._check
+    rng = random.Random(1)
+    examples = [dataclasses.replace(e, prediction=dataclasses.replace(  # scored: the joint test
+        e.prediction, prediction={"score": rng.random()})) for e in rows(20_000, 1)]
+
+    def run(batched: bool) -> tuple[list[Any], Counter[str], bytes]:
+        calls = [0]
+
+        def check(self: ShareTest) -> bool:
+            calls[0] += 1
+            if calls[0] in failing:
+                raise RuntimeError("check")
+            return real(self)
+
+        monkeypatch.setattr(ShareTest, "_check", check)
+        hub = DriftHub(DriftSettings(episode_s=0.0), "unused", Counter(), "clicked")
+        source = SourceRef("predictions", 2, 77)
+        if batched:
+            for start in range(0, len(examples), 700):
+                hub.observe_labeled(examples[start:start + 700], source)
+            return ([(e.stream, e.event_time, e.statistic) for e in hub.events], hub.counters,
+                    packb(hub.state(2)))
+        monitor, found, counters = DriftMonitor(DriftSettings()), [], Counter()
+        for e in examples:
+            if not isinstance(e.labels[0], bool):
+                continue
+            score = e.prediction.prediction.get("score")
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                score = None
+            try:
+                found += monitor.observe_label("m", e.prediction.event_time, score, e.labels[0],
+                                               source, label_name="clicked")
+            except RuntimeError:
+                counters["drift.internal_error"] += 1
+        return ([(e.stream, e.event_time, e.statistic) for e in found], counters,
+                packb(monitor.state()))
+
+    one, many = run(False), run(True)
+    assert one[1]["drift.internal_error"] == len(failing)
+    assert one[0], "the rate change must be detected for this test to mean anything"
+    assert many[0] == one[0]
+    assert many[1]["drift.internal_error"] == one[1]["drift.internal_error"]
+    assert many[2] == one[2]
