@@ -47,6 +47,18 @@ def _owned(log: Path) -> set[int]:
     return held
 
 
+def _claims(log: Path) -> dict[int, int]:
+    """The epoch a worker claimed for each partition at its latest assignment."""
+    return {e["partition"]: e["epoch"] for e in _events(log, "partition.assigned")}
+
+
+def _highest_epoch(root: Path, partition: int) -> int:
+    """The highest epoch in a partition's epoch log (``labeler.output.checkpoint``'s
+    layout), 0 when it has none."""
+    found = [int(f.stem) for f in root.glob(f"_checkpoints/*/p{partition:04d}.epochs/*.ckpt")]
+    return max(found, default=0)
+
+
 def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
                                                          tmp_path: Path) -> None:
     config = kafka_config(join={"window_s": 3.0, "early_tolerance_s": 1.0,
@@ -68,13 +80,24 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
         with open(log_path, "wb") as log:
             procs.append(start_worker(path, log, *extra))
     a, b = procs
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until both own partitions and have committed
+    deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
+    while True:  # wait until the two own disjoint halves of the 4 partitions
         mine_a, mine_b = _owned(logs[0]), _owned(logs[1])
-        if mine_a and mine_b and len(mine_a | mine_b) == 4:
-            break
-        time.sleep(0.5)
-    time.sleep(3.0)
+        if mine_a and mine_b and not mine_a & mine_b and len(mine_a | mine_b) == 4:
+            break  # (a stale log of a, still holding all 4, is not a split)
+        if time.monotonic() > deadline or a.poll() is not None or b.poll() is not None:
+            pytest.fail(f"no split of the partitions: a holds {sorted(mine_a)}, b "
+                        f"{sorted(mine_b)}\n{logs[0].read_text()[-2000:]}\n"
+                        f"{logs[1].read_text()[-2000:]}")
+        time.sleep(0.2)
+    claims = _claims(logs[0])
+    root = Path(config.output.path)
+    while not all(_highest_epoch(root, p) > claims[p] for p in mine_a):
+        # a commits each of its partitions at least once after claiming it
+        if time.monotonic() > deadline or a.poll() is not None:
+            pytest.fail(f"a never committed all of {sorted(mine_a)} after claiming them "
+                        f"({claims}):\n{logs[0].read_text()[-3000:]}")
+        time.sleep(0.2)
     killed_at = time.time()
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=30)
