@@ -20,31 +20,44 @@ internals in :mod:`drift.river_access`.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from river.drift import ADWIN, KSWIN, PageHinkley
-from river.drift.binary import DDM, EDDM, FHDDM, HDDMA, HDDMW
-
 from drift.cusum import Cusum
 from drift.cuts import RECENT, Prefix, adwin_cut, cut
 from drift.errors import DriftConfigError, DriftError
 from drift.river_access import PAGE_STATE, probe, verdict
 
-_RIVER: dict[str, Callable[..., Any]] = {
-    "CUSUM": Cusum,
-    "ADWIN": ADWIN,
-    "KSWIN": KSWIN,
-    "PageHinkley": PageHinkley,
-    "DDM": DDM,
-    "EDDM": EDDM,
-    "FHDDM": FHDDM,
-    "HDDM_A": HDDMA,
-    "HDDM_W": HDDMW,
+_RIVER: dict[str, tuple[str, str]] = {
+    # River's classes are imported when a detector is first built: importing
+    # ``river.drift`` loads SciPy (about a second), and validating a config, or a
+    # worker with drift off, needs none of it
+    "ADWIN": ("river.drift", "ADWIN"),
+    "KSWIN": ("river.drift", "KSWIN"),
+    "PageHinkley": ("river.drift", "PageHinkley"),
+    "DDM": ("river.drift.binary", "DDM"),
+    "EDDM": ("river.drift.binary", "EDDM"),
+    "FHDDM": ("river.drift.binary", "FHDDM"),
+    "HDDM_A": ("river.drift.binary", "HDDMA"),
+    "HDDM_W": ("river.drift.binary", "HDDMW"),
 }
+
+
+def _factory(name: str) -> Callable[..., Any] | None:
+    """The class that ``make_detector(name)`` builds (``None``: no such detector)."""
+    if name == "CUSUM":
+        return Cusum
+    home = _RIVER.get(name)
+    if home is None:
+        return None
+    module, attr = home
+    factory: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return factory
+
 
 NUMERIC_DETECTORS = ("CUSUM", "ADWIN", "KSWIN", "PageHinkley")
 """Detectors for real-valued streams."""
@@ -55,7 +68,7 @@ BINARY_DETECTORS = ("DDM", "EDDM", "FHDDM", "HDDM_A", "HDDM_W")
 Spec = tuple[str, Mapping[str, Any], float]
 """A detector as the monitors take it: (name, River parameters, z_scale)."""
 
-DETECTORS = tuple(_RIVER)
+DETECTORS = ("CUSUM", *_RIVER)
 """Every detector name :func:`make_detector` accepts."""
 
 
@@ -111,7 +124,7 @@ class Detector:
     )
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
-        factory = _RIVER.get(name)
+        factory = _factory(name)
         if factory is None:
             raise DriftConfigError(f"unknown drift detector {name!r}; choose one of {DETECTORS}")
         self.name = name

@@ -1,0 +1,28 @@
+"""The CLI starts without loading River, SciPy or pandas: validating a config needs none
+of them (importing ``river.drift`` alone takes about a second, SciPy's statistics)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("river", "scipy", "pandas")
+
+
+def _loaded(code: str) -> list[str]:
+    roots = "{m.split('.')[0] for m in sys.modules}"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({roots} & {set(HEAVY)!r})))"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True)
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+def test_validating_a_config_loads_no_river_scipy_or_pandas() -> None:
+    assert _loaded("from labeler.config import validate\nvalidate({})") == []
+
+
+def test_the_drift_package_names_load_on_first_use() -> None:
+    assert _loaded("import drift") == []
+    assert "river" in _loaded("import drift\ndrift.make_detector('ADWIN', {})")
