@@ -55,8 +55,23 @@ def _factory(name: str) -> Callable[..., Any] | None:
     if home is None:
         return None
     module, attr = home
-    factory: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    try:
+        factory: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DriftConfigError(f"detector {name} needs {module}.{attr}, which the installed "
+                               f"River does not have ({exc}); install the version "
+                               "pyproject.toml pins") from exc
     return factory
+
+
+def load_river() -> None:
+    """Import every River detector class now (about a second: River loads SciPy).
+
+    A worker with drift monitoring on calls this while it starts, so the first
+    poll batch does not pay for it and an incompatible River stops the start
+    with its reason instead of turning into monitoring errors."""
+    for name in _RIVER:
+        _factory(name)
 
 
 NUMERIC_DETECTORS = ("CUSUM", "ADWIN", "KSWIN", "PageHinkley")

@@ -23,10 +23,12 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where a profile is built: a worker never needs pandas
+    import pandas as pd
 
 from drift.errors import ProfileError
 
@@ -103,6 +105,8 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray) -> np.nd
 
 
 def _load(data: pd.DataFrame | str | os.PathLike[str], model: str | None) -> pd.DataFrame:
+    import pandas as pd
+
     if isinstance(data, pd.DataFrame):
         return data
     path = Path(data)
@@ -116,7 +120,9 @@ def _load(data: pd.DataFrame | str | os.PathLike[str], model: str | None) -> pd.
 
 
 def _kind(s: pd.Series) -> str:
-    inferred = pd.api.types.infer_dtype(s, skipna=True)
+    from pandas.api.types import infer_dtype
+
+    inferred = infer_dtype(s, skipna=True)
     if inferred == "boolean":
         return "bool"
     if inferred == "integer":

@@ -23,6 +23,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from drift.detectors import load_river
 from drift.events import DriftEvent, Episodes
 from drift.monitor import DriftMonitor
 from drift.schema_watch import SAMPLE, SchemaWatch
@@ -314,6 +315,7 @@ def build_hub(settings: DriftSettings, topic: str, counters: Counter[str],
     configured schemas; it infers the others from the records it is shown)."""
     if not settings.enabled:
         return None
+    load_river()
     first: LabelSpec | Any = labels[0] if labels else None
     label_name = first.name if first is not None and first.agg == "any" else None
     return DriftHub(settings, topic, counters, label_name, schema)

@@ -41,7 +41,6 @@ from kafka import KafkaConsumer
 
 from ingest.records import Outcome, Prediction
 from labeler.config import validate
-from labeler.tools.bench_handjoin import hand_join, oracle_mismatches
 from labeler.tools.oracle import oracle_labels
 from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec, resolved, stream
@@ -213,6 +212,8 @@ def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluent
                     "output": {"path": f"{out}/{name}", "flush_interval_s": 1.0}, **extra}
 
         def checked(name: str, result: dict[str, Any]) -> dict[str, Any]:
+            from labeler.tools.bench_handjoin import oracle_mismatches  # (loads pandas)
+
             result["oracle_mismatches"] = oracle_mismatches(f"{out}/{name}", truth)
             return result
 
@@ -288,6 +289,8 @@ def _main(argv: list[str]) -> None:
     if phase == "bare":
         result = _bare(args["bootstrap"], args["topics"], args["expected"], args["parse"])
     elif phase == "handjoin":
+        from labeler.tools.bench_handjoin import hand_join
+
         result = hand_join(args["bootstrap"], args["predictions"], args["outcomes"],
                            args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
     elif phase == "pipeline":

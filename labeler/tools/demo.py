@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
 from labeler.config import validate
 from labeler.join.rules import join_rules
@@ -65,6 +64,8 @@ def run_demo(bootstrap: str, output: Path, count: int, drift_at: float) -> dict[
     finally:
         logging.getLogger(LOGGER_NAME).removeHandler(handler)
         handler.close()
+    import pandas as pd  # here: the CLI imports this module to list its commands
+
     shards = pd.read_parquet(labels_path)
     truth = pd.read_csv(truth_path)
     merged = truth.merge(shards, on="prediction_id", how="outer", suffixes=("_truth", "_out"),

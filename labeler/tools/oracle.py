@@ -21,13 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from ingest.records import Outcome, Prediction
 from ingest.wire.decode import Decoder
 from labeler.join.labels import LabelSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from labeler.config import Config
 
 
@@ -59,6 +59,8 @@ def oracle_labels(
             row[spec.column] = spec.compute(t, inside)
         row["outcome_count"] = len(inside)
         rows.append(row)
+    import pandas as pd  # here: the CLI loads this module (produce) to list its commands
+
     return pd.DataFrame(rows)
 
 

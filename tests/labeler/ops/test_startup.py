@@ -19,8 +19,19 @@ def _loaded(code: str) -> list[str]:
     return loaded
 
 
-def test_validating_a_config_loads_no_river_scipy_or_pandas() -> None:
-    assert _loaded("from labeler.config import validate\nvalidate({})") == []
+def test_the_cli_and_a_config_validation_load_no_river_scipy_or_pandas() -> None:
+    assert _loaded("import labeler.ops.cli\nfrom labeler.config import validate\n"
+                   "validate({})") == []
+
+
+def test_a_worker_with_drift_on_loads_river_while_it_starts() -> None:
+    # not on its first poll batch, inside the loop (and inside the bench's clock)
+    code = ("from collections import Counter\nfrom drift.settings import DriftSettings\n"
+            "from labeler.runtime.drift_hub import build_hub\n"
+            "build_hub(DriftSettings(), 'drift', Counter(), [])")
+    assert "river" in _loaded(code)
+    assert "river" not in _loaded(code.replace("DriftSettings()",
+                                               "DriftSettings(enabled=False)"))
 
 
 def test_the_drift_package_names_load_on_first_use() -> None:
