@@ -90,3 +90,27 @@ def test_the_readme_low_traffic_preset_is_the_one_in_code() -> None:
     preset = ADAPTER.validate_python(tomllib.loads(block.group(1))["drift"])
     assert preset == DriftSettings.low_traffic()
     assert preset != DriftSettings()
+
+
+@pytest.mark.parametrize(
+    ("section", "spec", "where"),
+    [
+        ("numeric", {"detector": {"name": "ADWIN", "params": {"detla": 0.1}}}, "detla"),
+        ("numeric", {"backstop": {"name": "PageHinkley", "params": {"bogus": 1}}}, "bogus"),
+        ("categorical", {"detector": {"name": "CUSUM", "params": {"allowance": 1}}}, "CUSUM"),
+    ],
+)
+def test_a_bad_detector_parameter_is_a_config_error(section: str, spec: dict,
+                                                     where: str) -> None:
+    # built once while validating, not failing later as a monitoring error
+    with pytest.raises(ValidationError, match=where) as info:
+        ADAPTER.validate_python({section: spec})
+    assert section in str(info.value)
+
+
+def test_the_shipped_detectors_are_the_defaults() -> None:
+    s = DriftSettings()
+    assert s.numeric.detector == DetectorSpec("CUSUM", {"delta": 1.0, "threshold": 8.0}, 1.0)
+    assert s.numeric.backstop is not None and s.numeric.backstop.params["delta"] == 1e-4
+    assert s.categorical.backstop is not None and s.categorical.backstop.params["delta"] == 1e-5
+    assert s.categorical.detector.name == "PageHinkley"
