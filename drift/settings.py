@@ -383,6 +383,28 @@ class DriftSettings:
         if (self.min_samples < 0 or self.cooldown < 0 or self.schema_cooldown_s < 0
                 or self.episode_s < 0):
             raise ValueError("min_samples, cooldown, schema_cooldown_s and episode_s must be >= 0")
+        for feature, override in self.features.items():
+            if override.params:
+                self._check_override(feature, override.params)
+
+    def _check_override(self, feature: str, params: Mapping[str, ParamValue]) -> None:
+        """A feature's ``params`` patch the primary detector of whichever section its
+        values fall in, which is known only when they come: the patched detector
+        must build for the numeric or the categorical one, else it is a config error
+        naming the feature (it was a monitoring error at run time)."""
+        from drift.detectors import make_detector
+        from drift.errors import DriftConfigError
+
+        errors = []
+        for section, spec in (("numeric", self.numeric.detector),
+                              ("categorical", self.categorical.detector)):
+            try:
+                make_detector(spec.name, {**spec.params, **params})
+                return
+            except DriftConfigError as exc:
+                errors.append(f"as {section} ({spec.name}): {exc}")
+        raise ValueError(f"features.{feature}.params fit neither section's detector: "
+                         + "; ".join(errors))
 
     @classmethod
     def low_traffic(cls) -> DriftSettings:

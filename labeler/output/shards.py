@@ -244,6 +244,9 @@ class ShardEncoder:
         self.schema = schema or SchemaStore(None)
         self.types = ColumnTypes(self.schema)
         self.row_bytes = FIRST_ROW_BYTES  # running estimate of encoded bytes per row
+        # pyarrow imports pandas (its pandas shim, ~0.2 s) the first time it builds an
+        # array from Python objects: paid here, at start-up, not by the first shard
+        pa.array([0], pa.int64())
 
     def encode(self, rows: Iterable[LabeledExample], name: str) -> list[ShardFile]:
         by_model: dict[str, list[LabeledExample]] = {}

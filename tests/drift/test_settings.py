@@ -114,3 +114,18 @@ def test_the_shipped_detectors_are_the_defaults() -> None:
     assert s.numeric.backstop is not None and s.numeric.backstop.params["delta"] == 1e-4
     assert s.categorical.backstop is not None and s.categorical.backstop.params["delta"] == 1e-5
     assert s.categorical.detector.name == "PageHinkley"
+
+
+@pytest.mark.parametrize("params", [{"threshold": 12.0}, {"alpha": 0.99}])
+def test_a_feature_override_that_fits_either_sections_detector_is_accepted(
+        params: dict) -> None:
+    # threshold fits both CUSUM (numeric) and PageHinkley (categorical); alpha only the latter
+    s = ADAPTER.validate_python({"features": {"price": {"params": params}}})
+    assert s.override("price").params == params
+
+
+def test_a_feature_override_that_fits_no_detector_is_a_config_error() -> None:
+    with pytest.raises(ValidationError, match="features.price.params") as info:
+        ADAPTER.validate_python({"features": {"price": {"params": {"detla": 1.0}}}})
+    assert "detla" in str(info.value) and "CUSUM" in str(info.value)
+    assert "PageHinkley" in str(info.value)
