@@ -384,14 +384,16 @@ class DriftSettings:
                 or self.episode_s < 0):
             raise ValueError("min_samples, cooldown, schema_cooldown_s and episode_s must be >= 0")
         for feature, override in self.features.items():
-            if override.params:
+            if override.enabled and override.params:  # a disabled feature builds none
                 self._check_override(feature, override.params)
 
     def _check_override(self, feature: str, params: Mapping[str, ParamValue]) -> None:
         """A feature's ``params`` patch the primary detector of whichever section its
         values fall in, which is known only when they come: the patched detector
         must build for the numeric or the categorical one, else it is a config error
-        naming the feature (it was a monitoring error at run time)."""
+        naming the feature. Params that fit one section only still fail at run time
+        if the feature's values are of the other kind. Checking the categorical
+        detector loads River (about a second) when the numeric one rejects them."""
         from drift.detectors import make_detector
         from drift.errors import DriftConfigError
 
