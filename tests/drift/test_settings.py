@@ -129,3 +129,10 @@ def test_a_feature_override_that_fits_no_detector_is_a_config_error() -> None:
         ADAPTER.validate_python({"features": {"price": {"params": {"detla": 1.0}}}})
     assert "detla" in str(info.value) and "CUSUM" in str(info.value)
     assert "PageHinkley" in str(info.value)
+
+
+def test_a_disabled_features_params_are_not_checked() -> None:
+    # a disabled feature builds no detector, so its params cannot fail
+    s = ADAPTER.validate_python(
+        {"features": {"price": {"enabled": False, "params": {"detla": 1.0}}}})
+    assert not s.override("price").enabled
