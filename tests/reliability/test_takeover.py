@@ -51,11 +51,42 @@ def _until(condition: Any, what: str, timeout: float = 90.0) -> None:
         time.sleep(0.1)
 
 
-def test_a_frozen_owner_is_fenced_after_a_takeover(kafka_config: Any, tmp_path: Path) -> None:
-    config, path = _live(kafka_config, tmp_path, "")
+ATTEMPTS = 3
+
+
+def test_a_frozen_owner_is_fenced_after_a_takeover(kafka_config: Any, unique: Any,
+                                                   tmp_path: Path) -> None:
+    """Thawed, the zombie either commits first (and is fenced: what this test is for)
+    or its client learns of the new generation first and drops the partitions
+    unwritten (``partition.lost``); which one comes first is the client's race, not
+    ours. Each attempt must leave the oracle's dataset either way; an attempt that
+    was not fenced runs again with fresh topics and group, at most ``ATTEMPTS``
+    times, and the test fails if none was."""
+    outcomes = []
+    for attempt in range(ATTEMPTS):
+        fenced = _freeze_and_thaw(kafka_config, unique, tmp_path / f"a{attempt}", attempt)
+        if fenced:
+            print(f"fenced {len(fenced)} partitions at attempt {attempt}: "
+                  f"{[e['reason'] for e in fenced]}")
+            return
+        outcomes.append(f"attempt {attempt}: the zombie noticed the loss before committing")
+    pytest.fail(f"the zombie's commit after the take-over was never refused: {outcomes}")
+
+
+def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int
+                     ) -> list[dict[str, Any]]:
+    where.mkdir(parents=True)
+    tag = f"a{attempt}"
+    config, path = _live(
+        kafka_config, where, "",
+        kafka={"group_id": unique(f"group-{tag}")},
+        topics={"predictions": unique(f"predictions-{tag}"),
+                "outcomes": unique(f"outcomes-{tag}"),
+                "dead_letter": unique(f"dead-letter-{tag}"), "drift": unique(f"drift-{tag}")},
+        output={"path": str(where / "out")})
     output = Path(config.output.path)
     producer = _traffic(config, seconds=24.0, rate=400.0)
-    logs = [tmp_path / "zombie.log", tmp_path / "heir.log"]
+    logs = [where / "zombie.log", where / "heir.log"]
     files = [open(p, "ab") for p in logs]  # noqa: SIM115 - closed below
     try:
         zombie, heir = (start_worker(path, f, "--until-idle", "6", "--drain") for f in files)
@@ -90,7 +121,6 @@ def test_a_frozen_owner_is_fenced_after_a_takeover(kafka_config: Any, tmp_path: 
         for f in files:
             f.close()
     fenced = _events(logs[0], "partition.fenced")
-    assert fenced, "the zombie's commit after the take-over is refused, not written"
     assert {e["partition"] for e in fenced} <= set(frozen)
-    print(f"fenced {len(fenced)} partitions: {[e['reason'] for e in fenced]}")
-    _compare(config)
+    _compare(config)  # fenced or not, the dataset is the oracle's
+    return fenced
