@@ -20,6 +20,8 @@ from labeler.runtime.compose import build_worker
 from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec
 
+from ._attempts import own_streams, until_premise_holds
+
 pytestmark = pytest.mark.kafka
 
 DEADLINE_S = 90.0
@@ -90,9 +92,6 @@ class Member(threading.Thread):
             raise AssertionError(f"the other member failed: {self.error!r}") from self.error
 
 
-ATTEMPTS = 3
-
-
 def test_partitions_given_back_by_a_rebalance_are_not_read_twice(
         kafka_config: Any, unique: Any, events: Events) -> None:
     """The rebalance must give the partition back to a member that stayed in the group.
@@ -101,21 +100,16 @@ def test_partitions_given_back_by_a_rebalance_are_not_read_twice(
     partition is then lost, its state dropped, and reading it again from the committed
     offset is right. Such an attempt is checked for exactly that and the scenario runs
     again with fresh topics and group, at most ``ATTEMPTS`` times."""
-    lost_attempts = []
-    for attempt in range(ATTEMPTS):
-        outcome = _rebalance_and_resume(kafka_config, unique, events, attempt)
-        if outcome == "resumed":
-            return
-        lost_attempts.append(outcome)
-    pytest.fail(f"every attempt lost its partition in the rebalance: {lost_attempts}")
+    until_premise_holds(
+        lambda n: _rebalance_and_resume(kafka_config, unique, events, n),
+        "the worker stayed in the group through the rebalance")
 
 
-def _rebalance_and_resume(kafka_config: Any, unique: Any, events: Events, attempt: int) -> str:
-    tag = f"a{attempt}"
+def _rebalance_and_resume(kafka_config: Any, unique: Any, events: Events, attempt: int
+                          ) -> str | None:
+    """``None`` if the partition was given back and resumed; else how it was lost."""
     config = kafka_config(
-        kafka={"group_id": unique(f"group-{tag}")},
-        topics={"predictions": unique(f"predictions-{tag}"), "outcomes": unique(f"outcomes-{tag}"),
-                "dead_letter": unique(f"dead-letter-{tag}"), "drift": unique(f"drift-{tag}")},
+        **own_streams(unique, attempt),
         join={"window_s": 3600.0, "early_tolerance_s": 1.0, "allowed_lateness_s": 1.0},
         ingest={"repartition": "never"},
         output={"flush_interval_s": 3600.0},  # no commit: Kafka's offsets stay at the start
@@ -136,7 +130,7 @@ def _rebalance_and_resume(kafka_config: Any, unique: Any, events: Events, attemp
         rejoins = worker.counters["group_rejoins"]  # any before the rebalance held no partition
         # another member joins the group (for a topic of its own): an eager rebalance
         # revokes the worker's partitions and gives them back
-        other_topic = unique(f"other-{tag}")
+        other_topic = unique(f"other-a{attempt}")
         ensure_topics(options, [other_topic], 1)
         other = Member(options, config.kafka.group_id, other_topic)
         other.start()
@@ -169,10 +163,10 @@ def _rebalance_and_resume(kafka_config: Any, unique: Any, events: Events, attemp
             losses = events.names[first_event:].count("partition.lost")  # logged before a re-read
             assert 1 <= losses and messages <= (1 + losses) * total
             assert worker.counters["duplicate_predictions"] == 0
-            return f"attempt {attempt}: lost {losses}x, messages={messages}"
+            return f"lost {losses}x, messages={messages}"
         assert worker.counters["messages"] == total
         assert seen.count("partition.assigned") == 1, "resumed, not restored"
-        return "resumed"
+        return None
     finally:
         if other is not None:
             other.stop()

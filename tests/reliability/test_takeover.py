@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ._attempts import ATTEMPTS, own_streams, until_premise_holds
 from ._worker import start_worker
 from .test_outages import _compare, _live, _traffic
 
@@ -52,9 +53,6 @@ def _until(condition: Any, what: str, timeout: float = 90.0) -> None:
         time.sleep(0.1)
 
 
-ATTEMPTS = 3
-
-
 @pytest.mark.timeout(ATTEMPTS * 400 + 300)  # each attempt's own waits bound it
 def test_a_frozen_owner_is_fenced_after_a_takeover(kafka_config: Any, unique: Any,
                                                    tmp_path: Path) -> None:
@@ -64,28 +62,16 @@ def test_a_frozen_owner_is_fenced_after_a_takeover(kafka_config: Any, unique: An
     ours. Each attempt must leave the oracle's dataset either way; an attempt that
     was not fenced runs again with fresh topics and group, at most ``ATTEMPTS``
     times, and the test fails if none was."""
-    outcomes = []
-    for attempt in range(ATTEMPTS):
-        fenced = _freeze_and_thaw(kafka_config, unique, tmp_path / f"a{attempt}", attempt)
-        if fenced:
-            print(f"fenced {len(fenced)} partitions at attempt {attempt}: "
-                  f"{[e['reason'] for e in fenced]}")
-            return
-        outcomes.append(f"attempt {attempt}: the zombie noticed the loss before committing")
-    pytest.fail(f"the zombie's commit after the take-over was never refused: {outcomes}")
+    until_premise_holds(
+        lambda n: _freeze_and_thaw(kafka_config, unique, tmp_path / f"a{n}", n),
+        "the zombie's commit after the take-over was refused")
 
 
-def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int
-                     ) -> list[dict[str, Any]]:
+def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) -> str | None:
+    """``None`` if the thawed zombie was fenced; else why it was not."""
     where.mkdir(parents=True)
-    tag = f"a{attempt}"
-    config, path = _live(
-        kafka_config, where, "",
-        kafka={"group_id": unique(f"group-{tag}")},
-        topics={"predictions": unique(f"predictions-{tag}"),
-                "outcomes": unique(f"outcomes-{tag}"),
-                "dead_letter": unique(f"dead-letter-{tag}"), "drift": unique(f"drift-{tag}")},
-        output={"path": str(where / "out")})
+    config, path = _live(kafka_config, where, "", **own_streams(unique, attempt),
+                         output={"path": str(where / "out")})
     output = Path(config.output.path)
     producer = _traffic(config, seconds=24.0, rate=400.0)
     logs = [where / "zombie.log", where / "heir.log"]
@@ -125,4 +111,7 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int
     fenced = _events(logs[0], "partition.fenced")
     assert {e["partition"] for e in fenced} <= set(frozen)
     _compare(config)  # fenced or not, the dataset is the oracle's
-    return fenced
+    if not fenced:
+        return "the zombie noticed the loss before committing"
+    print(f"fenced {len(fenced)} partitions: {[e['reason'] for e in fenced]}")
+    return None
