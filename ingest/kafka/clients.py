@@ -16,6 +16,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from ingest.kafka import patch
 
+# How long a blocking call into the group coordinator (an offset commit, a close)
+# may hold the thread that polls. kafka-python's default, ``request_timeout_ms``
+# (30 s), would stop that thread's loop for as long as an outage lasts: no status
+# line, no outage logged, no probe of the broker. Offsets a commit gave up on are
+# committed again by the next one.
+COORDINATOR_TIMEOUT_MS = 5000
+
 
 def new_consumer(options: Mapping[str, Any], *topics: str, **settings: Any) -> KafkaConsumer:
     """A consumer with the connection ``options`` (``KafkaConfig.client_options()``)."""

@@ -51,7 +51,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ingest.errors import IngestError
 from ingest.events import log_event
-from ingest.kafka.clients import new_consumer, new_producer
+from ingest.kafka.clients import COORDINATOR_TIMEOUT_MS, new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
 from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import SourceMark
@@ -183,7 +183,7 @@ class Repartitioner(Rekeying):
             self._commit(producer, consumer)
             self._status(time.monotonic())
         finally:
-            consumer.close(autocommit=False)
+            consumer.close(autocommit=False, timeout_ms=COORDINATOR_TIMEOUT_MS)
             producer.close(timeout=10)
         return self.counters
 
@@ -207,7 +207,7 @@ class Repartitioner(Rekeying):
         self.forget(set(self._frontiers) | set(self._next))
         self._buckets = {}
         try:
-            consumer.close(autocommit=False)
+            consumer.close(autocommit=False, timeout_ms=COORDINATOR_TIMEOUT_MS)
         except Exception as exc:  # noqa: BLE001 - a stuck client may fail to close cleanly
             log_event("group.close_failed", logging.WARNING, error=str(exc))
         fresh = self._subscribed_consumer()
@@ -319,11 +319,13 @@ class Repartitioner(Rekeying):
         }
         if not offsets:
             return
-        producer.flush(timeout=60)  # every record, mark and dead letter is acked ...
+        # every record, mark and dead letter is acked before the raw offsets that cover
+        # them are committed
+        producer.flush(timeout=60)
         self._delivery.check("re-keyed records")
         self._dead_letters.delivery.check("dead letters")
         try:
-            consumer.commit(offsets)  # ... before the raw offsets that cover them
+            consumer.commit(offsets, timeout_ms=COORDINATOR_TIMEOUT_MS)
         except KafkaError as exc:  # e.g. the broker is away: the next commit covers these
             self.counters["ingest_commit_failures"] += 1
             log_event("ingest.commit_failed", logging.WARNING, error=str(exc) or type(exc).__name__)

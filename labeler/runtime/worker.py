@@ -29,7 +29,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
-from ingest.kafka.clients import new_consumer, new_producer
+from ingest.kafka.clients import COORDINATOR_TIMEOUT_MS, new_consumer, new_producer
 from ingest.kafka.dead_letters import DeadLetterSink
 from ingest.kafka.progress import MembershipWatch
 from ingest.records import SourceRef
@@ -242,7 +242,7 @@ class Worker(Intake, Assignment):
                 for store in (entry.store, entry.closed):
                     if store is not None:
                         store.close()
-            self._consumer.close(autocommit=False)
+            self._consumer.close(autocommit=False, timeout_ms=COORDINATOR_TIMEOUT_MS)
             self._producer.close(timeout=10)
             if self.drift is not None:
                 self.drift.close()
@@ -267,7 +267,7 @@ class Worker(Intake, Assignment):
         old = self._consumer
         try:
             if old is not None:
-                old.close(autocommit=False)
+                old.close(autocommit=False, timeout_ms=COORDINATOR_TIMEOUT_MS)
         except Exception as exc:  # noqa: BLE001 - a stuck client may fail to close cleanly
             log("group.close_failed", logging.WARNING, error=str(exc))
         self._consumer = self._subscribed_consumer()
@@ -350,7 +350,7 @@ class Worker(Intake, Assignment):
                 kafka_offsets[TopicPartition(topic, part.index)] = OffsetAndMetadata(offset, "", -1)
         if kafka_offsets and to_kafka and self._consumer is not None:
             try:
-                self._consumer.commit(kafka_offsets)
+                self._consumer.commit(kafka_offsets, timeout_ms=COORDINATOR_TIMEOUT_MS)
             except Exception as exc:  # noqa: BLE001 - advisory: the checkpoint is the truth
                 log("kafka_commit_failed", logging.WARNING, error=str(exc))
         self._last_commit = time.monotonic()

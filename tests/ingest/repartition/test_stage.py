@@ -74,7 +74,9 @@ class _Consumer:
     def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int:
         return 0
 
-    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata],
+               timeout_ms: int | None = None) -> None:
+        assert timeout_ms is not None, "a commit must not hold the loop for a whole outage"
         self.commits.append(offsets)
 
 
