@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from ingest.errors import IngestError
 from ingest.records import DeadLetter
@@ -19,6 +20,35 @@ class DeliveryFailed(IngestError):
     ones; ``DeliveryTracker`` remembers failures so that no offset is committed
     past a lost record.
     """
+
+
+# How long a commit in a running loop waits for the producer's acknowledgements: any
+# longer would hold the loop (its status lines, its outage probes) while the broker is
+# away. A last commit before exiting waits up to FINAL_FLUSH_TIMEOUT_S.
+FLUSH_TIMEOUT_S = 5.0
+FINAL_FLUSH_TIMEOUT_S = 60.0
+# How long the producers of the running stages (re-keyed records, marks, dead letters,
+# drift events) keep retrying a send through an outage before it fails (kafka-python's
+# default is 2 min). A failed send stops the stage: nothing is committed past it.
+DELIVERY_TIMEOUT_MS = 300_000
+
+
+class NotYetAcknowledged(IngestError):
+    """The broker has not acknowledged every send within the flush's wait (it is away).
+
+    Nothing that covers those sends may be committed yet; the caller defers its
+    commit and flushes again at the next one. kafka-python keeps retrying the sends
+    until ``DELIVERY_TIMEOUT_MS``; a send that fails then is ``DeliveryFailed``.
+    """
+
+
+def flush(producer: KafkaProducer, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for every send; ``NotYetAcknowledged`` if the
+    broker has not acknowledged them all by then."""
+    try:
+        producer.flush(timeout=timeout)
+    except KafkaTimeoutError as exc:
+        raise NotYetAcknowledged(f"sends not acknowledged within {timeout:g} s") from exc
 
 
 class DeliveryTracker:
@@ -81,7 +111,8 @@ class DeadLetterSink:
         self.delivery.watch(self.producer.send(self.topic, value=raw, key=key, headers=headers))
         self.counters["dead_letters_sent"] += 1
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Wait for every dead letter; raise ``DeliveryFailed`` if one was lost."""
-        self.producer.flush(timeout=timeout)
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait for every dead letter: ``DeliveryFailed`` if one was lost,
+        ``NotYetAcknowledged`` if the broker has not answered within ``timeout``."""
+        flush(self.producer, timeout)
         self.delivery.check("dead letters")

@@ -52,7 +52,15 @@ from kafka.structs import OffsetAndMetadata
 from ingest.errors import IngestError
 from ingest.events import log_event
 from ingest.kafka.clients import COORDINATOR_TIMEOUT_MS, new_consumer, new_producer
-from ingest.kafka.dead_letters import DeadLetterSink, DeliveryTracker
+from ingest.kafka.dead_letters import (
+    DELIVERY_TIMEOUT_MS,
+    FINAL_FLUSH_TIMEOUT_S,
+    FLUSH_TIMEOUT_S,
+    DeadLetterSink,
+    DeliveryTracker,
+    NotYetAcknowledged,
+    flush,
+)
 from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import SourceMark
 from ingest.repartition.frontier import Frontier
@@ -109,6 +117,7 @@ class Repartitioner(Rekeying):
         self._buckets: dict[Bucket, tuple[list[list[Any]], list[int]]] = {}
         self._clock = InputClock()
         self._delivery = DeliveryTracker()
+        self._deferring = False  # the last commit waited for acknowledgements
         self._started_at: float | None = None
         self.ever_assigned = False
         self.first_input_at: float | None = None  # monotonic, for throughput figures
@@ -130,7 +139,8 @@ class Repartitioner(Rekeying):
         with every raw partition confirmed caught up by the broker. Raises
         ``IncompleteRun`` when ``until_idle`` ends a run that never had an assignment."""
         producer = new_producer(self.client_options, linger_ms=10, acks="all",
-                                enable_idempotence=True, batch_size=512 * 1024)
+                                enable_idempotence=True, batch_size=512 * 1024,
+                                delivery_timeout_ms=DELIVERY_TIMEOUT_MS)
         self._dead_letters = DeadLetterSink(producer, self.dead_letter_topic, self.counters)
         consumer = self._subscribed_consumer()
         self._progress = BrokerProgress(consumer, "ingest", topics=list(self.routes))
@@ -180,7 +190,7 @@ class Repartitioner(Rekeying):
                     break
             self._flush_buckets(producer)
             self._send_marks(producer, consumer, time.monotonic())
-            self._commit(producer, consumer)
+            self._commit(producer, consumer, final=True)
             self._status(time.monotonic())
         finally:
             consumer.close(autocommit=False, timeout_ms=COORDINATOR_TIMEOUT_MS)
@@ -312,7 +322,12 @@ class Repartitioner(Rekeying):
 
     # -- commit, rebalance, status -----------------------------------------------------
 
-    def _commit(self, producer: KafkaProducer, consumer: KafkaConsumer) -> None:
+    def _commit(self, producer: KafkaProducer, consumer: KafkaConsumer,
+                final: bool = False) -> None:
+        """Commit the raw offsets (with their frontiers) once every record they cover is
+        acknowledged. While the broker is away that waits for a later round (counted,
+        logged once per outage); the last commit before exiting waits longer, then
+        raises."""
         offsets = {
             tp: OffsetAndMetadata(next_offset, self._frontiers[tp].metadata(), -1)
             for tp, next_offset in self._next.items() if tp in self._frontiers
@@ -320,8 +335,18 @@ class Repartitioner(Rekeying):
         if not offsets:
             return
         # every record, mark and dead letter is acked before the raw offsets that cover
-        # them are committed
-        producer.flush(timeout=60)
+        # them are committed; while the broker is away the commit waits for a later round
+        try:
+            flush(producer, FINAL_FLUSH_TIMEOUT_S if final else FLUSH_TIMEOUT_S)
+        except NotYetAcknowledged as exc:
+            if final:
+                raise
+            self.counters["ingest_commits_deferred"] += 1
+            if not self._deferring:
+                log_event("ingest.commit_deferred", logging.WARNING, error=str(exc))
+            self._deferring = True
+            return
+        self._deferring = False
         self._delivery.check("re-keyed records")
         self._dead_letters.delivery.check("dead letters")
         try:

@@ -30,7 +30,13 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
 from ingest.kafka.clients import COORDINATOR_TIMEOUT_MS, new_consumer, new_producer
-from ingest.kafka.dead_letters import DeadLetterSink
+from ingest.kafka.dead_letters import (
+    DELIVERY_TIMEOUT_MS,
+    FINAL_FLUSH_TIMEOUT_S,
+    FLUSH_TIMEOUT_S,
+    DeadLetterSink,
+    NotYetAcknowledged,
+)
 from ingest.kafka.progress import MembershipWatch
 from ingest.records import SourceRef
 from ingest.wire.batch import BatchDecoder
@@ -120,6 +126,7 @@ class Worker(Intake, Assignment):
         self.suspended: set[int] = set()  # revoked by a rebalance still in progress
         self._stop = False
         self._last_commit = time.monotonic()
+        self._deferring = False  # the last commit waited for the producer's acknowledgements
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterSink | None = None
@@ -161,7 +168,8 @@ class Worker(Intake, Assignment):
         collector.tune()  # once per process: see labeler.runtime.collector
         kafka = self.config.kafka
         options = kafka.client_options()
-        self._producer = new_producer(options, linger_ms=20, acks="all")
+        self._producer = new_producer(options, linger_ms=20, acks="all",
+                                      delivery_timeout_ms=DELIVERY_TIMEOUT_MS)
         self.dead_letters = DeadLetterSink(self._producer, self.config.topics.dead_letter,
                                            self.counters)
         if self.drift is not None:
@@ -232,7 +240,7 @@ class Worker(Intake, Assignment):
             if self.drift is not None:
                 self.drift.check_schema(self.counters)
                 self.drift.flush()
-            self.commit()
+            self.commit(final=True)
             self.log_status(time.monotonic() - started)
             self._published = self.snapshot()  # the final state, for whoever asks after
         finally:
@@ -297,27 +305,42 @@ class Worker(Intake, Assignment):
 
     # -- commit ------------------------------------------------------------------------
 
-    def commit(self, indexes: list[int] | None = None, to_kafka: bool = True) -> None:
+    def commit(self, indexes: list[int] | None = None, to_kafka: bool = True,
+               final: bool = False) -> None:
         """Checkpoint the given partitions (default: all dirty ones), then commit offsets.
 
         ``to_kafka=False`` inside rebalance callbacks: they run on the consumer's
         IO loop, where a blocking commit is not allowed; Kafka's offsets are
         advisory (the checkpoint is the truth), so skipping them loses nothing.
+
+        A checkpoint is written only once the producer's records (dead letters,
+        drift events) are acknowledged. While the broker is away the round is
+        deferred (counted in ``commits_deferred``, logged once per outage) and its
+        rows stay in memory for the next; ``final`` (the commit before exiting)
+        waits longer and then raises.
         """
         chosen = [self.partitions[i] for i in (indexes or list(self.partitions))
                   if i not in self.suspended]
+        chosen = [p for p in chosen if p.dirty or p.join.log]
+        if chosen and self.dead_letters is not None:
+            # every produced record the offsets cover (dead letters, drift events) is
+            # acknowledged first: DeliveryFailed if one was lost (no commit, the worker
+            # stops), NotYetAcknowledged while the broker is away (this round waits)
+            try:
+                self.dead_letters.flush(FINAL_FLUSH_TIMEOUT_S if final else FLUSH_TIMEOUT_S)
+            except NotYetAcknowledged as exc:
+                if final:
+                    raise
+                self.counters["commits_deferred"] += 1
+                if not self._deferring:
+                    log("commit.deferred", logging.WARNING, error=str(exc),
+                        rows_held=sum(len(p.rows) for p in chosen))
+                self._deferring = True
+                self._last_commit = time.monotonic()
+                return
+            self._deferring = False
         kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        flushed = False
-
-        def flush_producer() -> None:
-            nonlocal flushed
-            if not flushed and self.dead_letters is not None:
-                self.dead_letters.flush(timeout=60)  # raises DeliveryFailed: no commit then
-                flushed = True
-
         for part in chosen:
-            if not part.dirty and not part.join.log:
-                continue
             epoch = part.epoch + 1
             name = shard_name(self.checkpoints.stream, part.index, part.first_offset, epoch,
                               self.checkpoints.owner)
@@ -337,7 +360,7 @@ class Worker(Intake, Assignment):
             try:
                 checkpoint = self.checkpoints.commit(
                     part.index, epoch, part.offsets, snapshot, files,
-                    before=flush_producer, log=join.log, segments=part.segments,
+                    log=join.log, segments=part.segments,
                     keep_from=join.oldest_needed_epoch())
             except Fenced as exc:
                 self._fenced(part, exc)

@@ -38,6 +38,7 @@ def send_traffic(
     partitioner: str = "murmur2",
     truth: str | Path | None = None,
     labels: tuple[LabelSpec, ...] = (LabelSpec("clicked"),),
+    producer_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Produce the simulated traffic as it is generated (bounded memory, the first
     message goes out at once); then optionally write the oracle's labels to ``truth``.
@@ -45,6 +46,7 @@ def send_traffic(
     ``partitioner``: ``murmur2`` (keyed, like a Java/kafka-python producer or
     Fluentd with ``partitioner_hash_function murmur2``), ``crc32`` (Fluentd's
     default hash) or ``none`` (no key: spread over partitions).
+    ``producer_settings`` add to (or override) the producer's own settings.
     Returns counts of messages sent per kind.
     """
     if partitioner not in PARTITIONERS:
@@ -54,8 +56,9 @@ def send_traffic(
     extra: dict[str, Any] = {}
     if partitioner == "crc32":
         extra["partitioner"] = Crc32Partitioner()
-    producer = new_producer(client_options, linger_ms=20, batch_size=256 * 1024,
-                             compression_type=None, acks="all", **extra)
+    settings = {"linger_ms": 20, "batch_size": 256 * 1024, "compression_type": None,
+                "acks": "all", **extra, **(producer_settings or {})}
+    producer = new_producer(client_options, **settings)
     counts = {"prediction": 0, "outcome": 0}
     try:
         for message in paced(stream(spec), rate):

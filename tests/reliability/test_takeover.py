@@ -17,7 +17,8 @@ import pytest
 
 from ._attempts import ATTEMPTS, own_streams, until_premise_holds
 from ._worker import start_worker
-from .test_outages import _compare, _live, _traffic
+from .test_outages import Traffic, _bounded_end, _compare, _live
+from .test_outages import _events as _all_events
 
 pytestmark = pytest.mark.kafka
 
@@ -73,7 +74,7 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
     config, path = _live(kafka_config, where, "", **own_streams(unique, attempt),
                          output={"path": str(where / "out")})
     output = Path(config.output.path)
-    producer = _traffic(config, seconds=24.0, rate=400.0)
+    traffic = Traffic(config, seconds=24.0, rate=400.0)
     logs = [where / "zombie.log", where / "heir.log"]
     files = [open(p, "ab") for p in logs]  # noqa: SIM115 - closed below
     try:
@@ -98,7 +99,7 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
         _until(lambda: _events(logs[0], "partition.fenced") or _events(logs[0],
                                                                       "partition.lost"),
                "the thawed worker notices it lost its partitions")
-        producer.join(timeout=300)
+        acknowledged = traffic.finish(timeout=300)
         assert zombie.wait(timeout=300) == 0, logs[0].read_text()[-4000:]
         assert heir.wait(timeout=300) == 0, logs[1].read_text()[-4000:]
     finally:
@@ -108,6 +109,8 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
                 proc.kill()
         for f in files:
             f.close()
+    for log in logs:
+        assert _bounded_end(_all_events(log)) > acknowledged, "a run ended before the traffic"
     fenced = _events(logs[0], "partition.fenced")
     assert {e["partition"] for e in fenced} <= set(frozen)
     _compare(config)  # fenced or not, the dataset is the oracle's

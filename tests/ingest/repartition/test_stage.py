@@ -13,7 +13,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from ingest.kafka.dead_letters import DeadLetterSink
+from ingest.kafka.dead_letters import DeadLetterSink, NotYetAcknowledged
 from ingest.kafka.progress import BrokerProgress
 from ingest.records import LateOutcome, Outcome, Prediction, SourceMark
 from ingest.repartition.stage import Repartitioner, Route, TimeRules
@@ -154,6 +154,38 @@ def test_the_frontier_is_committed_with_the_offset_and_restored_from_it() -> Non
     stage2._flush_buckets(producer2)  # type: ignore[arg-type]
     assert [h["loglabel.reason"] for t, _, _, h in producer2.sent if t == "dlq"] == \
         [b"late_prediction"]
+
+
+class _AwayProducer(_Producer):
+    """A producer whose broker does not acknowledge anything until ``back``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.back = False
+        self.waits: list[float | None] = []
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.waits.append(timeout)
+        if not self.back:
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+
+def test_raw_offsets_wait_until_the_records_they_cover_are_acknowledged() -> None:
+    tp = TopicPartition("p", 0)
+    consumer, producer = _Consumer({tp}, {tp: 2}), _AwayProducer()
+    stage = _stage(consumer, producer)
+    stage._take(consumer, tp, [_prediction(0, 500.0), _prediction(1, 510.0)], 0.0)  # type: ignore[arg-type]
+    stage._flush_buckets(producer)  # type: ignore[arg-type]
+    for _ in range(2):  # the broker is away for two rounds: nothing committed, no raise
+        stage._commit(producer, consumer)  # type: ignore[arg-type]
+    assert consumer.commits == []
+    assert stage.counters["ingest_commits_deferred"] == 2
+    assert all(w is not None and w <= 5.0 for w in producer.waits)  # the loop goes on
+    with pytest.raises(NotYetAcknowledged):  # the commit before exiting does not defer
+        stage._commit(producer, consumer, final=True)  # type: ignore[arg-type]
+    producer.back = True
+    stage._commit(producer, consumer)  # type: ignore[arg-type]
+    assert [c[tp].offset for c in consumer.commits] == [2]
 
 
 def test_a_quiet_partition_advances_only_when_the_broker_confirms_it_caught_up() -> None:

@@ -1,0 +1,108 @@
+"""A commit while the broker is away: the producer's records (dead letters, drift events)
+are not acknowledged, so no checkpoint is written; the rows wait in memory for the next
+round, which writes them once the broker answers. The commit before exiting raises
+instead. No broker: the producer's flush times out, or not, on demand; the checkpoints
+are real files."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kafka.errors import KafkaTimeoutError
+
+from ingest.kafka.dead_letters import DeadLetterSink, NotYetAcknowledged
+from labeler.join.partition import PartitionJoin
+from labeler.runtime.partitions import OwnedPartition
+from labeler.runtime.worker import Worker
+from tests.ingest.repartition.test_columnar import PARTITIONS
+from tests.ingest.repartition.test_stage import _Producer
+from tests.labeler.runtime.test_columnar_intake import _config
+from tests.labeler.runtime.test_flush_deadline import _batch
+
+
+class _AwayProducer(_Producer):
+    """A producer whose broker is away until ``back`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.back = False
+        self.flushes: list[float | None] = []
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.flushes.append(timeout)
+        if not self.back:
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+
+def _worker(tmp_path: Path) -> tuple[Worker, _AwayProducer]:
+    config = _config(1, tmp_path)
+    worker = Worker(config, counters=Counter(),
+                    raw_partitions={config.topics.predictions: PARTITIONS,
+                                    config.topics.outcomes: PARTITIONS})
+    producer = _AwayProducer()
+    worker.dead_letters = DeadLetterSink(producer, "dlq", worker.counters)  # type: ignore[arg-type]
+    for index in range(PARTITIONS):
+        join = PartitionJoin(worker.rules, worker.counters)
+        join.watermark.expect(worker._sources(index))
+        worker.partitions[index] = OwnedPartition(index, join, 1, {})
+    worker._process(_batch(worker.topics[0], random.Random(5)), 0.0)  # type: ignore[arg-type]
+    for part in worker.partitions.values():  # rows to write: every pending one, closed
+        worker._emit(part, part.join.drain())
+    return worker, producer
+
+
+def _shards(root: Path) -> list[Path]:
+    """Published shards (staged ones live under ``_staging``, which readers skip)."""
+    return [p for p in root.rglob("*.parquet")
+            if not any(part.startswith("_") for part in p.relative_to(root).parts)]
+
+
+def _epochs(worker: Worker) -> dict[int, int]:
+    return {i: p.epoch for i, p in worker.partitions.items()}
+
+
+def test_a_commit_waits_for_the_broker_and_then_writes_every_row(tmp_path: Path) -> None:
+    worker, producer = _worker(tmp_path)
+    held = {i: len(p.rows) for i, p in worker.partitions.items()}
+    assert all(held.values())
+
+    for _ in range(3):  # an outage spanning three commit rounds
+        worker.commit()
+    assert worker.counters["commits_deferred"] == 3
+    assert _epochs(worker) == dict.fromkeys(range(PARTITIONS), 1)  # no checkpoint
+    assert {i: len(p.rows) for i, p in worker.partitions.items()} == held
+    assert _shards(tmp_path) == []
+    assert all(t is not None and t <= 5.0 for t in producer.flushes)  # never a long wait
+
+    producer.back = True
+    worker.commit()
+    assert _epochs(worker) == dict.fromkeys(range(PARTITIONS), 2)
+    assert worker.counters["rows_written"] == sum(held.values())
+    assert worker.counters["commits_deferred"] == 3
+    assert _shards(tmp_path)
+    written = pd.read_parquet(tmp_path, columns=["prediction_id"])
+    assert len(written) == sum(held.values())
+    assert written.prediction_id.is_unique
+
+
+def test_the_commit_before_exiting_raises_when_the_broker_is_away(tmp_path: Path) -> None:
+    worker, producer = _worker(tmp_path)
+    with pytest.raises(NotYetAcknowledged):
+        worker.commit(final=True)
+    assert producer.flushes[-1] is not None and producer.flushes[-1] > 5.0
+    assert _epochs(worker) == dict.fromkeys(range(PARTITIONS), 1)
+
+
+def test_nothing_to_commit_asks_nothing_of_the_producer(tmp_path: Path) -> None:
+    worker, producer = _worker(tmp_path)
+    producer.back = True
+    worker.commit()
+    flushes = len(producer.flushes)
+    producer.back = False
+    worker.commit()  # nothing new since: no flush, nothing deferred
+    assert len(producer.flushes) == flushes
+    assert worker.counters["commits_deferred"] == 0
