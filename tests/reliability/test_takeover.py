@@ -109,8 +109,9 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
                 proc.kill()
         for f in files:
             f.close()
-    for log in logs:
-        assert _bounded_end(_all_events(log)) > acknowledged, "a run ended before the traffic"
+    # a worker left with nothing may end while the other still reads (a standby's end)
+    assert max(_bounded_end(_all_events(log)) for log in logs) > acknowledged, \
+        "both runs ended before the traffic"
     fenced = _events(logs[0], "partition.fenced")
     assert {e["partition"] for e in fenced} <= set(frozen)
     _compare(config)  # fenced or not, the dataset is the oracle's
