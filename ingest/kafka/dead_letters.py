@@ -22,9 +22,12 @@ class DeliveryFailed(IngestError):
     """
 
 
-# How long a commit in a running loop waits for the producer's acknowledgements: any
-# longer would hold the loop (its status lines, its outage probes) while the broker is
-# away. A last commit before exiting waits up to FINAL_FLUSH_TIMEOUT_S.
+# How long a commit in a running loop waits for a batch of the producer's to be
+# acknowledged: any longer would hold the loop (its status lines, its outage probes)
+# while the broker is away. kafka-python's flush waits that long for each batch in
+# turn, so a broker that acknowledges batches slowly, one by one, can hold it longer;
+# a broker that is away holds it once. A last commit before exiting waits up to
+# FINAL_FLUSH_TIMEOUT_S per batch.
 FLUSH_TIMEOUT_S = 5.0
 FINAL_FLUSH_TIMEOUT_S = 60.0
 # How long the producers of the running stages (re-keyed records, marks, dead letters,
@@ -34,17 +37,18 @@ DELIVERY_TIMEOUT_MS = 300_000
 
 
 class NotYetAcknowledged(IngestError):
-    """The broker has not acknowledged every send within the flush's wait (it is away).
+    """A batch of sends was not acknowledged within the flush's wait (the broker is away).
 
     Nothing that covers those sends may be committed yet; the caller defers its
     commit and flushes again at the next one. kafka-python keeps retrying the sends
-    until ``DELIVERY_TIMEOUT_MS``; a send that fails then is ``DeliveryFailed``.
+    until ``DELIVERY_TIMEOUT_MS``; a watched send that fails then is
+    ``DeliveryFailed`` at the next ``DeliveryTracker.check``.
     """
 
 
 def flush(producer: KafkaProducer, timeout: float) -> None:
-    """Wait up to ``timeout`` seconds for every send; ``NotYetAcknowledged`` if the
-    broker has not acknowledged them all by then."""
+    """Wait for every send, up to ``timeout`` seconds for each batch still in flight;
+    ``NotYetAcknowledged`` if one is not acknowledged in that time."""
     try:
         producer.flush(timeout=timeout)
     except KafkaTimeoutError as exc:

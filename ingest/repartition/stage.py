@@ -212,6 +212,7 @@ class Repartitioner(Rekeying):
         (``ingest.kafka.progress.MembershipWatch``); what was read since the last commit
         is read again by whoever owns it next."""
         self.counters["group_rejoins"] += 1
+        self._deferring = False
         log_event("group.stuck", logging.WARNING, who="ingest", state=state,
              action="closing the consumer and joining again")
         self.forget(set(self._frontiers) | set(self._next))
@@ -325,9 +326,10 @@ class Repartitioner(Rekeying):
     def _commit(self, producer: KafkaProducer, consumer: KafkaConsumer,
                 final: bool = False) -> None:
         """Commit the raw offsets (with their frontiers) once every record they cover is
-        acknowledged. While the broker is away that waits for a later round (counted,
-        logged once per outage); the last commit before exiting waits longer, then
-        raises."""
+        acknowledged. While the broker leaves a batch unacknowledged that waits for a
+        later round (counted, logged once per outage); the last commit before exiting
+        waits longer, then raises. A failed offset commit is logged and counted: the
+        next one covers it, and what a restart reads again the labeler skips."""
         offsets = {
             tp: OffsetAndMetadata(next_offset, self._frontiers[tp].metadata(), -1)
             for tp, next_offset in self._next.items() if tp in self._frontiers
@@ -349,8 +351,9 @@ class Repartitioner(Rekeying):
         self._deferring = False
         self._delivery.check("re-keyed records")
         self._dead_letters.delivery.check("dead letters")
-        try:
-            consumer.commit(offsets, timeout_ms=COORDINATOR_TIMEOUT_MS)
+        try:  # the raw offsets are this stage's progress: the last commit waits longer
+            consumer.commit(offsets, timeout_ms=int(FINAL_FLUSH_TIMEOUT_S * 1000) if final
+                            else COORDINATOR_TIMEOUT_MS)
         except KafkaError as exc:  # e.g. the broker is away: the next commit covers these
             self.counters["ingest_commit_failures"] += 1
             log_event("ingest.commit_failed", logging.WARNING, error=str(exc) or type(exc).__name__)

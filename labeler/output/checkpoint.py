@@ -33,8 +33,9 @@ and its commits are L+2, L+3...
 
 ``commit`` of epoch E (the owner's previous epoch + 1) runs the steps in this order:
 
-1. **Flush the producer** (dead letters, drift events): the caller's
-   ``before`` hook, so every produced record the offsets cover is acked.
+1. **Flush the producer** (dead letters, drift events), so every produced
+   record the offsets cover is acked: the caller does it first (the worker,
+   once per commit round), or passes it as the ``before`` hook.
 2. **Stage** each new shard file under ``_staging/`` (fsynced, invisible to
    readers: pyarrow, pandas, DuckDB and Spark skip ``_``-prefixed paths),
    and write the epoch's state segment (fsynced; unused until listed).

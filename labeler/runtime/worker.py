@@ -43,6 +43,7 @@ from ingest.wire.batch import BatchDecoder
 from ingest.wire.codec import CanonicalDecoder
 from ingest.wire.decode import Decoder
 from labeler.config import Config
+from labeler.errors import LabelerError
 from labeler.join.records import LabeledExample
 from labeler.join.rules import join_rules
 from labeler.logs import log
@@ -70,6 +71,13 @@ from labeler.runtime.progress import InputProgress
 from labeler.runtime.status import PartitionStatus, WorkerStatus, status_line
 
 STATUS_EVERY_S = 0.5  # how often the loop publishes the snapshot the HTTP side reads
+# while commits wait for the broker, a partition may hold this many times
+# output.max_rows before the worker stops rather than grow without bound
+HELD_ROWS_FACTOR = 2
+
+
+class CommitsStalled(LabelerError):
+    """Commits waited for the broker while input kept coming, past the rows allowed."""
 
 
 class Worker(Intake, Assignment):
@@ -220,7 +228,9 @@ class Worker(Intake, Assignment):
                 if not self.repartitioned:
                     progress.confirm_idle({i: p.join for i, p in self.partitions.items()}, mono)
                 self._advance()
-                if mono - self._last_commit >= flush_every or self._full():
+                # a full partition forces a commit, unless commits wait for the broker
+                if mono - self._last_commit >= flush_every or (self._full()
+                                                               and not self._deferring):
                     self.commit()
                 if mono - last_status >= status_every:
                     self.log_status(mono - started)
@@ -269,6 +279,7 @@ class Worker(Intake, Assignment):
         another member's by now, so their state is dropped unwritten, as on a
         loss; the next assignment restores them from their checkpoints."""
         self.counters["group_rejoins"] += 1
+        self._deferring = False  # what waited is dropped with the partitions
         log("group.stuck", logging.WARNING, state=state, partitions=sorted(self.partitions),
             action="closing the consumer and joining again")
         self.lose(set(self.partitions) | set(self.restoring))
@@ -309,34 +320,43 @@ class Worker(Intake, Assignment):
                final: bool = False) -> None:
         """Checkpoint the given partitions (default: all dirty ones), then commit offsets.
 
-        ``to_kafka=False`` inside rebalance callbacks: they run on the consumer's
-        IO loop, where a blocking commit is not allowed; Kafka's offsets are
-        advisory (the checkpoint is the truth), so skipping them loses nothing.
+        ``to_kafka=False`` skips the offsets: Kafka's offsets are advisory (the
+        checkpoint is the truth), so skipping them loses nothing.
 
-        A checkpoint is written only once the producer's records (dead letters,
-        drift events) are acknowledged. While the broker is away the round is
-        deferred (counted in ``commits_deferred``, logged once per outage) and its
-        rows stay in memory for the next; ``final`` (the commit before exiting)
-        waits longer and then raises.
+        A checkpoint is written only once the records the producer sent (dead
+        letters, drift events) are acknowledged. While the broker leaves them
+        unacknowledged the round is deferred (counted in ``commits_deferred``,
+        logged once per outage) and its rows stay in memory for the next; a
+        partition holding more than ``HELD_ROWS_FACTOR`` x ``output.max_rows`` rows
+        meanwhile stops the worker (``CommitsStalled``), as ``final`` (the commit
+        before exiting) does when the broker has not answered in time.
         """
         chosen = [self.partitions[i] for i in (indexes or list(self.partitions))
                   if i not in self.suspended]
         chosen = [p for p in chosen if p.dirty or p.join.log]
         if chosen and self.dead_letters is not None:
             # every produced record the offsets cover (dead letters, drift events) is
-            # acknowledged first: DeliveryFailed if one was lost (no commit, the worker
-            # stops), NotYetAcknowledged while the broker is away (this round waits)
+            # acknowledged first: DeliveryFailed if a dead letter was lost (no commit,
+            # the worker stops), NotYetAcknowledged while the broker leaves a batch
+            # unacknowledged (this round waits; a drift event that fails is logged)
             try:
                 self.dead_letters.flush(FINAL_FLUSH_TIMEOUT_S if final else FLUSH_TIMEOUT_S)
             except NotYetAcknowledged as exc:
                 if final:
                     raise
                 self.counters["commits_deferred"] += 1
+                held = max(len(p.rows) for p in chosen)
                 if not self._deferring:
                     log("commit.deferred", logging.WARNING, error=str(exc),
                         rows_held=sum(len(p.rows) for p in chosen))
                 self._deferring = True
                 self._last_commit = time.monotonic()
+                if held > HELD_ROWS_FACTOR * self.config.output.max_rows:
+                    raise CommitsStalled(
+                        f"the broker has not acknowledged the producer's records while "
+                        f"{held} rows of one partition waited to be committed (more than "
+                        f"{HELD_ROWS_FACTOR} x output.max_rows); stopping, a restart resumes "
+                        "from the last checkpoint") from exc
                 return
             self._deferring = False
         kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}

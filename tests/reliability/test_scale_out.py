@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from ingest.kafka.topics import ensure_topics
 from labeler.join.rules import join_rules
 from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec
@@ -68,12 +69,14 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
     spec = TrafficSpec(count=8000, seed=9, spacing=0.002, click_rate=0.3, window=3.0,
                        early_tolerance=1.0, max_disorder=0.5, start=time.time())
     truth_path = tmp_path / "truth.csv"
+    # the topics exist before a worker starts (it refuses to start without them)
+    ensure_topics(config.kafka.client_options(),
+                  [config.topics.predictions, config.topics.outcomes], 4)
     producer = threading.Thread(target=send_traffic, kwargs=dict(
         client_options=config.kafka.client_options(), spec=spec,
         prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
         rate=600.0, partitions=4, truth=truth_path, labels=join_rules(config).labels))
     producer.start()
-    time.sleep(1.0)  # the topics exist now
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = []
     for log_path, extra in zip(logs, ([], ["--until-idle", "8", "--drain"]), strict=True):

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from ingest.kafka.topics import ensure_topics
 from labeler.join.rules import join_rules
 from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec
@@ -43,6 +44,9 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
                        early_tolerance=1.0, max_disorder=0.5, start=time.time())
     truth_path = tmp_path / "truth.csv"
     rate = count * 1.15 / (kills * 2.5)  # spread the traffic over the kill loop (~2.5 s a cycle)
+    # the topics exist before a worker starts (it refuses to start without them)
+    ensure_topics(config.kafka.client_options(),
+                  [config.topics.predictions, config.topics.outcomes], 4)
     producer = threading.Thread(target=send_traffic, kwargs=dict(
         client_options=config.kafka.client_options(), spec=spec,
         prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,

@@ -17,7 +17,7 @@ from kafka.errors import KafkaTimeoutError
 from ingest.kafka.dead_letters import DeadLetterSink, NotYetAcknowledged
 from labeler.join.partition import PartitionJoin
 from labeler.runtime.partitions import OwnedPartition
-from labeler.runtime.worker import Worker
+from labeler.runtime.worker import HELD_ROWS_FACTOR, CommitsStalled, Worker
 from tests.ingest.repartition.test_columnar import PARTITIONS
 from tests.ingest.repartition.test_stage import _Producer
 from tests.labeler.runtime.test_columnar_intake import _config
@@ -38,8 +38,11 @@ class _AwayProducer(_Producer):
             raise KafkaTimeoutError("Timeout waiting for future")
 
 
-def _worker(tmp_path: Path) -> tuple[Worker, _AwayProducer]:
+def _worker(tmp_path: Path, max_rows: int | None = None) -> tuple[Worker, _AwayProducer]:
     config = _config(1, tmp_path)
+    if max_rows is not None:
+        config = config.model_copy(update={"output": config.output.model_copy(
+            update={"max_rows": max_rows})})
     worker = Worker(config, counters=Counter(),
                     raw_partitions={config.topics.predictions: PARTITIONS,
                                     config.topics.outcomes: PARTITIONS})
@@ -106,3 +109,33 @@ def test_nothing_to_commit_asks_nothing_of_the_producer(tmp_path: Path) -> None:
     worker.commit()  # nothing new since: no flush, nothing deferred
     assert len(producer.flushes) == flushes
     assert worker.counters["commits_deferred"] == 0
+
+
+def test_an_outage_is_logged_once_however_many_rounds_wait(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    worker, producer = _worker(tmp_path)
+    with caplog.at_level("WARNING"):
+        for _ in range(4):
+            worker.commit()
+    assert [r.getMessage() for r in caplog.records].count("commit.deferred") == 1
+    producer.back = True
+    worker.commit()
+    producer.back = False  # a second outage, after a round that went through
+    worker._process(_batch(worker.topics[0], random.Random(6)), 0.0)  # type: ignore[arg-type]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        worker.commit()
+    assert [r.getMessage() for r in caplog.records].count("commit.deferred") == 1
+
+
+def test_rows_piling_up_while_commits_wait_stop_the_worker(tmp_path: Path) -> None:
+    rows = [len(p.rows) for p in _worker(tmp_path / "probe")[0].partitions.values()]
+    assert min(rows) > 2 * HELD_ROWS_FACTOR  # the batch gives every partition enough rows
+    worker, _ = _worker(tmp_path / "run", max_rows=2)
+    with pytest.raises(CommitsStalled, match="output.max_rows"):
+        worker.commit()
+    assert worker.counters["commits_deferred"] == 1
+    worker_ok, _ = _worker(tmp_path / "ok", max_rows=max(rows) // HELD_ROWS_FACTOR + 1)
+    worker_ok.commit()  # below the limit: deferred, no stop
+    assert worker_ok.counters["commits_deferred"] == 1
