@@ -281,6 +281,7 @@ class Worker(Intake, Assignment):
         self.counters["group_rejoins"] += 1
         self._deferring = False  # what waited is dropped with the partitions
         log("group.stuck", logging.WARNING, state=state, partitions=sorted(self.partitions),
+            restoring=sorted(self.restoring),
             action="closing the consumer and joining again")
         self.lose(set(self.partitions) | set(self.restoring))
         old = self._consumer

@@ -18,6 +18,13 @@ from labeler.runtime.compose import build_worker
 pytestmark = pytest.mark.kafka
 
 
+def _until(condition: Any, worker: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, dict(worker.counters)
+        time.sleep(0.1)
+
+
 def test_late_click_goes_to_corrections(kafka_config: Any) -> None:
     config = kafka_config(join={"window_s": 5.0, "early_tolerance_s": 1.0,
                                 "allowed_lateness_s": 1.0, "keep_late_outcomes": True,
@@ -38,15 +45,27 @@ def test_late_click_goes_to_corrections(kafka_config: Any) -> None:
     send(t.outcomes, {"request_id": "z", "time": t0 + 61, "type": "click"})
 
     worker = build_worker(config)
-    runner = threading.Thread(target=worker.run, kwargs={"until_idle": 6.0, "drain": True})
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(drain=True)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failure.append(exc)
+
+    runner = threading.Thread(target=run)
     runner.start()
-    deadline = time.monotonic() + 60
-    while worker.counters["rows_written"] < 1:  # row "a" (negative) is durable
-        assert time.monotonic() < deadline, dict(worker.counters)
-        time.sleep(0.2)
-    send(t.outcomes, {"request_id": "a", "time": t0 + 2, "type": "click", "outcome_id": "c1"})
-    runner.join(timeout=120)
-    producer.close()
+    try:
+        # the worker runs until stopped: no idle deadline can end it before the late click
+        _until(lambda: worker.counters["rows_written"] >= 1, worker)  # row "a" is durable
+        send(t.outcomes, {"request_id": "a", "time": t0 + 2, "type": "click",
+                          "outcome_id": "c1"})
+        _until(lambda: worker.counters["corrections_written"] >= 1, worker)
+    finally:
+        worker.stop()
+        runner.join(timeout=120)
+        producer.close()
+    assert not runner.is_alive() and not failure, failure
 
     rows = pd.read_parquet(config.output.path).set_index("prediction_id")
     assert not bool(rows.loc["a", "label_clicked"]), "a written row is never rewritten"

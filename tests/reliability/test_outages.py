@@ -139,10 +139,12 @@ def _events(log_path: Path) -> list[dict[str, Any]]:
 
 
 def _bounded_end(events: list[dict[str, Any]]) -> float:
-    """When the worker decided its ``--until-idle`` run was over (wall clock)."""
-    ends = [e["ts"] for e in events if e["event"] in ("worker.idle", "worker.standby_done")]
+    """When the run decided its ``--until-idle`` end (wall clock): the earliest of the
+    ingest stage's end (beside the worker, it reads the raw topics) and the worker's."""
+    ends = [e["ts"] for e in events
+            if e["event"] in ("ingest.idle", "worker.idle", "worker.standby_done")]
     assert ends, "the worker logged no end of its bounded run"
-    return ends[0]
+    return min(ends)
 
 
 def _wait_for(log_path: Path, needle: bytes, timeout: float = 120.0) -> None:

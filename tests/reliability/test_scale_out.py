@@ -76,10 +76,9 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
         client_options=config.kafka.client_options(), spec=spec,
         prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
         rate=600.0, partitions=4, truth=truth_path, labels=join_rules(config).labels))
-    producer.start()
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = []
-    for log_path, extra in zip(logs, ([], ["--until-idle", "8", "--drain"]), strict=True):
+    for log_path, extra in zip(logs, ([], ["--until-idle", "20", "--drain"]), strict=True):
         with open(log_path, "wb") as log:
             procs.append(start_worker(path, log, *extra))
     a, b = procs
@@ -93,6 +92,9 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
                         f"{sorted(mine_b)}\n{logs[0].read_text()[-2000:]}\n"
                         f"{logs[1].read_text()[-2000:]}")
         time.sleep(0.2)
+    # the traffic starts once the partitions are split, however slowly the two workers
+    # started, so b (idle end after 20 s without input) reads until after the take-over
+    producer.start()
     claims = _claims(logs[0])
     root = Path(config.output.path)
     while not all(_highest_epoch(root, p) > claims[p] for p in mine_a):
@@ -105,6 +107,8 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=30)
     producer.join(timeout=120)
+    assert not producer.is_alive(), "the traffic was still being sent after 120 s"
+    assert truth_path.exists(), "sending the traffic failed (see the thread's warning)"
     assert b.wait(timeout=180) == 0, logs[1].read_text()[-3000:]
 
     owned_by_a = _owned(logs[0])  # when it was killed

@@ -65,6 +65,8 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         producer.join(timeout=300)
+        assert not producer.is_alive(), "the traffic was still being sent after 300 s"
+        assert truth_path.exists(), "sending the traffic failed (see the thread's warning)"
         final = start_worker(config_path, log, "--until-idle", "4", "--drain")
         assert final.wait(timeout=300) == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
@@ -77,6 +79,7 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
     assert any(e["pending_on_disk"] > 0 for e in restored), "no restart had spilled state"
 
 
+@pytest.mark.timeout(1500)  # twenty start-ups on a loaded machine, then a bounded run
 def test_twenty_sigkills_leave_exactly_the_oracle(kafka_config: Any, tmp_path: Path) -> None:
     _kill_loop(kafka_config, tmp_path, kills=20, count=12_000)
 

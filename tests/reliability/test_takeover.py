@@ -74,7 +74,9 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
     config, path = _live(kafka_config, where, "", **own_streams(unique, attempt),
                          output={"path": str(where / "out")})
     output = Path(config.output.path)
-    traffic = Traffic(config, seconds=24.0, rate=400.0)
+    # 40 s of traffic: it outlasts the freeze and the take-over on a slow machine, so
+    # the heir (idle end after 6 s without input) is still reading when it takes over
+    traffic = Traffic(config, seconds=40.0, rate=400.0)
     logs = [where / "zombie.log", where / "heir.log"]
     files = [open(p, "ab") for p in logs]  # noqa: SIM115 - closed below
     try:
@@ -90,7 +92,12 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
         # the heir takes the frozen worker's partitions over and commits past its claim
         _until(lambda: all(any(e["partition"] == i and e["ts"] > frozen_at
                                for e in _events(logs[1], "partition.assigned"))
-                           for i in frozen), "the heir takes the partitions over")
+                           for i in frozen) or _events(logs[1], "worker.idle"),
+               "the heir takes the partitions over")
+        if _events(logs[1], "worker.idle"):
+            zombie.send_signal(signal.SIGCONT)
+            traffic.finish(timeout=300)
+            return "the heir's bounded run ended before it took the partitions over"
         claimed = {e["partition"]: e["epoch"] for e in _events(logs[1], "partition.assigned")
                    if e["ts"] > frozen_at}
         _until(lambda: all(_highest_epoch(output, i) > claimed[i] for i in frozen),
