@@ -221,7 +221,11 @@ def test_a_worker_frozen_past_its_session_timeout(kafka_config: Any, tmp_path: P
         worker.send_signal(signal.SIGCONT)
         acknowledged = traffic.finish(timeout=300)
         assert worker.wait(timeout=300) == 0, log_path.read_text()[-4000:]
-    assert _bounded_end(_events(log_path)) > acknowledged, "the run ended before the traffic"
+    events = _events(log_path)
+    assert _bounded_end(events) > acknowledged, "the run ended before the traffic"
+    # the scenario happened: evicted while frozen, the worker lost its partitions
+    assert any(e["event"] in ("partition.lost", "partition.fenced", "group.stuck")
+               for e in events), "the freeze did not cost the worker its partitions"
     _compare(config)
 
 
