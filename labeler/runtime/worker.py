@@ -232,6 +232,7 @@ class Worker(Intake, Assignment):
                 if mono - self._last_commit >= flush_every or (self._full()
                                                                and not self._deferring):
                     self.commit()
+                self.check_held()
                 if mono - last_status >= status_every:
                     self.log_status(mono - started)
                     last_status = mono
@@ -346,18 +347,12 @@ class Worker(Intake, Assignment):
                 if final:
                     raise
                 self.counters["commits_deferred"] += 1
-                held = max(len(p.rows) for p in chosen)
                 if not self._deferring:
                     log("commit.deferred", logging.WARNING, error=str(exc),
                         rows_held=sum(len(p.rows) for p in chosen))
                 self._deferring = True
                 self._last_commit = time.monotonic()
-                if held > HELD_ROWS_FACTOR * self.config.output.max_rows:
-                    raise CommitsStalled(
-                        f"the broker has not acknowledged the producer's records while "
-                        f"{held} rows of one partition waited to be committed (more than "
-                        f"{HELD_ROWS_FACTOR} x output.max_rows); stopping, a restart resumes "
-                        "from the last checkpoint") from exc
+                self.check_held()
                 return
             self._deferring = False
         kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -399,6 +394,20 @@ class Worker(Intake, Assignment):
                 log("kafka_commit_failed", logging.WARNING, error=str(exc))
         self._last_commit = time.monotonic()
         self._share_memory()  # the closed ids' share changes as they grow
+
+    def check_held(self) -> None:
+        """While commits wait for the broker: ``CommitsStalled`` once a partition holds
+        more than ``HELD_ROWS_FACTOR`` x ``output.max_rows`` rows (checked every turn
+        of the loop, so input that keeps coming cannot pile up between two rounds)."""
+        if not self._deferring:
+            return
+        limit = HELD_ROWS_FACTOR * self.config.output.max_rows
+        held = max((len(p.rows) for p in self.partitions.values()), default=0)
+        if held > limit:
+            raise CommitsStalled(
+                f"the broker has not acknowledged the producer's records while {held} rows "
+                f"of one partition waited to be committed (more than {HELD_ROWS_FACTOR} x "
+                "output.max_rows); stopping, a restart resumes from the last checkpoint")
 
     def _committed(self, part: OwnedPartition, epoch: int, files: list[ShardFile],
                    checkpoint: Checkpoint) -> None:

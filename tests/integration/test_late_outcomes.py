@@ -18,9 +18,11 @@ from labeler.runtime.compose import build_worker
 pytestmark = pytest.mark.kafka
 
 
-def _until(condition: Any, worker: Any, timeout: float = 120.0) -> None:
+def _until(condition: Any, worker: Any, failure: list[BaseException],
+           timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
+        assert not failure, failure  # the worker's own error, not a timeout
         assert time.monotonic() < deadline, dict(worker.counters)
         time.sleep(0.1)
 
@@ -57,10 +59,10 @@ def test_late_click_goes_to_corrections(kafka_config: Any) -> None:
     runner.start()
     try:
         # the worker runs until stopped: no idle deadline can end it before the late click
-        _until(lambda: worker.counters["rows_written"] >= 1, worker)  # row "a" is durable
+        _until(lambda: worker.counters["rows_written"] >= 1, worker, failure)  # "a" is durable
         send(t.outcomes, {"request_id": "a", "time": t0 + 2, "type": "click",
                           "outcome_id": "c1"})
-        _until(lambda: worker.counters["corrections_written"] >= 1, worker)
+        _until(lambda: worker.counters["corrections_written"] >= 1, worker, failure)
     finally:
         worker.stop()
         runner.join(timeout=120)

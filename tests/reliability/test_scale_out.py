@@ -60,6 +60,19 @@ def _highest_epoch(root: Path, partition: int) -> int:
     return max(found, default=0)
 
 
+def _until(condition: Any, what: str, a: Any, logs: list[Path], b: Any = None,
+           timeout: float = 120.0) -> None:
+    """Wait for ``condition`` (a loaded machine starts Python slowly); fail with both
+    logs if it does not come, or if a worker exits meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline or a.poll() is not None or (
+                b is not None and b.poll() is not None):
+            pytest.fail(f"{what}: not within {timeout:.0f} s\n"
+                        + "\n".join(p.read_text()[-2000:] for p in logs if p.exists()))
+        time.sleep(0.2)
+
+
 def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
                                                          tmp_path: Path) -> None:
     config = kafka_config(join={"window_s": 3.0, "early_tolerance_s": 1.0,
@@ -77,39 +90,44 @@ def test_two_workers_share_partitions_and_survive_a_kill(kafka_config: Any,
         prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
         rate=600.0, partitions=4, truth=truth_path, labels=join_rules(config).labels))
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    procs = []
-    for log_path, extra in zip(logs, ([], ["--until-idle", "20", "--drain"]), strict=True):
-        with open(log_path, "wb") as log:
-            procs.append(start_worker(path, log, *extra))
-    a, b = procs
-    deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
-    while True:  # wait until the two own disjoint halves of the 4 partitions
-        mine_a, mine_b = _owned(logs[0]), _owned(logs[1])
-        if mine_a and mine_b and not mine_a & mine_b and len(mine_a | mine_b) == 4:
-            break  # (a stale log of a, still holding all 4, is not a split)
-        if time.monotonic() > deadline or a.poll() is not None or b.poll() is not None:
-            pytest.fail(f"no split of the partitions: a holds {sorted(mine_a)}, b "
-                        f"{sorted(mine_b)}\n{logs[0].read_text()[-2000:]}\n"
-                        f"{logs[1].read_text()[-2000:]}")
-        time.sleep(0.2)
-    # the traffic starts once the partitions are split, however slowly the two workers
-    # started, so b (idle end after 20 s without input) reads until after the take-over
-    producer.start()
-    claims = _claims(logs[0])
-    root = Path(config.output.path)
-    while not all(_highest_epoch(root, p) > claims[p] for p in mine_a):
+    files = [open(p, "wb") for p in logs]  # noqa: SIM115 - closed below
+    a = b = None
+    try:
+        # a first, until it holds all 4; then b, whose first assignment is the split (its
+        # 20 s idle clock starts there, however slowly either worker started)
+        a = start_worker(path, files[0])
+        _until(lambda: _owned(logs[0]) == {0, 1, 2, 3}, "a holds the 4 partitions", a, logs)
+        b = start_worker(path, files[1], "--until-idle", "20", "--drain")
+
+        def split() -> bool:
+            mine_a, mine_b = _owned(logs[0]), _owned(logs[1])
+            return bool(mine_a and mine_b and not mine_a & mine_b
+                        and len(mine_a | mine_b) == 4)
+
+        _until(split, "the two workers split the partitions", a, logs, b)
+        mine_a = _owned(logs[0])
+        # the traffic starts once the partitions are split, so b reads until after the
+        # take-over
+        producer.start()
+        claims = _claims(logs[0])
+        root = Path(config.output.path)
         # a commits each of its partitions at least once after claiming it
-        if time.monotonic() > deadline or a.poll() is not None:
-            pytest.fail(f"a never committed all of {sorted(mine_a)} after claiming them "
-                        f"({claims}):\n{logs[0].read_text()[-3000:]}")
-        time.sleep(0.2)
-    killed_at = time.time()
-    a.send_signal(signal.SIGKILL)
-    a.wait(timeout=30)
-    producer.join(timeout=120)
-    assert not producer.is_alive(), "the traffic was still being sent after 120 s"
-    assert truth_path.exists(), "sending the traffic failed (see the thread's warning)"
-    assert b.wait(timeout=180) == 0, logs[1].read_text()[-3000:]
+        _until(lambda: all(_highest_epoch(root, p) > claims[p] for p in mine_a),
+               f"a commits all of {sorted(mine_a)} after claiming them ({claims})", a, logs)
+        killed_at = time.time()
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=30)
+        producer.join(timeout=120)
+        assert not producer.is_alive(), "the traffic was still being sent after 120 s"
+        assert truth_path.exists(), "sending the traffic failed (see the thread's warning)"
+        assert b.wait(timeout=180) == 0, logs[1].read_text()[-3000:]
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        for f in files:
+            f.close()
 
     owned_by_a = _owned(logs[0])  # when it was killed
     assert owned_by_a and owned_by_a != {0, 1, 2, 3}, "both workers must have had partitions"

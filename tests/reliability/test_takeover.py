@@ -92,8 +92,9 @@ def _freeze_and_thaw(kafka_config: Any, unique: Any, where: Path, attempt: int) 
         # the heir takes the frozen worker's partitions over and commits past its claim
         _until(lambda: all(any(e["partition"] == i and e["ts"] > frozen_at
                                for e in _events(logs[1], "partition.assigned"))
-                           for i in frozen) or _events(logs[1], "worker.idle"),
-               "the heir takes the partitions over")
+                           for i in frozen) or _events(logs[1], "worker.idle")
+               or heir.poll() is not None, "the heir takes the partitions over")
+        assert heir.poll() in (None, 0), logs[1].read_text()[-4000:]
         if _events(logs[1], "worker.idle"):
             zombie.send_signal(signal.SIGCONT)
             traffic.finish(timeout=300)

@@ -139,3 +139,12 @@ def test_rows_piling_up_while_commits_wait_stop_the_worker(tmp_path: Path) -> No
     worker_ok, _ = _worker(tmp_path / "ok", max_rows=max(rows) // HELD_ROWS_FACTOR + 1)
     worker_ok.commit()  # below the limit: deferred, no stop
     assert worker_ok.counters["commits_deferred"] == 1
+    worker_ok.check_held()  # the loop's check between two rounds: still below
+    # input keeps coming while the broker leaves the records unacknowledged: the loop's
+    # own check stops the worker before the next round
+    worker_ok._process(_batch(worker_ok.topics[0], random.Random(7)), 0.0)  # type: ignore[arg-type]
+    for part in worker_ok.partitions.values():
+        worker_ok._emit(part, part.join.drain())
+    with pytest.raises(CommitsStalled):
+        worker_ok.check_held()
+    assert worker_ok.counters["commits_deferred"] == 1
