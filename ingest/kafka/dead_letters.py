@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -9,6 +10,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from ingest.errors import IngestError
+from ingest.events import log_event
 from ingest.records import DeadLetter
 from ingest.wire.pii import RedactedValue
 
@@ -53,6 +55,36 @@ def flush(producer: KafkaProducer, timeout: float) -> None:
         producer.flush(timeout=timeout)
     except KafkaTimeoutError as exc:
         raise NotYetAcknowledged(f"sends not acknowledged within {timeout:g} s") from exc
+
+
+class CommitGate:
+    """Whether a commit round may go ahead: the producer's sends it covers are all
+    acknowledged. While the broker leaves a batch unacknowledged the round is
+    deferred: counted in ``counters[counter]``, logged as ``event`` once per outage
+    (the first deferral after a round that went ahead). A ``final`` round (the last
+    before exiting) waits ``FINAL_FLUSH_TIMEOUT_S`` and raises ``NotYetAcknowledged``."""
+
+    def __init__(self, counters: Counter[str], counter: str, event: str) -> None:
+        self.counters = counters
+        self.counter = counter
+        self.event = event
+        self.deferring = False  # the last round was deferred
+
+    def open(self, producer: KafkaProducer, final: bool = False, **fields: Any) -> bool:
+        """Flush ``producer``; True when the round may commit, False when it waits.
+        ``fields`` go into the deferral's log line."""
+        try:
+            flush(producer, FINAL_FLUSH_TIMEOUT_S if final else FLUSH_TIMEOUT_S)
+        except NotYetAcknowledged as exc:
+            if final:
+                raise
+            self.counters[self.counter] += 1
+            if not self.deferring:
+                log_event(self.event, logging.WARNING, error=str(exc), **fields)
+            self.deferring = True
+            return False
+        self.deferring = False
+        return True
 
 
 class DeliveryTracker:

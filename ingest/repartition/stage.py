@@ -55,11 +55,9 @@ from ingest.kafka.clients import COORDINATOR_TIMEOUT_MS, new_consumer, new_produ
 from ingest.kafka.dead_letters import (
     DELIVERY_TIMEOUT_MS,
     FINAL_FLUSH_TIMEOUT_S,
-    FLUSH_TIMEOUT_S,
+    CommitGate,
     DeadLetterSink,
     DeliveryTracker,
-    NotYetAcknowledged,
-    flush,
 )
 from ingest.kafka.progress import BrokerProgress, InputClock, MembershipWatch
 from ingest.records import SourceMark
@@ -117,7 +115,8 @@ class Repartitioner(Rekeying):
         self._buckets: dict[Bucket, tuple[list[list[Any]], list[int]]] = {}
         self._clock = InputClock()
         self._delivery = DeliveryTracker()
-        self._deferring = False  # the last commit waited for acknowledgements
+        self._gate = CommitGate(self.counters, "ingest_commits_deferred",
+                                "ingest.commit_deferred")
         self._started_at: float | None = None
         self.ever_assigned = False
         self.first_input_at: float | None = None  # monotonic, for throughput figures
@@ -212,7 +211,7 @@ class Repartitioner(Rekeying):
         (``ingest.kafka.progress.MembershipWatch``); what was read since the last commit
         is read again by whoever owns it next."""
         self.counters["group_rejoins"] += 1
-        self._deferring = False
+        self._gate.deferring = False
         log_event("group.stuck", logging.WARNING, who="ingest", state=state,
              action="closing the consumer and joining again")
         self.forget(set(self._frontiers) | set(self._next))
@@ -338,17 +337,8 @@ class Repartitioner(Rekeying):
             return
         # every record, mark and dead letter is acked before the raw offsets that cover
         # them are committed; while the broker is away the commit waits for a later round
-        try:
-            flush(producer, FINAL_FLUSH_TIMEOUT_S if final else FLUSH_TIMEOUT_S)
-        except NotYetAcknowledged as exc:
-            if final:
-                raise
-            self.counters["ingest_commits_deferred"] += 1
-            if not self._deferring:
-                log_event("ingest.commit_deferred", logging.WARNING, error=str(exc))
-            self._deferring = True
+        if not self._gate.open(producer, final):
             return
-        self._deferring = False
         self._delivery.check("re-keyed records")
         self._dead_letters.delivery.check("dead letters")
         try:  # the raw offsets are this stage's progress: the last commit waits longer

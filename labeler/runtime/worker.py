@@ -30,13 +30,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
 from ingest.kafka.clients import COORDINATOR_TIMEOUT_MS, new_consumer, new_producer
-from ingest.kafka.dead_letters import (
-    DELIVERY_TIMEOUT_MS,
-    FINAL_FLUSH_TIMEOUT_S,
-    FLUSH_TIMEOUT_S,
-    DeadLetterSink,
-    NotYetAcknowledged,
-)
+from ingest.kafka.dead_letters import DELIVERY_TIMEOUT_MS, CommitGate, DeadLetterSink
 from ingest.kafka.progress import MembershipWatch
 from ingest.records import SourceRef
 from ingest.wire.batch import BatchDecoder
@@ -134,7 +128,7 @@ class Worker(Intake, Assignment):
         self.suspended: set[int] = set()  # revoked by a rebalance still in progress
         self._stop = False
         self._last_commit = time.monotonic()
-        self._deferring = False  # the last commit waited for the producer's acknowledgements
+        self._gate = CommitGate(self.counters, "commits_deferred", "commit.deferred")
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterSink | None = None
@@ -230,7 +224,7 @@ class Worker(Intake, Assignment):
                 self._advance()
                 # a full partition forces a commit, unless commits wait for the broker
                 if mono - self._last_commit >= flush_every or (self._full()
-                                                               and not self._deferring):
+                                                               and not self._gate.deferring):
                     self.commit()
                 self.check_held()
                 if mono - last_status >= status_every:
@@ -280,7 +274,7 @@ class Worker(Intake, Assignment):
         another member's by now, so their state is dropped unwritten, as on a
         loss; the next assignment restores them from their checkpoints."""
         self.counters["group_rejoins"] += 1
-        self._deferring = False  # what waited is dropped with the partitions
+        self._gate.deferring = False  # what waited is dropped with the partitions
         log("group.stuck", logging.WARNING, state=state, partitions=sorted(self.partitions),
             restoring=sorted(self.restoring),
             action="closing the consumer and joining again")
@@ -338,23 +332,14 @@ class Worker(Intake, Assignment):
         chosen = [p for p in chosen if p.dirty or p.join.log]
         if chosen and self.dead_letters is not None:
             # every produced record the offsets cover (dead letters, drift events) is
-            # acknowledged first: DeliveryFailed if a dead letter was lost (no commit,
-            # the worker stops), NotYetAcknowledged while the broker leaves a batch
-            # unacknowledged (this round waits; a drift event that fails is logged)
-            try:
-                self.dead_letters.flush(FINAL_FLUSH_TIMEOUT_S if final else FLUSH_TIMEOUT_S)
-            except NotYetAcknowledged as exc:
-                if final:
-                    raise
-                self.counters["commits_deferred"] += 1
-                if not self._deferring:
-                    log("commit.deferred", logging.WARNING, error=str(exc),
-                        rows_held=sum(len(p.rows) for p in chosen))
-                self._deferring = True
+            # acknowledged first; while the broker leaves a batch unacknowledged this
+            # round waits (a drift event that fails is logged by its sink)
+            if not self._gate.open(self.dead_letters.producer, final,
+                                   rows_held=sum(len(p.rows) for p in chosen)):
                 self._last_commit = time.monotonic()
                 self.check_held()
                 return
-            self._deferring = False
+            self.dead_letters.delivery.check("dead letters")  # a lost one: no commit
         kafka_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for part in chosen:
             epoch = part.epoch + 1
@@ -399,7 +384,7 @@ class Worker(Intake, Assignment):
         """While commits wait for the broker: ``CommitsStalled`` once a partition holds
         more than ``HELD_ROWS_FACTOR`` x ``output.max_rows`` rows (checked every turn
         of the loop, so input that keeps coming cannot pile up between two rounds)."""
-        if not self._deferring:
+        if not self._gate.deferring:
             return
         limit = HELD_ROWS_FACTOR * self.config.output.max_rows
         held = max((len(p.rows) for p in self.partitions.values()), default=0)

@@ -12,30 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kafka.errors import KafkaTimeoutError
 
 from ingest.kafka.dead_letters import DeadLetterSink, NotYetAcknowledged
 from labeler.join.partition import PartitionJoin
 from labeler.runtime.partitions import OwnedPartition
 from labeler.runtime.worker import HELD_ROWS_FACTOR, CommitsStalled, Worker
 from tests.ingest.repartition.test_columnar import PARTITIONS
-from tests.ingest.repartition.test_stage import _Producer
+from tests.ingest.repartition.test_stage import _AwayProducer
 from tests.labeler.runtime.test_columnar_intake import _config
 from tests.labeler.runtime.test_flush_deadline import _batch
-
-
-class _AwayProducer(_Producer):
-    """A producer whose broker is away until ``back`` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.back = False
-        self.flushes: list[float | None] = []
-
-    def flush(self, timeout: float | None = None) -> None:
-        self.flushes.append(timeout)
-        if not self.back:
-            raise KafkaTimeoutError("Timeout waiting for future")
 
 
 def _worker(tmp_path: Path, max_rows: int | None = None) -> tuple[Worker, _AwayProducer]:
@@ -79,7 +64,7 @@ def test_a_commit_waits_for_the_broker_and_then_writes_every_row(tmp_path: Path)
     assert _epochs(worker) == dict.fromkeys(range(PARTITIONS), 1)  # no checkpoint
     assert {i: len(p.rows) for i, p in worker.partitions.items()} == held
     assert _shards(tmp_path) == []
-    assert all(t is not None and t <= 5.0 for t in producer.flushes)  # never a long wait
+    assert all(t is not None and t <= 5.0 for t in producer.waits)  # never a long wait
 
     producer.back = True
     worker.commit()
@@ -96,7 +81,7 @@ def test_the_commit_before_exiting_raises_when_the_broker_is_away(tmp_path: Path
     worker, producer = _worker(tmp_path)
     with pytest.raises(NotYetAcknowledged):
         worker.commit(final=True)
-    assert producer.flushes[-1] is not None and producer.flushes[-1] > 5.0
+    assert producer.waits[-1] is not None and producer.waits[-1] > 5.0
     assert _epochs(worker) == dict.fromkeys(range(PARTITIONS), 1)
 
 
@@ -104,10 +89,10 @@ def test_nothing_to_commit_asks_nothing_of_the_producer(tmp_path: Path) -> None:
     worker, producer = _worker(tmp_path)
     producer.back = True
     worker.commit()
-    flushes = len(producer.flushes)
+    flushes = len(producer.waits)
     producer.back = False
     worker.commit()  # nothing new since: no flush, nothing deferred
-    assert len(producer.flushes) == flushes
+    assert len(producer.waits) == flushes
     assert worker.counters["commits_deferred"] == 0
 
 
