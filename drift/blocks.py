@@ -124,6 +124,7 @@ def register(settings: DriftSettings, st: ModelState, src: int, name: str, value
             cooldown=s.cooldown,
             reference=reference,
             provisional=s.provisional,
+            split_false_alarms_per_million=c.split_false_alarms_per_million,
         )
     elif isinstance(value, int | float):
         (st.fnames if src == FEATURE else st.pnames).append(name)
@@ -208,7 +209,8 @@ def categorical(st: ModelState, at: Callable[[], Evidence], events: list[DriftEv
             counted[name] = counts
         alarm = cat.update(counts)
         if alarm is not None:
-            events.append(categorical_event(alarm, cat.specs, cat.window, KIND[src], name, at()))
+            events.append(categorical_event(alarm, cat.reported_specs, cat.window, KIND[src],
+                                            name, at()))
     if st.skew is not None:
         st.skew.add_categories(len(buf), counted)
 

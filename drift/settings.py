@@ -180,7 +180,9 @@ class CategoricalSettings:
     block of ``block_size`` (up to ``max_categories`` of them), plus one bucket
     for all the others, gets detectors fed with its block share as a z-score;
     when one fires, the alarm is raised as soon as the window's L-infinity
-    distance also reaches ``threshold``.
+    distance also reaches ``threshold``. A likelihood-ratio test of the block
+    counts against their own past (no reference) fires too, at a rate set by
+    ``split_false_alarms_per_million`` (0: off).
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID
@@ -195,8 +197,11 @@ class CategoricalSettings:
     max_categories: int = 8
     min_expected: float = 5.0
     top_k_report: int = 5
+    split_false_alarms_per_million: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.split_false_alarms_per_million < 0:
+            raise ValueError("split_false_alarms_per_million must be >= 0 (0: no split test)")
         _positive("window", self.window)
         _positive("block_size", self.block_size)
         _positive("max_categories", self.max_categories)

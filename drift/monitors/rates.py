@@ -237,6 +237,22 @@ class ShareTest:
             return False
         return self._tick(test)
 
+    def add(self, counts: Sequence[int], *, test: bool = True) -> bool:
+        """Add observations given as counts per cell, a block at once; True if a check
+        on them fired (``test=False``: add without checking).
+
+        A check runs once a clock's worth is in (a block that passes the
+        clock is counted whole before it), so with blocks of ``clock``
+        observations each block is one check and the splits lie between blocks.
+        """
+        now = self._now
+        for c, k in enumerate(counts):
+            now[c] += k
+        self._fill += sum(counts)
+        if self._fill < self.clock:
+            return False
+        return self._tick(test)
+
     def feed(self, cells: Sequence[int]) -> tuple[int, bool]:
         """Add observations in order until a check fires: (how many were added, fired).
 

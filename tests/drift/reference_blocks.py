@@ -19,10 +19,12 @@ import pytest
 
 import drift.blocks as blocks
 import drift.monitor as monitor
+from drift.detectors import Firing
 from drift.events import DriftEvent
 from drift.model_state import FEATURE, KIND, PRED, ModelState
 from drift.monitors.categorical import MISSING, CategoricalDrift
-from drift.monitors.rates import ShareTest, _xlogx
+from drift.monitors.rates import NAME as SPLIT
+from drift.monitors.rates import STATISTIC, ShareTest, _xlogx
 from drift.reports import Evidence, SchemaLog, categorical_event, numeric_event
 
 
@@ -121,7 +123,8 @@ def categorical(st: ModelState, at: Any, events: list[DriftEvent]) -> None:
             counted[name] = counts
         alarm = cat.update(counts)
         if alarm is not None:
-            events.append(categorical_event(alarm, cat.specs, cat.window, KIND[src], name, at))
+            events.append(categorical_event(alarm, cat.reported_specs, cat.window, KIND[src],
+                                            name, at))
     if st.skew is not None:
         st.skew.add_categories(len(buf), counted)
 
@@ -148,6 +151,10 @@ def feed(self: CategoricalDrift, block: Counter[Hashable], n: int) -> Any:
     root = math.sqrt(n)
     clip = self._z_clip
     fired = None
+    # (the split test came after the cheaper steps; the reference runs it as they do)
+    if self._split is not None and self._split.add(bucket_counts):
+        found = self._split.last
+        fired = Firing(SPLIT, STATISTIC, found.statistic, found.threshold, self._fed)
     for b, watch in enumerate(self._watches):
         z = (bucket_counts[b] / n - self._p[b]) * root / self._sd[b]
         firing = watch.update(min(max(z, -clip), clip))

@@ -20,7 +20,8 @@ def specs() -> list:
     return out
 
 
-def make(threshold: float = 0.05, reference: dict | None = None) -> CategoricalDrift:
+def make(threshold: float = 0.05, reference: dict | None = None,
+         split: float = 0.0) -> CategoricalDrift:
     s = SETTINGS
     return CategoricalDrift(
         specs=specs(),
@@ -35,6 +36,7 @@ def make(threshold: float = 0.05, reference: dict | None = None) -> CategoricalD
         min_samples=64,
         cooldown=2000,
         reference=reference,
+        split_false_alarms_per_million=split,
     )
 
 
@@ -158,3 +160,22 @@ def test_a_second_step_during_a_baseline_episode_is_detected() -> None:
     assert len(first) == 1
     later = run(drift, lambda i: B if i < 300 else C, 3000, seed=8)
     assert len(later) == 1 and later[0] < 1000
+
+
+
+def test_the_split_test_finds_second_shifts_the_reference_detectors_miss() -> None:
+    """The evaluation's second categorical shifts (seed 0): one of them comes while the
+    stream relearns after the first alarm; only the split test finds it in time."""
+    from drift.evaluation.evaluate import run_evaluation
+    from drift.settings import DriftSettings
+
+    def missed(split: float) -> int:
+        settings = DriftSettings(
+            categorical=CategoricalSettings(split_false_alarms_per_million=split))
+        (row,) = run_evaluation("full", settings=settings, only=["categorical 2nd shift"],
+                                river_baselines=False)
+        assert row.false_alarms == 0
+        return row.missed
+
+    assert missed(SETTINGS.split_false_alarms_per_million) == 0
+    assert missed(0.0) == 1

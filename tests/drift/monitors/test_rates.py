@@ -155,3 +155,18 @@ def test_unknown_or_bad_parameters_are_config_errors() -> None:
         ShareTest(2, {"false_alarms_per_million": 0})
     with pytest.raises(DriftConfigError):
         ShareTest(1)
+
+
+def test_counts_a_block_at_a_time_are_the_observations_one_at_a_time() -> None:
+    rng = random.Random(5)
+    cells = [rng.choices(range(4), [0.4, 0.3, 0.2, 0.1] if i < 6000 else [0.3, 0.3, 0.2, 0.2])[0]
+             for i in range(12_000)]
+    one, blocks = ShareTest(4, {"clock": 256}), ShareTest(4, {"clock": 256})
+    fired_one = [i for i, c in enumerate(cells) if one.update(c)]
+    fired_blocks = []
+    for start in range(0, len(cells), 64):
+        counts = [cells[start:start + 64].count(c) for c in range(4)]
+        if blocks.add(counts):
+            fired_blocks.append(start + 63)
+    assert fired_one and fired_one == fired_blocks
+    assert blocks.state() == one.state()
