@@ -180,9 +180,10 @@ class CategoricalSettings:
     block of ``block_size`` (up to ``max_categories`` of them), plus one bucket
     for all the others, gets detectors fed with its block share as a z-score;
     when one fires, the alarm is raised as soon as the window's L-infinity
-    distance also reaches ``threshold``. A likelihood-ratio test of the block
-    counts against their own past (no reference) fires too, at a rate set by
-    ``split_false_alarms_per_million`` (0: off).
+    distance also reaches ``threshold``. After a stream's first alarm, a
+    likelihood-ratio test of the block counts against their own past (no
+    reference) fires too, at a rate set by ``split_false_alarms_per_million``
+    (0: off).
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = _FORBID
