@@ -151,6 +151,8 @@ class CategoricalDrift:
         self._trail: list[tuple[float, int]] = []  # that category's counts per block since
         self.suppressed = 0
         self._blocks: deque[tuple[Counter[Hashable], int]] = deque()
+        # the window's blocks when the last alarm came (until the stream is re-armed)
+        self._before: list[tuple[Counter[Hashable], int]] = []
         self._counts: Counter[Hashable] = Counter()
         self._n = 0
         self._fed = 0
@@ -384,7 +386,16 @@ class CategoricalDrift:
         self._watches = [Watch(allow(self.specs, extra)) for _ in p]
         # Re-armed after an alarm: a split test with the blocks the reference
         # was learned from as its history (the window holds only those then).
-        self._split = self._new_split(self._blocks) if self._last[0] else None
+        # The window's blocks from before the alarm join that history from the
+        # change the alarm reported on (:func:`since_change`), so a next change
+        # is measured against all the events known to follow the last one.
+        self._split = None
+        if self._last[0]:
+            fresh = list(self._blocks)
+            before = since_change([self._buckets(b) for b, _ in self._before],
+                                  [self._buckets(b) for b, _ in fresh])
+            self._split = self._new_split([*self._before[len(self._before) - before:], *fresh])
+        self._before = []
         self._fed = 0
         self._pending = 0
 
@@ -397,6 +408,7 @@ class CategoricalDrift:
         return {
             "learn": self._learn, "warm": dict(self._warm),
             "blocks": [[dict(b), n] for b, n in self._blocks], "n": self._n,
+            "before": [[dict(b), n] for b, n in self._before],
             "fed": self._fed, "since": self._since, "pending": self._pending,
             "active": self._active, "ref": dict(self._ref), "ref_n": self._ref_n,
             "bucket": dict(self._bucket), "p": list(self._p), "sd": list(self._sd),
@@ -415,6 +427,7 @@ class CategoricalDrift:
         self._learn = int(state["learn"])
         self._warm = Counter(state["warm"])
         self._blocks = deque((Counter(b), int(n)) for b, n in state["blocks"])
+        self._before = [(Counter(b), int(n)) for b, n in state.get("before", [])]
         self._counts = Counter()
         for b, _ in self._blocks:
             self._counts.update(b)
@@ -472,6 +485,7 @@ class CategoricalDrift:
             self._episode = {}
         else:
             self._ref, self._watches = {}, []
+            self._before = list(self._blocks)
             self._blocks.clear()
             self._counts = Counter()
             self._n = 0
@@ -489,3 +503,54 @@ class CategoricalDrift:
             return 0
         x = np.array([c / n for c, n in self._trail])
         return trend(x, RAMP_REF, "mean")
+
+
+CHANGE_LEVEL = 0.05
+"""The level at which :func:`since_change` places a change among the blocks before an
+alarm (Bonferroni over the candidate places)."""
+
+
+def since_change(before: Sequence[Sequence[int]], after: Sequence[Sequence[int]]) -> int:
+    """How many of the last ``before`` blocks (bucket counts, oldest first) belong with
+    ``after`` (the blocks a stream relearned from after an alarm): all of them, unless
+    the likeliest single change point between the first ``j`` of ``before`` and the
+    rest, ``after`` included, is significant at :data:`CHANGE_LEVEL`; then the
+    ``len(before) - j`` after it.
+
+    The window an alarm is raised on usually still holds blocks from before the
+    change it reports (the alarm can come after fewer events than the window
+    holds); those must not join the new history, or the change would be found
+    again in it.
+    """
+    if not before or not after:
+        return len(before)
+    rows = np.array([*before, *after], dtype=float)
+    cells = rows.shape[1]
+    if cells < 2:
+        return len(before)
+    total = rows.sum(axis=0)
+
+    def xlogx(v: np.ndarray) -> np.ndarray:
+        return np.where(v > 0, v * np.log(np.where(v > 0, v, 1.0)), 0.0)
+
+    # candidate j = 1 .. len(before): the first j blocks against all the others
+    first = np.cumsum(rows, axis=0)[: len(before)]
+    rest = total - first
+    n1, n2, n = first.sum(axis=1), rest.sum(axis=1), total.sum()
+    ok = (n1 > 0) & (n2 > 0)
+    if not ok.any():
+        return len(before)
+    llr = (xlogx(first).sum(axis=1) - xlogx(n1) + xlogx(rest).sum(axis=1) - xlogx(n2)
+           - (xlogx(total).sum() - xlogx(np.array(n))))
+    llr = np.where(ok, llr, -np.inf)
+    j = int(np.argmax(llr))
+    if llr[j] <= change_threshold(cells - 1, len(before)):
+        return len(before)
+    return len(before) - (j + 1)
+
+
+def change_threshold(df: int, candidates: int) -> float:
+    """The log-likelihood ratio :func:`since_change` needs (level over candidates)."""
+    from drift.monitors.rates import threshold
+
+    return threshold(df, CHANGE_LEVEL / max(candidates, 1))
