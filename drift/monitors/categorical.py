@@ -63,7 +63,7 @@ from drift.detectors import Firing, Spec, Watch
 from drift.events import top_summary
 from drift.monitors.calibration import allow, trend
 from drift.monitors.rates import NAME as SPLIT
-from drift.monitors.rates import STATISTIC, ShareTest
+from drift.monitors.rates import STATISTIC, ShareTest, since_change
 from drift.monitors.shares import OTHER, linf_distance, pool, shares, top
 
 SEED_BLOCKS = 32
@@ -384,11 +384,10 @@ class CategoricalDrift:
         # block z-units, about sqrt(block / n)).
         extra = math.sqrt(self._block / n) if math.isfinite(n) and n > 0 else 0.0
         self._watches = [Watch(allow(self.specs, extra)) for _ in p]
-        # Re-armed after an alarm: a split test with the blocks the reference
-        # was learned from as its history (the window holds only those then).
-        # The window's blocks from before the alarm join that history from the
-        # change the alarm reported on (:func:`since_change`), so a next change
-        # is measured against all the events known to follow the last one.
+        # Re-armed after an alarm: a split test whose history is the blocks the
+        # reference was learned from, preceded by those of the alarm's window that
+        # came after the change it reported (``since_change``), so a next change is
+        # measured against all the events known to follow the last one.
         self._split = None
         if self._last[0]:
             fresh = list(self._blocks)
@@ -504,53 +503,3 @@ class CategoricalDrift:
         x = np.array([c / n for c, n in self._trail])
         return trend(x, RAMP_REF, "mean")
 
-
-CHANGE_LEVEL = 0.05
-"""The level at which :func:`since_change` places a change among the blocks before an
-alarm (Bonferroni over the candidate places)."""
-
-
-def since_change(before: Sequence[Sequence[int]], after: Sequence[Sequence[int]]) -> int:
-    """How many of the last ``before`` blocks (bucket counts, oldest first) belong with
-    ``after`` (the blocks a stream relearned from after an alarm): all of them, unless
-    the likeliest single change point between the first ``j`` of ``before`` and the
-    rest, ``after`` included, is significant at :data:`CHANGE_LEVEL`; then the
-    ``len(before) - j`` after it.
-
-    The window an alarm is raised on usually still holds blocks from before the
-    change it reports (the alarm can come after fewer events than the window
-    holds); those must not join the new history, or the change would be found
-    again in it.
-    """
-    if not before or not after:
-        return len(before)
-    rows = np.array([*before, *after], dtype=float)
-    cells = rows.shape[1]
-    if cells < 2:
-        return len(before)
-    total = rows.sum(axis=0)
-
-    def xlogx(v: np.ndarray) -> np.ndarray:
-        return np.where(v > 0, v * np.log(np.where(v > 0, v, 1.0)), 0.0)
-
-    # candidate j = 1 .. len(before): the first j blocks against all the others
-    first = np.cumsum(rows, axis=0)[: len(before)]
-    rest = total - first
-    n1, n2, n = first.sum(axis=1), rest.sum(axis=1), total.sum()
-    ok = (n1 > 0) & (n2 > 0)
-    if not ok.any():
-        return len(before)
-    llr = (xlogx(first).sum(axis=1) - xlogx(n1) + xlogx(rest).sum(axis=1) - xlogx(n2)
-           - (xlogx(total).sum() - xlogx(np.array(n))))
-    llr = np.where(ok, llr, -np.inf)
-    j = int(np.argmax(llr))
-    if llr[j] <= change_threshold(cells - 1, len(before)):
-        return len(before)
-    return len(before) - (j + 1)
-
-
-def change_threshold(df: int, candidates: int) -> float:
-    """The log-likelihood ratio :func:`since_change` needs (level over candidates)."""
-    from drift.monitors.rates import threshold
-
-    return threshold(df, CHANGE_LEVEL / max(candidates, 1))

@@ -410,3 +410,36 @@ class ShareTest:
         self._fill, self._blocks = int(state["fill"]), int(state["blocks"])
         self.fired = int(state["fired"])
         self.last = None
+
+
+CHANGE_LEVEL = 0.05
+"""The level at which :func:`since_change` places a change (Bonferroni over its candidates)."""
+
+
+def since_change(before: Sequence[Sequence[int]], after: Sequence[Sequence[int]]) -> int:
+    """How many of the last ``before`` blocks (cell counts, oldest first) belong with
+    ``after``: all of them, unless the likeliest single change point, the first ``j``
+    of ``before`` against the rest with ``after``, has a GLR (the module's ``L``)
+    significant at :data:`CHANGE_LEVEL`; then the ``len(before) - j`` after it.
+
+    A categorical stream's window still holds blocks from before the change an
+    alarm reports (the alarm can come after fewer events than the window holds);
+    those must not join the history it is re-armed with, or the change would be
+    found again in it.
+    """
+    k = len(before)
+    if not k or not after or len(after[0]) < 2:
+        return k
+    rows = np.array([*before, *after], dtype=np.int64)
+    total = rows.sum(axis=0)
+    first = np.cumsum(rows, axis=0)[:k]  # candidate j = 1 .. k: the first j blocks
+    rest = total - first
+    n1, n2, n = first.sum(axis=1), rest.sum(axis=1), int(total.sum())
+    table = _xlogx(n)
+    llr = (table[first].sum(axis=1) - table[n1] + table[rest].sum(axis=1) - table[n2]
+           - (table[total].sum() - table[n]))
+    llr = np.where((n1 > 0) & (n2 > 0), llr, -np.inf)
+    j = int(np.argmax(llr))
+    if not llr[j] > threshold(rows.shape[1] - 1, CHANGE_LEVEL / k):
+        return k
+    return k - (j + 1)

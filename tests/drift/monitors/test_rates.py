@@ -170,3 +170,23 @@ def test_counts_a_block_at_a_time_are_the_observations_one_at_a_time() -> None:
             fired_blocks.append(start + 63)
     assert fired_one and fired_one == fired_blocks
     assert blocks.state() == one.state()
+
+
+def test_since_change_keeps_every_block_of_one_regime() -> None:
+    from drift.monitors.rates import since_change
+
+    rng = np.random.default_rng(3)
+    blocks = [rng.multinomial(64, [0.25, 0.3, 0.2, 0.25]).tolist() for _ in range(12)]
+    assert since_change(blocks[:8], blocks[8:]) == 8
+
+
+def test_since_change_cuts_at_the_change_the_window_still_holds() -> None:
+    from drift.monitors.rates import since_change
+
+    rng = np.random.default_rng(4)
+    old = [rng.multinomial(64, [0.4, 0.3, 0.2, 0.1]).tolist() for _ in range(4)]
+    new = [rng.multinomial(64, [0.1, 0.3, 0.2, 0.4]).tolist() for _ in range(8)]
+    # 4 blocks of the old shares, then 4 of the new, then the 4 relearned from
+    assert since_change(old + new[:4], new[4:]) == 4
+    assert since_change([], new) == 0
+    assert since_change(old, []) == 4
