@@ -8,6 +8,9 @@ Each phase runs in its own child process, so CPU time and peak RSS are each phas
   ``orjson`` (what kafka-python's own fetching and record parsing cost);
 * **hand join**: the same join written by hand on kafka-python, without durability
   or drift (``labeler.tools.bench_handjoin``), checked against the oracle;
+* **columnar join**: that join again, a poll batch at a time with Arrow
+  (``labeler.tools.bench_columnar``), checked against the oracle: what a columnar
+  design reaches on kafka-python before durability, dead letters and drift;
 * **pipeline**: ``loglabel run`` until idle (decode, map, join, Parquet shards,
   checkpoints, drift monitoring), checked against the oracle; and again without drift;
 * **2 workers**: two pipeline processes in one group over the same events (on a
@@ -46,7 +49,7 @@ from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec, resolved, stream
 
 WINDOW, EARLY, LATENESS, GRACE = 60.0, 5.0, 5.0, 0.0
-PHASES = ("bare", "bare_noparse", "handjoin", "pipeline", "no_drift", "workers2",
+PHASES = ("bare", "bare_noparse", "handjoin", "columnar", "pipeline", "no_drift", "workers2",
           "ingest", "ingest_rows", "ingest_before")
 
 
@@ -222,12 +225,12 @@ def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluent
                 results[phase] = _child("bare", {"bootstrap": bootstrap, "topics": raw,
                                                  "expected": total,
                                                  "parse": phase == "bare"})
-            elif phase == "handjoin":
+            elif phase in ("handjoin", "columnar"):
                 import os
-                os.makedirs(f"{out}/handjoin", exist_ok=True)
-                results[phase] = checked(phase, _child("handjoin", {
+                os.makedirs(f"{out}/{phase}", exist_ok=True)
+                results[phase] = checked(phase, _child(phase, {
                     "bootstrap": bootstrap, "predictions": raw[0], "outcomes": raw[1],
-                    "expected": total, "out": f"{out}/handjoin"}))
+                    "expected": total, "out": f"{out}/{phase}"}))
             elif phase in ("pipeline", "no_drift"):
                 extra = {"drift": {"enabled": False}} if phase == "no_drift" else {}
                 results[phase] = checked(phase, _child("pipeline", {
@@ -293,6 +296,11 @@ def _main(argv: list[str]) -> None:
 
         result = hand_join(args["bootstrap"], args["predictions"], args["outcomes"],
                            args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
+    elif phase == "columnar":
+        from labeler.tools.bench_columnar import columnar_join
+
+        result = columnar_join(args["bootstrap"], args["predictions"], args["outcomes"],
+                               args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
     elif phase == "pipeline":
         result = _pipeline(args["config"], args["expected"], args.get("together", False))
     elif phase == "ingest":

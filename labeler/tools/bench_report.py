@@ -11,6 +11,7 @@ _NAMES = {
     "bare": "bare consumer + orjson",
     "bare_noparse": "bare consumer, no parse",
     "handjoin": "hand-written join",
+    "columnar": "columnar hand join",
     "pipeline": "pipeline (drift on)",
     "no_drift": "pipeline, drift off",
     "workers2": "pipeline, 2 workers",
@@ -60,6 +61,9 @@ def report(result: dict[str, Any]) -> str:
         f"{_cpu_ratio(result, 'pipeline', 'bare')}; budget: >= 0.5)",
         f"pipeline / hand-written join: {_ratio(result, 'pipeline', 'handjoin')}  "
         "(budget: >= 1.0, faster than writing it yourself)",
+        f"columnar hand join / bare consumer: {_ratio(result, 'columnar', 'bare')} (by CPU per "
+        f"event: {_cpu_ratio(result, 'columnar', 'bare')}; a columnar design's reach on "
+        "kafka-python before durability, dead letters and drift)",
         f"ingest stage / bare consumer: {_ratio(result, 'ingest', 'bare')} columns, "
         f"{_ratio(result, 'ingest_rows', 'bare')} rows, {_ratio(result, 'ingest_before', 'bare')}"
         " before (budget: >= 0.6); by CPU per event: "

@@ -40,8 +40,10 @@ def test_the_report_prints_each_phase_and_the_same_run_ratios() -> None:
               "ingest": dict(phase, seconds=2.0, cpu_s=0.02, fast_rows=900),
               "pipeline": dict(phase, seconds=4.0, cpu_s=0.04, oracle_mismatches=0,
                                latency_p99_s=1.5),
-              "handjoin": dict(phase, seconds=2.0, oracle_mismatches=3)}
+              "handjoin": dict(phase, seconds=2.0, oracle_mismatches=3),
+              "columnar": dict(phase, seconds=1.25, cpu_s=0.0125, oracle_mismatches=0)}
     text = report(result)
+    assert "columnar hand join / bare consumer: 0.80 (by CPU per event: 0.80;" in text
     assert "ingest stage / bare consumer: 0.50 columns" in text
     assert "pipeline / hand-written join: 0.50" in text
     assert "no (3 rows differ)" in text and "yes" in text
