@@ -21,6 +21,7 @@ import msgpack
 import numpy as np
 import orjson
 import pytest
+from fluent import asyncsender
 
 from ingest.emitter import (
     EmitterConfig,
@@ -421,9 +422,21 @@ def test_async_close_without_flush_counts_the_queue_as_dropped(down_port: int) -
     assert worker_blocked.wait(timeout=10)
     for i in range(3, 7):
         logger.log(f"e{i}", "click")
-    threading.Timer(0.2, release.set).start()  # close(flush=False) empties the queue first
+    # close(flush=False) empties the queue, then queues fluent-logger's end marker and
+    # joins the worker: the worker is let go only once that marker is in the queue, so
+    # what it finds next is the marker, never an event
+    sender_queue = logger.emitter._sender._queue
+    real_put = sender_queue.put
+
+    def put(item: object, *args: Any, **kwargs: Any) -> None:
+        real_put(item, *args, **kwargs)
+        if item is asyncsender._TOMBSTONE:
+            release.set()
+
+    sender_queue.put = put
     stats = logger.emitter.close(flush=False)
 
+    assert release.is_set(), "close() never queued the end marker"
     assert stats.overflowed == 2
     assert stats.dropped == 4
     assert_settled(stats)

@@ -39,6 +39,22 @@ KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 PORT = 19192
 
 
+def _dead(pid: int) -> bool:
+    """No such process, or a zombie nobody has reaped yet (``kill -0`` still succeeds on
+    one, but it holds no port and no file: for the tests, the broker is gone)."""
+    if not Path("/proc/self/stat").exists():  # no /proc here: only whether it exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")  # the field after the name
+
+
 class Broker:
     """A broker of our own from deploy/kafka, which a test may kill."""
 
@@ -50,15 +66,15 @@ class Broker:
     def start(self) -> None:
         subprocess.run([str(KAFKA_SH), "start"], env=self.env, check=True)
 
-    def kill(self) -> None:
-        """SIGKILL the JVM: no clean shutdown, the data directory stays."""
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGKILL the JVM: no clean shutdown, the data directory stays. Returns once it
+        is dead; fails the test if it is not within ``timeout``."""
         pid = int((self.home / "kafka.pid").read_text())
         os.kill(pid, signal.SIGKILL)
-        while True:  # bounded by the process's own death; SIGKILL cannot be refused
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+        deadline = time.monotonic() + timeout
+        while not _dead(pid):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the broker (pid {pid}) still ran {timeout:.0f} s after SIGKILL")
             time.sleep(0.05)
 
     def stop(self) -> None:

@@ -100,6 +100,7 @@ def test_a_sourced_batch_without_its_source_is_a_dead_letter(broken: list[object
 def test_packb_is_msgpack_packb_on_every_thread_and_after_a_failure() -> None:
     import random
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     import msgpack
 
@@ -111,21 +112,24 @@ def test_packb_is_msgpack_packb_on_every_thread_and_after_a_failure() -> None:
                  {f"f{i}": rng.choice([rng.random(), None, "x", True, 7]) for i in range(9)},
                  b"\x00" * rng.randrange(3000)] for _ in range(2000)]
 
-    mismatches: list[int] = []
+    together = threading.Barrier(4, timeout=60)  # four threads at once, each its packer
 
-    def check(seed: int) -> None:
+    def check(seed: int) -> tuple[int, int, list[int]]:
+        """(values compared, failures provoked, indexes that differ); what ``packb``
+        raises propagates to the future, and so to the test."""
+        together.wait()
+        compared, failures, mismatches = 0, 0, []
         for i, value in enumerate(values(seed)):
             if i % 500 == 0:
-                try:
+                with pytest.raises(TypeError):
                     packb([1, object()])  # a failure resets the thread's packer
-                except TypeError:
-                    pass
+                failures += 1
             if packb(value) != msgpack.packb(value, use_bin_type=True):
-                mismatches.append(seed)
+                mismatches.append(i)
+            compared += 1
+        return compared, failures, mismatches
 
-    threads = [threading.Thread(target=check, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert mismatches == []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {seed: pool.submit(check, seed) for seed in range(4)}
+    results = {seed: future.result(timeout=0) for seed, future in futures.items()}
+    assert results == {seed: (2000, 4, []) for seed in range(4)}

@@ -104,12 +104,14 @@ def test_metrics_and_probes_of_a_running_worker(kafka_config: Any) -> None:
         assert first[("loglabel_assigned_partitions", ())] == PARTITIONS
         assert first[("loglabel_broker_up", ())] == 1
         assert total(first, "loglabel_messages_total") == 0
+        assert ("loglabel_seconds_since_input", ()) not in first, "no input read yet"
 
         sent = send_traffic(options, TrafficSpec(count=300, seed=5, spacing=0.01,
                                                  click_rate=0.3, window=2.0,
                                                  early_tolerance=1.0, max_disorder=0.5),
                             topics.predictions, topics.outcomes, partitions=PARTITIONS)
         producer = KafkaProducer(**options)
+        last_sent_at = time.monotonic()  # the worker reads the last message after this
         producer.send(topics.predictions, value=b"{not json", key=b"k").get(timeout=30)
         producer.close()
         predictions = sent["prediction"] + 1  # one of them is malformed
@@ -122,6 +124,7 @@ def test_metrics_and_probes_of_a_running_worker(kafka_config: Any) -> None:
 
         wait_for(caught_up, "every message read and a shard written")
         now = scrape(server)
+        scraped_at = time.monotonic()
         assert total(now, "loglabel_decoded_total", kind="prediction") == sent["prediction"]
         assert total(now, "loglabel_decoded_total", kind="outcome") == sent["outcome"]
         assert total(now, "loglabel_dead_letters_total", kind="prediction") == 1
@@ -133,7 +136,10 @@ def test_metrics_and_probes_of_a_running_worker(kafka_config: Any) -> None:
                     (("partition", str(index)), ("topic", topics.predictions))) in now
             assert total(now, "loglabel_consumer_offset", topic=topics.predictions,
                          partition=str(index)) > 0
-        assert total(now, "loglabel_seconds_since_input") >= 0
+        # the worker read the last message (the malformed one) after it was sent, and
+        # this process's metrics server measures from the same monotonic clock
+        idle = now[("loglabel_seconds_since_input", ())]
+        assert 0 <= idle <= scraped_at - last_sent_at, (idle, scraped_at - last_sent_at)
         code, body = get(server.url + "/healthz")
         assert code == 200 and json.loads(body)["ok"] is True
         prober.stop.set()

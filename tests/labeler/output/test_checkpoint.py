@@ -118,7 +118,10 @@ def test_shard_names_differ_between_streams_owners_and_epochs() -> None:
     assert shard_name("a+b", 0, 0, 1, "w") != shard_name("a.rekeyed+b.rekeyed", 0, 0, 1, "w")
     assert shard_name("a+b", 0, 0, 1, "w") != shard_name("a+b", 0, 0, 1, "v")
     assert shard_name("a+b", 0, 0, 1, "w") != shard_name("a+b", 0, 0, 2, "w")
-    assert shard_name("a+b", 0, 0, 1, "w") == shard_name("a+b", 0, 0, 1, "w")
+    # the same arguments always give this name: the stream's tag is the first eight hex
+    # digits of sha256("a+b"), then the partition, first offset, epoch and owner
+    assert shard_name("a+b", 0, 0, 1, "w") == "part-300273da-0000-000000000000-00000001-w"
+    assert shard_name("a+b", 3, 1200, 7, "w") == "part-300273da-0003-000000001200-00000007-w"
 
 
 def test_a_failed_publish_still_commits_the_epoch_and_recovery_finishes_it(
