@@ -12,7 +12,8 @@ deduplicated by outcome id, a watermark is the minimum over every raw partition
 of its highest event time minus the allowed lateness. Ids are deduplicated in a
 Python set (the one step left per record). It assumes what the bench's traffic
 guarantees (well-formed Fluentd JSON, one schema, every partition non-empty,
-nothing late) and checks nothing else: a floor, not a labeler.
+nothing late, a redelivered outcome the same bytes as its first copy) and checks
+nothing else: a floor, not a labeler.
 """
 
 from __future__ import annotations
@@ -74,25 +75,31 @@ class _Pending:
 
 
 class _Outcomes:
-    """Outcomes not yet joined, as one Arrow table (request id, type, key, time)."""
+    """Outcomes not yet joined, as one Arrow table (request id, type, dedupe key, time,
+    and ``seq``, the order they came in: the first copy of a key is the one counted)."""
 
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
+        self.seq = 0
 
     def add(self, table: pa.Table) -> None:
         kind = table.column("type")
         key = pc.coalesce(pc.cast(table.column("outcome_id"), pa.string()),
                           pc.binary_join_element_wise(kind, pc.cast(table.column("time"),
                                                                      pa.string()), "|"))
+        seq = np.arange(self.seq, self.seq + table.num_rows, dtype=np.int64)
+        self.seq += table.num_rows
         self.tables.append(pa.table({"request_id": table.column("request_id"), "type": kind,
-                                     "key": key, "outcome_time": table.column("time")}))
+                                     "key": key, "outcome_time": table.column("time"),
+                                     "seq": seq}))
 
     def table(self) -> pa.Table:
         if len(self.tables) > 1:
             self.tables = [pa.concat_tables(self.tables).combine_chunks()]
         return self.tables[0] if self.tables else pa.table(
             {"request_id": pa.array([], pa.string()), "type": pa.array([], pa.string()),
-             "key": pa.array([], pa.string()), "outcome_time": pa.array([], pa.float64())})
+             "key": pa.array([], pa.string()), "outcome_time": pa.array([], pa.float64()),
+             "seq": pa.array([], pa.int64())})
 
     def drop_before(self, horizon: float) -> None:
         """Forget outcomes no pending prediction can still take (every prediction that
@@ -104,18 +111,19 @@ class _Outcomes:
 
 def _label(due: pa.Table, outcomes: pa.Table, window: float, early: float) -> pa.Table:
     """The rows of the closed predictions ``due``: ids, time, model, score, the
-    ``clicked`` label and the outcome count of their distinct in-window outcomes, the
-    features flattened."""
+    ``clicked`` label and the outcome count of their distinct in-window outcomes (the
+    first copy of each dedupe key, as the oracle takes it), the features flattened."""
     ids = due.select(["request_id", "time"])
     hits = ids.join(outcomes, keys="request_id", join_type="inner")
     if hits.num_rows:
+        first = hits.group_by(["request_id", "key"]).aggregate([("seq", "min")])
+        hits = hits.filter(pc.is_in(hits.column("seq"), value_set=first.column("seq_min")))
         t, u = hits.column("time"), hits.column("outcome_time")
         inside = pc.and_(pc.greater_equal(u, pc.subtract(t, early)),
                          pc.less_equal(u, pc.add(t, window)))
         hits = hits.filter(inside)
-    distinct = hits.group_by(["request_id", "key"]).aggregate([("type", "min")])
-    counted = distinct.append_column(
-        "click", pc.equal(distinct.column("type_min"), "click")).group_by("request_id").aggregate(
+    counted = hits.append_column(
+        "click", pc.equal(hits.column("type"), "click")).group_by("request_id").aggregate(
         [("key", "count"), ("click", "any")])
     rows = due.flatten().join(counted, keys="request_id", join_type="left outer")
     columns: dict[str, Any] = {

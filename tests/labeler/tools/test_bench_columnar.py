@@ -18,8 +18,10 @@ WINDOW, EARLY, GRACE, LATENESS = 60.0, 5.0, 0.0, 5.0
 
 def _traffic(seed: int) -> tuple[list[tuple[int, bool, bytes]], list[Prediction], list[Outcome]]:
     """Messages (partition, is prediction, value) in arrival order, and the same events as
-    records for the oracle: duplicated predictions and outcomes, outcomes early, late
-    and outside the window, some without an outcome id; disorder within the lateness."""
+    records for the oracle: duplicated predictions (a later copy 3 s later in event time:
+    the first one counts), duplicated outcomes (the same bytes, or the same id with
+    another type: the first one counts), outcomes early, on both edges of the window and
+    outside it, some without an outcome id; disorder within the lateness."""
     rng = random.Random(seed)
     messages: list[tuple[float, int, bool, bytes]] = []
     predictions, outcomes = [], []
@@ -29,19 +31,28 @@ def _traffic(seed: int) -> tuple[list[tuple[int, bool, bytes]], list[Prediction]
         features = {"f00": rng.gauss(0, 1), "country": rng.choice("ab")}
         doc = {"request_id": rid, "model": "m", "features": features,
                "score": rng.random(), "time": t}
-        copies = 2 if rng.random() < 0.05 else 1
-        for _ in range(copies):
-            messages.append((t + rng.uniform(0, 2), i % 2, True, orjson.dumps(doc)))
+        arrival = t + rng.uniform(0, 2)
+        messages.append((arrival, i % 2, True, orjson.dumps(doc)))
         predictions.append(Prediction(rid, t, "m", None, features, {"score": doc["score"]}))
+        if rng.random() < 0.1:  # a later copy, later in event time too: it must not count
+            later = dict(doc, time=t + 3.0)
+            messages.append((arrival + 0.5, i % 2, True, orjson.dumps(later)))
+            predictions.append(Prediction(rid, t + 3.0, "m", None, features,
+                                          {"score": doc["score"]}))
         for k in range(rng.choice((0, 0, 1, 2))):
-            u = t + rng.choice((-EARLY - 1, -EARLY / 2, 1.0, WINDOW - 1, WINDOW + 1))
+            u = t + rng.choice((-EARLY - 1, -EARLY, -EARLY / 2, 1.0, WINDOW - 1, WINDOW,
+                                WINDOW + 1))
             kind = rng.choice(("click", "click", "purchase"))
             oid = None if rng.random() < 0.3 else f"o-{rid}-{k}"
             odoc = {"request_id": rid, "type": kind, "value": 1.0, "outcome_id": oid, "time": u}
-            arrival = max(u, t) + rng.uniform(0, 2)
-            for _ in range(2 if rng.random() < 0.1 else 1):
-                messages.append((arrival, i % 2, False, orjson.dumps(odoc)))
+            arrival = max(u, t) + rng.uniform(0, LATENESS - 0.5)  # within the lateness
+            messages.append((arrival, i % 2, False, orjson.dumps(odoc)))
             outcomes.append(Outcome(rid, u, kind, 1.0, oid))
+            if rng.random() < 0.15:  # a redelivery: the same bytes, or the id with a new type
+                copy = odoc if oid is None or rng.random() < 0.5 else dict(
+                    odoc, type="purchase" if kind == "click" else "click")
+                messages.append((arrival + 0.1, i % 2, False, orjson.dumps(copy)))
+                outcomes.append(Outcome(rid, u, copy["type"], 1.0, oid))
     messages.sort(key=lambda m: m[0])
     return [(p, is_p, v) for _, p, is_p, v in messages], predictions, outcomes
 
@@ -52,14 +63,14 @@ def test_the_columnar_join_gives_the_oracles_labels(seed: int) -> None:
     keys = [(kind, p) for kind in (True, False) for p in (0, 1)]
     join = ColumnarJoin(keys, WINDOW, EARLY, GRACE, LATENESS)
     rng = random.Random(seed)
-    start = 0
-    while start < len(messages):  # poll batches of uneven sizes
-        batch = messages[start:start + rng.randint(1, 80)]
-        start += len(batch)
-        for key in keys:
-            values = [v for p, is_p, v in batch if (is_p, p) == key]
-            if values:
-                join.take(key, values, key[0])
+    # each partition in its own order, fetched in chunks of uneven sizes and at uneven
+    # paces, as a consumer gets them: one partition's frontier runs far ahead of another's
+    queues = {key: [v for p, is_p, v in messages if (is_p, p) == key] for key in keys}
+    while any(queues.values()):
+        key = rng.choice([k for k, q in queues.items() if q])
+        take = rng.randint(1, rng.choice((3, 30, 120)))
+        values, queues[key] = queues[key][:take], queues[key][take:]
+        join.take(key, values, key[0])
         join.advance()
     join.finish()
     table = join.take_rows()
@@ -73,3 +84,31 @@ def test_the_columnar_join_gives_the_oracles_labels(seed: int) -> None:
     assert (got["label_clicked"] == truth["label_clicked"]).all()
     assert (got["outcome_count"] == truth["outcome_count"]).all()
     assert truth["outcome_count"].sum() > 0 and truth["label_clicked"].any()
+
+
+def _value(rid: str, t: float, kind: str | None = None) -> bytes:
+    if kind is None:
+        return orjson.dumps({"request_id": rid, "model": "m", "features": {"f00": 1.0},
+                             "score": 0.5, "time": t})
+    return orjson.dumps({"request_id": rid, "type": kind, "outcome_id": f"o-{rid}", "time": t})
+
+
+def test_an_outcome_behind_its_partition_within_the_lateness_still_counts() -> None:
+    """Every partition has passed the window's end when the click comes, but by less than
+    the lateness: the watermark (their minimum, minus the lateness) keeps it open."""
+    keys = [(True, 0), (True, 1), (False, 0), (False, 1)]
+    join = ColumnarJoin(keys, WINDOW, EARLY, GRACE, LATENESS)
+    join.take((True, 0), [_value("a", 100.0)], True)
+    join.take((True, 1), [_value("b", 163.0)], True)
+    join.take((False, 1), [_value("c", 163.0, "click")], False)
+    join.take((True, 0), [_value("d", 162.0)], True)
+    join.take((False, 0), [_value("e", 161.0, "click")], False)
+    join.advance()  # every partition is past 160 (a's close), by less than the lateness
+    join.take((False, 0), [_value("a", 159.5, "click")], False)  # a's click, 1.5 s behind
+    join.advance()
+    join.finish()
+    table = join.take_rows()
+    assert table is not None
+    rows = {r["prediction_id"]: r for r in table.to_pylist()}
+    assert rows["a"]["label_clicked"] is True and rows["a"]["outcome_count"] == 1
+    assert rows["d"]["label_clicked"] is False and rows["b"]["outcome_count"] == 0
