@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
-from kafka import KafkaConsumer, TopicPartition
+
+from labeler.tools.bench_handjoin import raw_consumer
 
 FLUSH_ROWS = 50_000
 _READ = pj.ReadOptions(use_threads=False, block_size=64 * 1024 * 1024)
@@ -188,14 +189,7 @@ def columnar_join(bootstrap: str, predictions: str, outcomes: str, expected: int
                   out: str) -> dict[str, Any]:
     """Join ``expected`` raw messages into ``out`` (Parquet), column-wise; CPU and wall
     figures, as ``bench_handjoin.hand_join`` gives them."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, max_poll_records=5000,
-                             fetch_max_bytes=64 * 1024 * 1024,
-                             max_partition_fetch_bytes=8 * 1024 * 1024)
-    tps = [TopicPartition(t, p) for t in (predictions, outcomes)
-           for p in sorted(consumer.partitions_for_topic(t) or ())]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
+    consumer, tps = raw_consumer(bootstrap, predictions, outcomes)
     join = ColumnarJoin(tps, window, early, grace, lateness)
     files = seen = 0
     first = last = None

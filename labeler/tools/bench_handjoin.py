@@ -29,9 +29,11 @@ from kafka import KafkaConsumer, TopicPartition
 FLUSH_ROWS = 50_000
 
 
-def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, window: float,
-              early: float, grace: float, lateness: float, out: str) -> dict[str, Any]:
-    """Join ``expected`` raw messages into ``out`` (Parquet); CPU and wall figures."""
+def raw_consumer(bootstrap: str, predictions: str, outcomes: str
+                 ) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    """A consumer without a group over every partition of both raw topics, from their
+    beginnings, with the bench's fetch sizes; and those partitions (the bench's joins
+    read with it)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                              enable_auto_commit=False, max_poll_records=5000,
                              fetch_max_bytes=64 * 1024 * 1024,
@@ -40,6 +42,13 @@ def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, wi
            for p in sorted(consumer.partitions_for_topic(t) or ())]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
+    return consumer, tps
+
+
+def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, window: float,
+              early: float, grace: float, lateness: float, out: str) -> dict[str, Any]:
+    """Join ``expected`` raw messages into ``out`` (Parquet); CPU and wall figures."""
+    consumer, tps = raw_consumer(bootstrap, predictions, outcomes)
     highest = {tp: -math.inf for tp in tps}
     pending: dict[str, tuple[float, dict[str, Any]]] = {}
     clicks: dict[str, dict[Any, tuple[float, str]]] = {}
