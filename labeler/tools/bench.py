@@ -49,6 +49,7 @@ from labeler.tools.produce import send_traffic
 from labeler.tools.simulate import TrafficSpec, resolved, stream
 
 WINDOW, EARLY, LATENESS, GRACE = 60.0, 5.0, 5.0, 0.0
+TIME_KEYS = {"fluent-bit": "@timestamp"}  # the event time's field where it is not ``time``
 PHASES = ("bare", "bare_noparse", "handjoin", "columnar", "pipeline", "no_drift", "workers2",
           "ingest", "ingest_rows", "ingest_before")
 
@@ -230,7 +231,8 @@ def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluent
                 os.makedirs(f"{out}/{phase}", exist_ok=True)
                 results[phase] = checked(phase, _child(phase, {
                     "bootstrap": bootstrap, "predictions": raw[0], "outcomes": raw[1],
-                    "expected": total, "out": f"{out}/{phase}"}))
+                    "expected": total, "out": f"{out}/{phase}",
+                    "time_key": TIME_KEYS.get(envelope, "time")}))
             elif phase in ("pipeline", "no_drift"):
                 extra = {"drift": {"enabled": False}} if phase == "no_drift" else {}
                 results[phase] = checked(phase, _child("pipeline", {
@@ -295,12 +297,14 @@ def _main(argv: list[str]) -> None:
         from labeler.tools.bench_handjoin import hand_join
 
         result = hand_join(args["bootstrap"], args["predictions"], args["outcomes"],
-                           args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
+                           args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"],
+                           args["time_key"])
     elif phase == "columnar":
         from labeler.tools.bench_columnar import columnar_join
 
         result = columnar_join(args["bootstrap"], args["predictions"], args["outcomes"],
-                               args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"])
+                               args["expected"], WINDOW, EARLY, GRACE, LATENESS, args["out"],
+                               args["time_key"])
     elif phase == "pipeline":
         result = _pipeline(args["config"], args["expected"], args.get("together", False))
     elif phase == "ingest":

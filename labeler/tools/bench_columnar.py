@@ -34,9 +34,12 @@ FLUSH_ROWS = 50_000
 _READ = pj.ReadOptions(use_threads=False, block_size=64 * 1024 * 1024)
 
 
-def _parse(values: list[bytes]) -> pa.Table:
-    """One poll batch of JSON values as a table (every number a double)."""
+def _parse(values: list[bytes], time_key: str = "time") -> pa.Table:
+    """One poll batch of JSON values as a table (every number a double), the event time
+    (``time_key``: ``@timestamp`` for Fluent Bit) in ``time``."""
     table = pj.read_json(pa.py_buffer(b"\n".join(values)), read_options=_READ)
+    if time_key != "time":
+        table = table.rename_columns(["time" if n == time_key else n for n in table.column_names])
     return table.cast(pa.schema([f.with_type(pa.float64()) if pa.types.is_integer(f.type)
                                  else f for f in table.schema]))
 
@@ -148,15 +151,16 @@ class ColumnarJoin:
     watermark's inputs."""
 
     def __init__(self, partitions: list[Any], window: float, early: float, grace: float,
-                 lateness: float) -> None:
+                 lateness: float, time_key: str = "time") -> None:
         self.window, self.early, self.grace, self.lateness = window, early, grace, lateness
+        self.time_key = time_key
         self.highest = {key: -math.inf for key in partitions}
         self.pending, self.outcomes = _Pending(), _Outcomes()
         self.rows: list[pa.Table] = []
         self.labeled = 0
 
     def take(self, partition: Any, values: list[bytes], predictions: bool) -> None:
-        table = _parse(values)
+        table = _parse(values, self.time_key)
         self.highest[partition] = max(self.highest[partition],
                                       pc.max(table.column("time")).as_py())
         if predictions:
@@ -186,11 +190,11 @@ class ColumnarJoin:
 
 def columnar_join(bootstrap: str, predictions: str, outcomes: str, expected: int,
                   window: float, early: float, grace: float, lateness: float,
-                  out: str) -> dict[str, Any]:
+                  out: str, time_key: str = "time") -> dict[str, Any]:
     """Join ``expected`` raw messages into ``out`` (Parquet), column-wise; CPU and wall
     figures, as ``bench_handjoin.hand_join`` gives them."""
     consumer, tps = raw_consumer(bootstrap, predictions, outcomes)
-    join = ColumnarJoin(tps, window, early, grace, lateness)
+    join = ColumnarJoin(tps, window, early, grace, lateness, time_key)
     files = seen = 0
     first = last = None
     cpu0 = time.process_time()

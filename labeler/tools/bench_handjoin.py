@@ -8,8 +8,8 @@ outcomes in a dict per join id (deduplicated by outcome id), a watermark as the
 minimum over every raw partition of its highest event time minus the allowed
 lateness, a heap of close times, and the closed rows written as zstd Parquet
 through ``pyarrow.Table.from_pylist`` every 50,000 rows. It assumes what the bench's
-traffic guarantees (well-formed Fluentd JSON, every partition non-empty, nothing
-late) and checks nothing else, which is what makes it a floor.
+traffic guarantees (well-formed JSON with the event time in seconds under ``time``, or
+``@timestamp`` for Fluent Bit, every partition non-empty, nothing late) and checks nothing else, which is what makes it a floor.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def raw_consumer(bootstrap: str, predictions: str, outcomes: str
 
 
 def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, window: float,
-              early: float, grace: float, lateness: float, out: str) -> dict[str, Any]:
-    """Join ``expected`` raw messages into ``out`` (Parquet); CPU and wall figures."""
+              early: float, grace: float, lateness: float, out: str,
+              time_key: str = "time") -> dict[str, Any]:
+    """Join ``expected`` raw messages into ``out`` (Parquet); CPU and wall figures.
+    ``time_key``: the event time's field (``@timestamp`` for Fluent Bit)."""
     consumer, tps = raw_consumer(bootstrap, predictions, outcomes)
     highest = {tp: -math.inf for tp in tps}
     pending: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -91,7 +93,7 @@ def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, wi
             if tp.topic == predictions:
                 for m in messages:
                     doc = orjson.loads(m.value)
-                    rid, t = doc["request_id"], doc["time"]
+                    rid, t = doc["request_id"], doc[time_key]
                     top = t if t > top else top
                     if rid in pending or rid in closed:
                         continue
@@ -100,7 +102,7 @@ def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, wi
             else:
                 for m in messages:
                     doc = orjson.loads(m.value)
-                    rid, u = doc["request_id"], doc["time"]
+                    rid, u = doc["request_id"], doc[time_key]
                     top = u if u > top else top
                     if rid in closed:
                         continue

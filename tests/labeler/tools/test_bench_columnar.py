@@ -112,3 +112,31 @@ def test_an_outcome_behind_its_partition_within_the_lateness_still_counts() -> N
     rows = {r["prediction_id"]: r for r in table.to_pylist()}
     assert rows["a"]["label_clicked"] is True and rows["a"]["outcome_count"] == 1
     assert rows["d"]["label_clicked"] is False and rows["b"]["outcome_count"] == 0
+
+
+def _fluent_bit(value: bytes) -> bytes:
+    """``value`` as Fluent Bit writes it: the event time first, under ``@timestamp``."""
+    doc = orjson.loads(value)
+    return orjson.dumps({"@timestamp": doc.pop("time"), **doc})
+
+
+def test_fluent_bit_values_label_as_fluentd_ones_with_the_time_key_named() -> None:
+    messages, _, _ = _traffic(0)
+    keys = [(kind, p) for kind in (True, False) for p in (0, 1)]
+    tables = []
+    for join, convert in ((ColumnarJoin(keys, WINDOW, EARLY, GRACE, LATENESS), None),
+                          (ColumnarJoin(keys, WINDOW, EARLY, GRACE, LATENESS, "@timestamp"),
+                           _fluent_bit)):
+        for start in range(0, len(messages), 50):
+            for p, is_p, value in messages[start:start + 50]:
+                join.take((is_p, p), [convert(value) if convert else value], is_p)
+            join.advance()
+        join.finish()
+        table = join.take_rows()
+        assert table is not None
+        tables.append(table.to_pandas().set_index("prediction_id").sort_index())
+    fluentd, fluent_bit = tables
+    assert len(fluentd) == 600
+    assert (fluent_bit["label_clicked"] == fluentd["label_clicked"]).all()
+    assert (fluent_bit["outcome_count"] == fluentd["outcome_count"]).all()
+    assert (fluent_bit["event_time"] == fluentd["event_time"]).all()
