@@ -177,6 +177,11 @@ def drift_eval(size: str, only: tuple[str, ...], seed: int, ours_only: bool) -> 
     rows = run_evaluation(size, only=list(only) or None, seed=seed,
                           river_baselines=not ours_only)
     click.echo(format_table(rows))
+    if any(r.scenario == "mean shift 0.5 sd" for r in rows):
+        from drift.evaluation.limits import limit_lines
+
+        for line in limit_lines():
+            click.echo(line)
 
 
 @cli.command()

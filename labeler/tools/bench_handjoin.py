@@ -9,7 +9,8 @@ minimum over every raw partition of its highest event time minus the allowed
 lateness, a heap of close times, and the closed rows written as zstd Parquet
 through ``pyarrow.Table.from_pylist`` every 50,000 rows. It assumes what the bench's
 traffic guarantees (well-formed JSON with the event time in seconds under ``time``, or
-``@timestamp`` for Fluent Bit, every partition non-empty, nothing late) and checks nothing else, which is what makes it a floor.
+``@timestamp`` for Fluent Bit, every partition non-empty, nothing late) and checks
+nothing else, which is what makes it a floor.
 """
 
 from __future__ import annotations

@@ -95,3 +95,14 @@ def test_concept_stream_survives_a_tiny_width() -> None:
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_half_sigma_row_is_followed_by_the_limit_at_each_rate() -> None:
+    result = CliRunner().invoke(cli, ["drift-eval", "--only", "mean shift 0.5 sd",
+                                      "--ours-only"])
+    assert result.exit_code == 0, result.output
+    out = result.output.splitlines()
+    assert out[2].startswith("| mean shift 0.5 sd | ours |")
+    assert out[3].startswith("the limit on +0.5 sigma")
+    for rate in ("10^-7", "10^-8", "10^-9"):
+        assert f"({rate} per event)" in out[3]
