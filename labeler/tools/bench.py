@@ -30,6 +30,7 @@ never asserted: the machines are shared and noisy, so read the same-run ratios.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -136,6 +137,35 @@ def _ingest(config_json: str, expected: int, columnar: bool = True,
             "rekeyed": counters["rekeyed"], "fast_rows": fast}
 
 
+def machine_busy_s() -> float | None:
+    """CPU seconds every process of the machine has spent so far (``/proc/stat``'s busy
+    time, all cores); ``None`` where there is no ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait
+    ticks = [int(v) for v in fields[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """This process's CPU so far, every thread, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _others(busy0: float | None, own_s: float, began: float) -> float | None:
+    """The cores the rest of the machine (the broker, mostly) used on average since
+    ``began`` (monotonic), while processes whose CPU is ``own_s`` ran the phase."""
+    busy1, span = machine_busy_s(), time.monotonic() - began
+    if busy0 is None or busy1 is None or span <= 0:
+        return None
+    return max(0.0, busy1 - busy0 - own_s) / span
+
+
 def _command(phase: str, args: dict[str, Any]) -> list[str]:
     return [sys.executable, "-m", "labeler.tools.bench", phase, json.dumps(args)]
 
@@ -156,6 +186,7 @@ def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
     monotonic clock), peak RSS the largest. Each child says when its worker is built
     and starts on the word of the parent, once all are built: the workers join their
     group together, not a whole start-up apart."""
+    busy0, began, parent0 = machine_busy_s(), time.monotonic(), _own_cpu_s()
     procs = [subprocess.Popen(_command(phase, {**args, "together": True}),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
@@ -175,6 +206,7 @@ def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
         if proc.returncode != 0:
             raise click.ClickException(f"bench phase {phase} failed: {err.strip()[-500:]}")
         results.append(_result(out))
+    own = sum(r["process_cpu_s"] for r in results) + _own_cpu_s() - parent0
     firsts = [r["first_at"] for r in results if r.get("first_at") is not None]
     lasts = [r["last_at"] for r in results if r.get("last_at") is not None]
     p99 = [r["latency_p99_s"] for r in results if r.get("latency_p99_s") is not None]
@@ -184,7 +216,8 @@ def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
             "rows_written": sum(r["rows_written"] for r in results),
             "latency_p99_s": max(p99) if p99 else None,
-            "per_worker_events": [r["events"] for r in results]}
+            "per_worker_events": [r["events"] for r in results],
+            "others_cores": _others(busy0, own, began)}
 
 
 def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluentd",
@@ -227,7 +260,6 @@ def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluent
                                                  "expected": total,
                                                  "parse": phase == "bare"})
             elif phase in ("handjoin", "columnar"):
-                import os
                 os.makedirs(f"{out}/{phase}", exist_ok=True)
                 results[phase] = checked(phase, _child(phase, {
                     "bootstrap": bootstrap, "predictions": raw[0], "outcomes": raw[1],
@@ -291,6 +323,7 @@ def bench_command(bootstrap: str, count: int, envelope: str, phases: str,
 
 def _main(argv: list[str]) -> None:
     phase, args = argv[0], json.loads(argv[1])
+    busy0, began, own0 = machine_busy_s(), time.monotonic(), _own_cpu_s()
     if phase == "bare":
         result = _bare(args["bootstrap"], args["topics"], args["expected"], args["parse"])
     elif phase == "handjoin":
@@ -312,6 +345,8 @@ def _main(argv: list[str]) -> None:
     else:
         raise SystemExit(f"unknown phase {phase}")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
+    result["process_cpu_s"] = _own_cpu_s() - own0
+    result["others_cores"] = _others(busy0, result["process_cpu_s"], began)
     print(json.dumps(result))
 
 

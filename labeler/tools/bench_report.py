@@ -3,6 +3,7 @@ against their budgets (printed, never asserted)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from labeler.tools.bench import GRACE, WINDOW
@@ -70,8 +71,15 @@ def report(result: dict[str, Any]) -> str:
         f"{_cpu_ratio(result, 'ingest', 'bare')} columns, "
         f"{_cpu_ratio(result, 'ingest_before', 'bare')} before",
         f"2 workers / 1 worker: {_ratio(result, 'workers2', 'pipeline')}  (budget: >= 1.7 "
-        "on 2 free cores)",
+        "on 2 free cores); by CPU per event: "
+        f"{_cpu_ratio(result, 'pipeline', 'workers2')} (1.00: the second worker adds no work)",
     ]
+    others = [(_NAMES[key], result[key]["others_cores"]) for key in _NAMES
+              if key in result and result[key].get("others_cores") is not None]
+    if others:
+        lines.append(f"the rest of the machine ({os.cpu_count()} cores) while each phase ran, "
+                     "the broker mostly, in cores: "
+                     + ", ".join(f"{name} {cores:.2f}" for name, cores in others))
     bare, noparse, ingest = (result.get(k) for k in ("bare", "bare_noparse", "ingest"))
     if bare and noparse and ingest:
         floor = _cpu(noparse)

@@ -70,3 +70,33 @@ def test_a_repeated_or_unknown_phase_is_refused_before_any_traffic() -> None:
     for phases, says in (("bare,bare", "each phase runs once"), ("bare,nope", "unknown phase")):
         out = CliRunner().invoke(bench_command, ["--bootstrap", "127.0.0.1:1", "--phases", phases])
         assert out.exit_code == 2 and says in out.output
+
+
+def test_two_workers_are_shown_with_their_cpu_and_the_rest_of_the_machine() -> None:
+    phase = {"events": 1000, "seconds": 1.0, "cpu_s": 0.02, "peak_rss_mb": 100.0}
+    result = {"events": 1000, "pipeline": dict(phase, others_cores=0.25),
+              "workers2": dict(phase, seconds=0.625, cpu_s=0.025, others_cores=0.5,
+                               per_worker_events=[500, 500])}
+    text = report(result)
+    assert "2 workers / 1 worker: 1.60  (budget: >= 1.7 on 2 free cores); by CPU per " \
+           "event: 1.25" in text
+    assert "pipeline (drift on) 0.25, pipeline, 2 workers 0.50" in text
+
+
+def test_the_rest_of_the_machine_is_its_busy_time_less_the_phases_own() -> None:
+    import time
+
+    from labeler.tools.bench import _others, machine_busy_s
+
+    busy0, began = machine_busy_s(), time.monotonic()
+    assert busy0 is not None and busy0 > 0  # Linux: /proc/stat
+    spin = time.process_time() + 0.2
+    while time.process_time() < spin:  # this process's own CPU
+        pass
+    # all of the machine's CPU counted as the phase's own: nothing is left for the rest
+    assert _others(busy0, 1e9, began) == 0.0
+    # none counted as the phase's: the rest is at least this process's 0.2 s of CPU
+    everything = _others(busy0, 0.0, began)
+    assert everything is not None
+    assert everything * (time.monotonic() - began) >= 0.15
+    assert _others(None, 0.0, began) is None
