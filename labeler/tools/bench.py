@@ -145,8 +145,8 @@ def machine_busy_s() -> float | None:
             fields = stat.readline().split()
     except OSError:
         return None
-    # user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait
-    ticks = [int(v) for v in fields[1:9]]
+    # user nice system idle iowait irq softirq (then steal: the hypervisor's, not ours)
+    ticks = [int(v) for v in fields[1:8]]
     busy = sum(ticks) - ticks[3] - ticks[4]
     return busy / os.sysconf("SC_CLK_TCK")
 
