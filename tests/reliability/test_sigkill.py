@@ -26,6 +26,7 @@ from ._worker import start_worker, write_config
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
+KILL_BUDGET_S = 40.0  # per kill: a start-up, its rejoin, and one stuck-rebalance recovery
 
 
 def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> None:
@@ -53,32 +54,41 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
         rate=rate, partitions=4, truth=truth_path, labels=join_rules(config).labels))
     producer.start()
     log_path = tmp_path / "worker.log"
+    # the kill loop's own budget, inside the test's timeout (with the final run's 300 s
+    # and the producer's): a run of slow rejoins fails here, with its workers killed,
+    # not at the timeout with a worker left running
+    budget = time.monotonic() + KILL_BUDGET_S * kills
+    proc = None
     with open(log_path, "ab") as log:
-        for kill in range(kills):
-            assigned = log_path.read_bytes().count(b'"partition.assigned"')
-            proc = start_worker(config_path, log)
-            # kill while it works, not while it starts up: a worker that never got its
-            # partitions would be a kill that tests nothing. kafka-python 3.0.12 can
-            # leave a new member stuck REBALANCING; the worker rebuilds its consumer
-            # after MembershipWatch's limit (30 s at this session timeout), so the
-            # wait allows that recovery and its rejoin
-            deadline = time.monotonic() + 90
-            while log_path.read_bytes().count(b'"partition.assigned"') == assigned:
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    proc.wait(timeout=30)
-                    pytest.fail(f"kill {kill + 1}: the restarted worker logged no new "
-                                f"partition.assigned within 90 s; its log ends:\n"
-                                + log_path.read_text()[-3000:])
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 1.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        producer.join(timeout=300)
-        assert not producer.is_alive(), "the traffic was still being sent after 300 s"
-        assert truth_path.exists(), "sending the traffic failed (see the thread's warning)"
-        final = start_worker(config_path, log, "--until-idle", "4", "--drain")
-        assert final.wait(timeout=300) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        try:
+            for kill in range(kills):
+                assigned = log_path.read_bytes().count(b'"partition.assigned"')
+                proc = start_worker(config_path, log)
+                # kill while it works, not while it starts up: a worker that never got
+                # its partitions would be a kill that tests nothing. kafka-python 3.0.12
+                # can leave a new member stuck REBALANCING; the worker rebuilds its
+                # consumer after MembershipWatch's limit (30 s at this session timeout),
+                # so the wait allows that recovery and its rejoin
+                deadline = min(time.monotonic() + 90, budget)
+                while log_path.read_bytes().count(b'"partition.assigned"') == assigned:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"kill {kill + 1}: the restarted worker logged no new "
+                                    "partition.assigned within 90 s (or the loop's budget "
+                                    f"of {KILL_BUDGET_S * kills:.0f} s ran out); its log "
+                                    "ends:\n" + log_path.read_text()[-3000:])
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 1.5))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            producer.join(timeout=300)
+            assert not producer.is_alive(), "the traffic was still being sent after 300 s"
+            assert truth_path.exists(), "sending the traffic failed (see the thread's warning)"
+            proc = start_worker(config_path, log, "--until-idle", "4", "--drain")
+            assert proc.wait(timeout=300) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        finally:
+            if proc is not None and proc.poll() is None:  # a failed run leaves no worker
+                proc.kill()
+                proc.wait(timeout=30)
 
     truth = pd.read_csv(truth_path)
     shards = pd.read_parquet(config.output.path)
@@ -95,5 +105,6 @@ def test_twenty_sigkills_leave_exactly_the_oracle(kafka_config: Any, tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(100 * KILL_BUDGET_S + 700)  # the loop's budget, the final run, the producer
 def test_a_hundred_sigkills_leave_exactly_the_oracle(kafka_config: Any, tmp_path: Path) -> None:
     _kill_loop(kafka_config, tmp_path, kills=100, count=50_000)
