@@ -103,6 +103,6 @@ def test_the_half_sigma_row_is_followed_by_the_limit_at_each_rate() -> None:
     assert result.exit_code == 0, result.output
     out = result.output.splitlines()
     assert out[2].startswith("| mean shift 0.5 sd | ours |")
-    assert out[3].startswith("the limit on +0.5 sigma")
+    assert out[3].startswith("an ideal detector of +0.5 sigma")
     for rate in ("10^-7", "10^-8", "10^-9"):
         assert f"({rate} per event)" in out[3]
