@@ -44,13 +44,15 @@ import orjson
 from kafka import KafkaConsumer
 
 from ingest.records import Outcome, Prediction
+from ingest.wire.envelope import ENVELOPE_TIME_KEY
 from labeler.config import validate
+from labeler.tools.bench_machine import MachineSampler
 from labeler.tools.oracle import oracle_labels
 from labeler.tools.produce import send_traffic
-from labeler.tools.simulate import TrafficSpec, resolved, stream
+from labeler.tools.simulate import ENVELOPES, TrafficSpec, resolved, stream
 
 WINDOW, EARLY, LATENESS, GRACE = 60.0, 5.0, 5.0, 0.0
-TIME_KEYS = {"fluent-bit": "@timestamp"}  # the event time's field where it is not ``time``
+TIME_KEYS = {"fluent-bit": ENVELOPE_TIME_KEY}  # the event time's field, if not ``time``
 PHASES = ("bare", "bare_noparse", "handjoin", "columnar", "pipeline", "no_drift", "workers2",
           "ingest", "ingest_rows", "ingest_before")
 
@@ -78,7 +80,8 @@ def _bare(bootstrap: str, topics: list[str], expected: int, parse: bool = True
             last = time.monotonic()
     cpu = time.process_time() - cpu0
     consumer.close()
-    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu}
+    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu,
+            "first_at": first, "last_at": last}
 
 
 def _pipeline(config_json: str, expected: int, together: bool = False) -> dict[str, Any]:
@@ -134,36 +137,8 @@ def _ingest(config_json: str, expected: int, columnar: bool = True,
     fast = sum(d.fast_rows for d in stage._batch_decoders.values())
     return {"events": counters["raw_messages"], "seconds": seconds,
             "cpu_s": stage.input_cpu_s, "cpu_total_s": cpu,
-            "rekeyed": counters["rekeyed"], "fast_rows": fast}
-
-
-def machine_busy_s() -> float | None:
-    """CPU seconds every process of the machine has spent so far (``/proc/stat``'s busy
-    time, all cores); ``None`` where there is no ``/proc/stat``."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()
-    except OSError:
-        return None
-    # user nice system idle iowait irq softirq (then steal: the hypervisor's, not ours)
-    ticks = [int(v) for v in fields[1:8]]
-    busy = sum(ticks) - ticks[3] - ticks[4]
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    """This process's CPU so far, every thread, user and system."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _others(busy0: float | None, own_s: float, began: float) -> float | None:
-    """The cores the rest of the machine (the broker, mostly) used on average since
-    ``began`` (monotonic), while processes whose CPU is ``own_s`` ran the phase."""
-    busy1, span = machine_busy_s(), time.monotonic() - began
-    if busy0 is None or busy1 is None or span <= 0:
-        return None
-    return max(0.0, busy1 - busy0 - own_s) / span
+            "rekeyed": counters["rekeyed"], "fast_rows": fast,
+            "first_at": stage.first_input_at, "last_at": stage.last_input_at}
 
 
 def _command(phase: str, args: dict[str, Any]) -> list[str]:
@@ -176,8 +151,21 @@ def _result(stdout: str) -> dict[str, Any]:
 
 
 def _child(phase: str, args: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run(_command(phase, args), check=True, capture_output=True, text=True)
-    return _result(out.stdout)
+    """One child for ``phase``; its result, with the cores the rest of the machine used
+    between its first message and its last (``labeler.tools.bench_machine``)."""
+    proc = subprocess.Popen(_command(phase, args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    sampler = MachineSampler([proc.pid])
+    sampler.start()
+    try:
+        out, err = proc.communicate(timeout=900)
+    finally:
+        sampler.stop()
+    if proc.returncode != 0:
+        raise click.ClickException(f"bench phase {phase} failed: {err.strip()[-500:]}")
+    result = _result(out)
+    result["others_cores"] = sampler.others(result.get("first_at"), result.get("last_at"))
+    return result
 
 
 def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
@@ -186,10 +174,11 @@ def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
     monotonic clock), peak RSS the largest. Each child says when its worker is built
     and starts on the word of the parent, once all are built: the workers join their
     group together, not a whole start-up apart."""
-    busy0, began, parent0 = machine_busy_s(), time.monotonic(), _own_cpu_s()
     procs = [subprocess.Popen(_command(phase, {**args, "together": True}),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    sampler = MachineSampler([proc.pid for proc in procs])
+    sampler.start()
     for proc in procs:
         assert proc.stdout is not None  # noqa: S101 - piped above
         proc.stdout.readline()  # "ready" (or "" if it died: communicate() reports it)
@@ -201,12 +190,14 @@ def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
         except BrokenPipeError:
             pass  # it died before it was ready: communicate() below reports why
     results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=900)
-        if proc.returncode != 0:
-            raise click.ClickException(f"bench phase {phase} failed: {err.strip()[-500:]}")
-        results.append(_result(out))
-    own = sum(r["process_cpu_s"] for r in results) + _own_cpu_s() - parent0
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=900)
+            if proc.returncode != 0:
+                raise click.ClickException(f"bench phase {phase} failed: {err.strip()[-500:]}")
+            results.append(_result(out))
+    finally:
+        sampler.stop()
     firsts = [r["first_at"] for r in results if r.get("first_at") is not None]
     lasts = [r["last_at"] for r in results if r.get("last_at") is not None]
     p99 = [r["latency_p99_s"] for r in results if r.get("latency_p99_s") is not None]
@@ -217,7 +208,8 @@ def _children(phase: str, args: dict[str, Any], n: int) -> dict[str, Any]:
             "rows_written": sum(r["rows_written"] for r in results),
             "latency_p99_s": max(p99) if p99 else None,
             "per_worker_events": [r["events"] for r in results],
-            "others_cores": _others(busy0, own, began)}
+            "others_cores": sampler.others(min(firsts, default=None),
+                                           max(lasts, default=None))}
 
 
 def run_bench(bootstrap: str, count: int, seed: int = 1, envelope: str = "fluentd",
@@ -295,7 +287,7 @@ def format_report(result: dict[str, Any]) -> str:
 @click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
 @click.option("--count", type=int, default=200_000, show_default=True,
               help="Predictions to simulate (clicks come on top).")
-@click.option("--envelope", default="fluentd", show_default=True)
+@click.option("--envelope", type=click.Choice(ENVELOPES), default="fluentd", show_default=True)
 @click.option("--phases", default=",".join(PHASES), show_default=True,
               help="Comma-separated phases to run, in this order.")
 @click.option("--decoders", is_flag=True,
@@ -323,7 +315,6 @@ def bench_command(bootstrap: str, count: int, envelope: str, phases: str,
 
 def _main(argv: list[str]) -> None:
     phase, args = argv[0], json.loads(argv[1])
-    busy0, began, own0 = machine_busy_s(), time.monotonic(), _own_cpu_s()
     if phase == "bare":
         result = _bare(args["bootstrap"], args["topics"], args["expected"], args["parse"])
     elif phase == "handjoin":
@@ -345,8 +336,6 @@ def _main(argv: list[str]) -> None:
     else:
         raise SystemExit(f"unknown phase {phase}")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
-    result["process_cpu_s"] = _own_cpu_s() - own0
-    result["others_cores"] = _others(busy0, result["process_cpu_s"], began)
     print(json.dumps(result))
 
 

@@ -223,4 +223,5 @@ def columnar_join(bootstrap: str, predictions: str, outcomes: str, expected: int
     flush()
     cpu = time.process_time() - cpu0
     consumer.close()
-    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu}
+    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu,
+            "first_at": first, "last_at": last}

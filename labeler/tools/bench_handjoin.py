@@ -123,7 +123,8 @@ def hand_join(bootstrap: str, predictions: str, outcomes: str, expected: int, wi
     flush()
     cpu = time.process_time() - cpu0
     consumer.close()
-    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu}
+    return {"events": seen, "seconds": (last or 0) - (first or 0), "cpu_s": cpu,
+            "first_at": first, "last_at": last}
 
 
 def oracle_mismatches(dataset: str | Path, truth: pd.DataFrame) -> int | None:

@@ -77,11 +77,11 @@ def report(result: dict[str, Any]) -> str:
     others = [(_NAMES[key], result[key]["others_cores"]) for key in _NAMES
               if key in result and result[key].get("others_cores") is not None]
     if others:
-        lines.append(f"the rest of the machine ({os.cpu_count()} cores) while each phase ran, "
-                     "the broker mostly, in cores: "
-                     + ", ".join(f"{name} {cores:.2f}" for name, cores in others))
+        lines.append(f"the rest of the machine ({os.cpu_count()} cores) from each phase's first "
+                     "message to its last, the broker mostly, in cores: "
+                     + "; ".join(f"{name}: {cores:.2f}" for name, cores in others))
     bare, noparse, ingest = (result.get(k) for k in ("bare", "bare_noparse", "ingest"))
-    if bare and noparse and ingest:
+    if bare and noparse and ingest and _cpu(ingest) and _cpu(bare):
         floor = _cpu(noparse)
         lines.append(f"kafka-python's fetch and record parsing: {floor:.1f} µs/event, "
                      f"{floor / _cpu(ingest):.0%} of the ingest stage's CPU, "

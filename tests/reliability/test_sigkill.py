@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,8 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
     producer = threading.Thread(target=send_traffic, kwargs=dict(
         client_options=config.kafka.client_options(), spec=spec,
         prediction_topic=config.topics.predictions, outcome_topic=config.topics.outcomes,
-        rate=rate, partitions=4, truth=truth_path, labels=join_rules(config).labels))
+        rate=rate, partitions=4, truth=truth_path, labels=join_rules(config).labels),
+        daemon=True)  # a failed run does not wait for the rest of the traffic
     producer.start()
     log_path = tmp_path / "worker.log"
     # the kill loop's own budget, inside the test's timeout (with the final run's 300 s
@@ -71,6 +74,10 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
                 # so the wait allows that recovery and its rejoin
                 deadline = min(time.monotonic() + 90, budget)
                 while log_path.read_bytes().count(b'"partition.assigned"') == assigned:
+                    if proc.poll() is not None:
+                        pytest.fail(f"kill {kill + 1}: the worker exited ({proc.returncode}) "
+                                    "before it got its partitions; its log ends:\n"
+                                    + log_path.read_text()[-3000:])
                     if time.monotonic() > deadline:
                         pytest.fail(f"kill {kill + 1}: the restarted worker logged no new "
                                     "partition.assigned within 90 s (or the loop's budget "
@@ -88,7 +95,10 @@ def _kill_loop(kafka_config: Any, tmp_path: Path, kills: int, count: int) -> Non
         finally:
             if proc is not None and proc.poll() is None:  # a failed run leaves no worker
                 proc.kill()
-                proc.wait(timeout=30)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # reported, without hiding the failure
+                    warnings.warn(f"worker {proc.pid} outlived SIGKILL by 30 s", stacklevel=1)
 
     truth = pd.read_csv(truth_path)
     shards = pd.read_parquet(config.output.path)

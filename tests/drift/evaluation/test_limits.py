@@ -56,7 +56,7 @@ def test_the_delay_distribution_is_the_simulated_one(running: bool) -> None:
     for t in (bound.median_delay - 1, bound.median_delay):
         assert alarmed[t - 1] == pytest.approx(float((first <= t).mean()), abs=0.01)
     assert alarmed[bound.median_delay - 2] < 0.5 <= alarmed[bound.median_delay - 1]
-    assert bound.mean_delay == pytest.approx(float(first.mean()), abs=0.3)
+    assert bound.mean_delay == pytest.approx(float(first.mean()), abs=0.5)  # sd about 0.15
 
 
 def test_a_running_detector_alarms_sooner_than_a_fresh_one() -> None:

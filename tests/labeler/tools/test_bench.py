@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from labeler.tools.bench_handjoin import oracle_mismatches
 from labeler.tools.bench_report import report
@@ -80,23 +81,43 @@ def test_two_workers_are_shown_with_their_cpu_and_the_rest_of_the_machine() -> N
     text = report(result)
     assert "2 workers / 1 worker: 1.60  (budget: >= 1.7 on 2 free cores); by CPU per " \
            "event: 1.25" in text
-    assert "pipeline (drift on) 0.25, pipeline, 2 workers 0.50" in text
+    assert "pipeline (drift on): 0.25; pipeline, 2 workers: 0.50" in text
 
 
-def test_the_rest_of_the_machine_is_its_busy_time_less_the_phases_own() -> None:
+def test_the_busy_time_is_user_nice_system_irq_and_softirq() -> None:
+    from labeler.tools.bench_machine import TICK, busy_seconds
+
+    #     user nice system idle iowait irq softirq steal guest guest_nice
+    line = "cpu  1000 20 300 50000 700 4 6 900 0 0"
+    assert busy_seconds(line) == pytest.approx((1000 + 20 + 300 + 4 + 6) / TICK)
+
+
+def test_the_rest_is_interpolated_over_the_phases_span() -> None:
+    from labeler.tools.bench_machine import others_between
+
+    # (time, machine busy s, the phase's own CPU s): from t=10 to t=12 the machine did
+    # 3.0 s, the phase 2.0 s: the rest used 0.5 core; halfway between samples too
+    samples = [(10.0, 100.0, 50.0), (11.0, 101.5, 51.0), (12.0, 103.0, 52.0)]
+    assert others_between(samples, 10.0, 12.0) == pytest.approx(0.5)
+    assert others_between(samples, 10.5, 11.5) == pytest.approx(0.5)
+    busy_phase = [(10.0, 100.0, 50.0), (11.0, 102.0, 52.0)]  # all of it the phase's
+    assert others_between(busy_phase, 10.0, 11.0) == 0.0
+    assert others_between(samples, 9.0, 12.0) is None  # before the first sample
+    assert others_between(samples, 11.0, 11.0) is None
+    assert others_between(samples, None, 12.0) is None
+
+
+def test_a_process_cpu_reading_follows_its_work() -> None:
+    import os
     import time
 
-    from labeler.tools.bench import _others, machine_busy_s
+    from labeler.tools.bench_machine import machine_busy_s, process_cpu_s
 
-    busy0, began = machine_busy_s(), time.monotonic()
-    assert busy0 is not None and busy0 > 0  # Linux: /proc/stat
-    spin = time.process_time() + 0.2
-    while time.process_time() < spin:  # this process's own CPU
+    before, busy = process_cpu_s(os.getpid()), machine_busy_s()
+    assert before is not None and busy is not None
+    spin = time.process_time() + 0.3
+    while time.process_time() < spin:
         pass
-    # all of the machine's CPU counted as the phase's own: nothing is left for the rest
-    assert _others(busy0, 1e9, began) == 0.0
-    # none counted as the phase's: the rest is at least this process's 0.2 s of CPU
-    everything = _others(busy0, 0.0, began)
-    assert everything is not None
-    assert everything * (time.monotonic() - began) >= 0.15
-    assert _others(None, 0.0, began) is None
+    after = process_cpu_s(os.getpid())
+    assert after is not None and after - before >= 0.25  # 0.3 s, read at clock ticks
+    assert process_cpu_s(2**22 + 12345) is None  # no such process
