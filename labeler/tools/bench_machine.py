@@ -3,7 +3,7 @@ every process but the phase's own (the broker, mostly), between the phase's firs
 message and its last.
 
 A phase's rate is read against the cores it had. ``MachineSampler`` runs in the
-bench's parent while a phase's children run: every ``every`` seconds it reads the
+bench's parent while a phase's children run: every ``every`` seconds (0.05) it reads the
 machine's busy time (``/proc/stat``: user, nice, system, irq and softirq of all
 cores; not idle, iowait or the hypervisor's steal) and the children's own CPU
 (``/proc/<pid>/stat``: every thread, user and system). ``others(first, last)``
@@ -22,6 +22,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+MIN_SPAN_S = 1.0  # shorter phases get no figure: at 0.05 s a sample, 0.1 core of error
 
 
 def busy_seconds(stat_line: str) -> float:
@@ -58,7 +59,7 @@ class MachineSampler(threading.Thread):
     """Samples the machine's busy time and the CPU of ``pids`` (see the module
     docstring) until ``stop()``."""
 
-    def __init__(self, pids: Sequence[int], every: float = 0.2) -> None:
+    def __init__(self, pids: Sequence[int], every: float = 0.05) -> None:
         super().__init__(name="bench-sampler", daemon=True)
         self.pids = list(pids)
         self.every = every
@@ -82,8 +83,11 @@ class MachineSampler(threading.Thread):
             self._stop_event.wait(self.every)
 
     def stop(self) -> None:
+        """Stop sampling, with one last sample: a phase's last message can come after the
+        last periodic one (its child's final CPU reading is at most ``every`` old)."""
         self._stop_event.set()
         self.join(timeout=5)
+        self.sample()
 
     def others(self, first: float | None, last: float | None) -> float | None:
         """Cores the rest of the machine used on average from ``first`` to ``last``."""
@@ -93,8 +97,9 @@ class MachineSampler(threading.Thread):
 def others_between(samples: Sequence[tuple[float, float, float]], first: float | None,
                    last: float | None) -> float | None:
     """From ``(time, machine busy, own CPU)`` samples in time order: the cores the rest
-    used on average from ``first`` to ``last`` (both inside the samples)."""
-    if first is None or last is None or last <= first or len(samples) < 2:
+    used on average from ``first`` to ``last`` (both inside the samples, at least
+    ``MIN_SPAN_S`` apart: each end can misplace up to a sampling interval's CPU)."""
+    if first is None or last is None or last - first < MIN_SPAN_S or len(samples) < 2:
         return None
     if first < samples[0][0] or last > samples[-1][0]:
         return None

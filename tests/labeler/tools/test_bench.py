@@ -103,7 +103,7 @@ def test_the_rest_is_interpolated_over_the_phases_span() -> None:
     busy_phase = [(10.0, 100.0, 50.0), (11.0, 102.0, 52.0)]  # all of it the phase's
     assert others_between(busy_phase, 10.0, 11.0) == 0.0
     assert others_between(samples, 9.0, 12.0) is None  # before the first sample
-    assert others_between(samples, 11.0, 11.0) is None
+    assert others_between(samples, 11.0, 11.5) is None  # too short to be read
     assert others_between(samples, None, 12.0) is None
 
 
