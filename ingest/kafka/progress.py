@@ -163,10 +163,13 @@ class MembershipWatch:
         self.limit_s = max(3 * session_timeout_s, 30.0)
         self._since: float | None = None
 
-    def stuck(self, consumer: KafkaConsumer, now: float) -> str | None:
-        """The member's state when it is stuck (then the clock restarts), else ``None``."""
+    def stuck(self, consumer: KafkaConsumer, now: float, reachable: bool = True) -> str | None:
+        """The member's state when it is stuck (then the clock restarts), else ``None``.
+
+        While the broker is not ``reachable`` no member can be STABLE and a new
+        consumer could not even bootstrap: the clock starts again once it answers."""
         state = consumer.group_metadata().state
-        if state == MemberState.STABLE:
+        if state == MemberState.STABLE or not reachable:
             self._since = None
             return None
         if self._since is None:

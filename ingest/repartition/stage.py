@@ -153,7 +153,7 @@ class Repartitioner(Rekeying):
                 cpu_before = time.process_time()
                 batch = consumer.poll(timeout_ms=200)
                 now = time.monotonic()
-                stuck = membership.stuck(consumer, now)
+                stuck = membership.stuck(consumer, now, self._progress.reachable)
                 if stuck is not None:
                     consumer = self._rejoin(consumer, stuck)
                     continue

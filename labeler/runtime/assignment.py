@@ -113,6 +113,7 @@ class Assignment:
             log("partition.resumed", partitions=resumed)
         if self._progress is not None:
             self._progress.joined = True
+            self._progress.joined_at = now
             self._progress.assigned(new, now)
 
     def restore_step(self, budget_s: float = RESTORE_SLICE_S) -> None:

@@ -13,7 +13,8 @@ highwater, an unreachable broker or an unknown lag never count as "caught up".
   stage beside the worker (if any) finished, and every assigned input partition
   confirmed caught up. A worker with nothing assigned (a standby, or one evicted
   from the group) ends only when the group's committed offsets reach the log
-  end; if they do not move towards it for ``UNASSIGNED_GRACE_S`` (the members
+  end and it has held nothing for ``STANDBY_SETTLE_S`` since it joined; if they
+  do not move towards it for ``UNASSIGNED_GRACE_S`` (the members
   that own the input are stuck, or there are none), the run is incomplete and
   raises ``IncompleteRun``: a backfill never exits 0 with input unread.
 """
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 
 CONFIRM_EVERY_S = 1.0
 UNASSIGNED_GRACE_S = 60.0
+STANDBY_SETTLE_S = 10.0
+"""How long a member must have held nothing, since it joined, before a group with nothing
+unread lets it end as a standby: a first assignment made before the leader knew the
+topics' partitions is empty, and the rebalance that corrects it follows within seconds
+(on a loaded machine, more)."""
 
 
 class IncompleteRun(LabelerError):
@@ -58,6 +64,7 @@ class InputProgress:
         self.last_input = self.started
         self.ever_assigned = False
         self.joined = False  # a rebalance completed for this consumer (maybe giving nothing)
+        self.joined_at: float | None = None  # monotonic time of the last such rebalance
         self.unassigned_since: float | None = self.started
         self._last_confirm = -math.inf
         self._group_unread: int | None = None  # the group's unread input, last asked
@@ -132,6 +139,11 @@ class InputProgress:
             return False
         unread = self.group_unread()
         if unread == 0:
+            held_nothing_since = max(self.unassigned_since if self.unassigned_since is not None
+                                     else now, self.joined_at if self.joined_at is not None
+                                     else now)
+            if now - held_nothing_since < STANDBY_SETTLE_S:
+                return False  # an empty first assignment may still be corrected
             log("worker.standby_done", assigned=0)
             return True
         if unread is not None and (self._group_unread is None or unread < self._group_unread):

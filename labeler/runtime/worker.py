@@ -213,7 +213,7 @@ class Worker(Intake, Assignment):
                 # after the batch: what it holds of a partition restored now was read
                 # before the restore's seek, and was skipped
                 self.restore_step()
-                stuck = membership.stuck(self._consumer, mono)
+                stuck = membership.stuck(self._consumer, mono, progress.broker.reachable)
                 if stuck is not None:
                     self._rejoin(stuck)
                 if upstream is not None and upstream.failure() is not None:

@@ -76,3 +76,17 @@ def test_an_outage_is_noticed_with_nothing_assigned(caplog: pytest.LogCaptureFix
         progress.probe(dict, now=100.0)  # no partition of ours: the canary is asked
     assert [r.getMessage() for r in caplog.records] == ["broker.unreachable"]
     assert not progress.reachable and progress.last_lag is None
+
+
+
+def test_a_broker_outage_is_not_a_stuck_member() -> None:
+    """While the broker is away no member can be stable and a rebuilt consumer could not
+    bootstrap: the outage's time does not count, only the time after it answers."""
+    watch, member = MembershipWatch(10.0), _Consumer()  # limit 30 s
+    member.state = MemberState.REBALANCING
+    assert watch.stuck(member, 100.0) is None  # type: ignore[arg-type]
+    for t in (110.0, 140.0, 170.0):  # away 70 s
+        assert watch.stuck(member, t, reachable=False) is None  # type: ignore[arg-type]
+    assert watch.stuck(member, 171.0) is None  # type: ignore[arg-type]  # back: from here
+    assert watch.stuck(member, 200.0) is None  # type: ignore[arg-type]
+    assert watch.stuck(member, 201.0) is not None  # type: ignore[arg-type]

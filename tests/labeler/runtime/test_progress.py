@@ -23,7 +23,7 @@ def standby(unread: list[int | None]) -> InputProgress:
     watch.group_unread = lambda: next(answers)  # type: ignore[method-assign]
     watch.last_input = watch.broker.reachable_since = 0.0
     watch.unassigned_since = 0.0
-    watch.joined = True
+    watch.joined, watch.joined_at = True, 0.0
     return watch
 
 
@@ -66,3 +66,14 @@ def test_a_worker_still_joining_its_group_is_not_a_standby() -> None:
         watch.finished(1.0, grace)
     watch.joined = True
     assert watch.finished(1.0, grace + 1)
+
+
+def test_a_standby_ends_only_after_holding_nothing_for_a_while() -> None:
+    """A first assignment made before the leader knew the partitions is empty, and the
+    group's offsets may all be committed (a worker stopped with windows open): a restarted
+    sole member must not end as a standby before the rebalance that gives it the work."""
+    settle = progress.STANDBY_SETTLE_S
+    watch = standby([0, 0, 0])
+    watch.joined_at = 100.0  # joined (with nothing) at 100
+    assert not watch.finished(1.0, 100.0 + settle - 1)
+    assert watch.finished(1.0, 100.0 + settle)
