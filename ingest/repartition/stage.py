@@ -230,7 +230,9 @@ class Repartitioner(Rekeying):
         nothing was ever assigned within a grace period."""
         assigned = consumer.assignment()
         if not assigned:
-            if not self.ever_assigned and now - (self._started_at or now) > 60.0:
+            # the grace counts from the start, or from the broker's return after an outage
+            began = max(self._started_at or now, self._progress.reachable_since)
+            if not self.ever_assigned and now - began > 60.0:
                 raise IncompleteRun("the ingest stage never got a raw partition assigned "
                                     f"(group {self.group_id!r}): check the topics and the group")
             return False

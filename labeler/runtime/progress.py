@@ -132,7 +132,8 @@ class InputProgress:
             lag = self.broker.lag({tp: self.position(tp) for tp in assigned})
             return lag is not None and not any(lag.values())
         if not self.joined:  # not a standby yet: its first rebalance has not completed
-            if now - self.started >= UNASSIGNED_GRACE_S:
+            # (counted from the start, or from the broker's return after an outage)
+            if now - max(self.started, self.broker.reachable_since) >= UNASSIGNED_GRACE_S:
                 raise IncompleteRun(f"--until-idle: this worker did not complete a join of "
                                     f"its group in {now - self.started:.0f} s; the run is "
                                     "incomplete")

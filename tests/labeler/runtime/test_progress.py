@@ -77,3 +77,14 @@ def test_a_standby_ends_only_after_holding_nothing_for_a_while() -> None:
     watch.joined_at = 100.0  # joined (with nothing) at 100
     assert not watch.finished(1.0, 100.0 + settle - 1)
     assert watch.finished(1.0, 100.0 + settle)
+
+
+def test_the_grace_to_join_counts_from_the_brokers_return() -> None:
+    grace = progress.UNASSIGNED_GRACE_S
+    watch = standby([0, 0])
+    watch.joined = False
+    watch.started = 0.0
+    watch.broker.reachable_since = 80.0  # an outage from the start to 80 s
+    assert not watch.finished(1.0, grace + 10)  # past the grace from the start: not late
+    with pytest.raises(IncompleteRun, match="did not complete a join"):
+        watch.finished(1.0, 80.0 + grace)
